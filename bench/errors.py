@@ -1,0 +1,80 @@
+"""Errors raised by the bench package.
+
+LlmbenchError
+├── ConfigError              a models.yaml / sweep file / suite is invalid (file, key path, fix)
+│   └── UnknownNameError     a registry name that does not exist (close matches attached)
+├── UsageError               an invalid flag value (names the flag)
+├── TargetError              an endpoint is unreachable or rejects the model before any load starts
+├── MissingKeyError          the API key environment variable is unset
+├── RunAbortedError          a run stopped early (server died, Ctrl-C); records so far are kept
+└── StoreError               the results store cannot be opened or migrated
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LlmbenchError(Exception):
+    """Root of every error the bench package raises."""
+
+
+class ConfigError(LlmbenchError):
+    """An input file is invalid; names the file, the key path and the fix."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, key: str | None = None, fix: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.key = key
+        self.fix = fix
+
+
+class UnknownNameError(ConfigError):
+    """A registry name that does not exist."""
+
+    def __init__(self, name: str, kind: str, matches: Sequence[str]) -> None:
+        hint = f"did you mean: {', '.join(matches)}?" if matches else "see `llmbench models list`"
+        super().__init__(f"unknown {kind} {name!r}", key=name, fix=hint)
+        self.name = name
+        self.matches = list(matches)
+
+
+class UsageError(LlmbenchError):
+    """An invalid command-line value; names the flag."""
+
+    def __init__(self, message: str, *, flag: str) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
+class TargetError(LlmbenchError):
+    """The target endpoint is unreachable or does not serve the model."""
+
+    def __init__(self, message: str, *, url: str, model: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.model = model
+
+
+class MissingKeyError(LlmbenchError):
+    """The environment variable that holds an API key is unset."""
+
+    def __init__(self, env_var: str, entry: str) -> None:
+        super().__init__(f"{entry} needs an API key: set the environment variable {env_var}")
+        self.env_var = env_var
+        self.entry = entry
+
+
+class RunAbortedError(LlmbenchError):
+    """A run stopped early; the records measured so far are stored and the run is marked partial."""
+
+    def __init__(self, message: str, *, run_id: str, kept: int) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.kept = kept
+
+
+class StoreError(LlmbenchError):
+    """The results store cannot be opened or migrated."""

@@ -1,0 +1,67 @@
+"""The data that flows between layers: requests to send and what one request measured.
+
+Times are `time.perf_counter()` seconds. A client stamps absolute perf_counter values; the load
+generator knows the run's origin and the store keeps times relative to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class Status(StrEnum):
+    """Outcome of one request."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+TokenSource = Literal["usage", "tokenizer", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class GenRequest:
+    """One request to send: a prompt (completions) or messages (chat), and its output budget."""
+
+    request_id: int
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    input_tokens: int | None = None  # prompt length by the target's tokenizer, when known (tokens)
+    max_tokens: int = 128  # output budget (tokens)
+    ignore_eos: bool = False  # ask the server to generate exactly max_tokens (sent only where supported)
+    temperature: float | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What one request measured. Times are perf_counter seconds (absolute until rebased)."""
+
+    request_id: int
+    status: Status
+    scheduled_s: float  # when the schedule intended to send it
+    start_s: float  # when it was actually sent
+    end_s: float  # last byte, error or timeout
+    first_byte_s: float | None = None  # first response byte of any kind
+    first_token_s: float | None = None  # first chunk carrying generated text (content or reasoning)
+    first_content_s: float | None = None  # first chunk carrying visible content
+    token_chunk_s: list[float] = field(default_factory=list)  # every chunk that carried generated text
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    tokens_from: TokenSource = "none"  # where output_tokens came from
+    http_status: int | None = None
+    error_kind: str | None = None  # e.g. http_429, http_500, timeout, connection, protocol, cancelled
+    error_text: str | None = None
+    output_text: str = ""
+    reasoning_text: str = ""
+    warmup: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK

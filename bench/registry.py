@@ -1,0 +1,410 @@
+"""The models.yaml registry: local models, API endpoints, hardware profiles and mock endpoints.
+
+The shipped file is merged with user overlays (later files win, entry by entry, key by key), then
+validated with pydantic models that forbid unknown keys, so a typo is an error naming the file and key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import ConfigError, UnknownNameError
+from serve.specs import AnswerModel, LatencyModel
+
+SCHEMA = "llmbench.models/1"
+KINDS = ("local", "api", "hardware", "mock")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+BUILTIN_GENERATORS = ("tiny-random", "tiny-skills")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContextLength(_Entry):
+    """Context lengths in tokens: what the model supports and what we serve by default."""
+
+    native: int = Field(gt=0)
+    served: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _served_fits(self) -> ContextLength:
+        if self.served > self.native:
+            raise ValueError(f"served ({self.served}) is longer than native ({self.native})")
+        return self
+
+
+class Quantization(_Entry):
+    """How a variant is quantized: prequantized on the hub, or made by `llmbench quantize`."""
+
+    method: Literal["fp8", "w4a16", "w8a8", "awq", "gptq", "bnb-nf4", "bnb-int8"]
+    source: Literal["hub", "llmbench"] = "hub"
+
+
+class LocalModel(_Entry):
+    """An open-weight model we can pull and serve."""
+
+    repo: str | None = None
+    revision: str | None = Field(None, description="full 40-character commit; unset = unpinned")
+    builtin: Literal["tiny-random", "tiny-skills"] | None = None
+    family: str | None = None
+    params_b: float | None = Field(None, gt=0, description="parameters, billions")
+    license: str
+    gated: bool = False
+    context: ContextLength
+    chat_template: str = Field("repo", description="'repo', 'chatml', or a path to a Jinja template")
+    generation_config: Literal["vllm", "auto"] = Field(
+        "vllm", description="'vllm' ignores the repo's generation_config.json; 'auto' applies it"
+    )
+    tokenizer: str | None = Field(None, description="tokenizer repo when it differs from the model repo")
+    vllm_args: dict[str, str | int | float | bool | list[str | int]] = Field(default_factory=dict)
+    derived_from: str | None = None
+    variant: str | None = None
+    quantization: Quantization | None = None
+    notes: str = ""
+
+    @field_validator("revision")
+    @classmethod
+    def _full_sha(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA.match(value):
+            raise ValueError(
+                f"revision {value!r} is not a full 40-character lowercase hex commit; use the whole "
+                "commit sha (a branch, tag or short sha can move), or remove the key to leave it unpinned"
+            )
+        return value
+
+    @field_validator("vllm_args")
+    @classmethod
+    def _flag_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key.startswith("-") or "_" in key:
+                raise ValueError(
+                    f"vllm_args key {key!r}: use vLLM's own flag name without dashes, e.g. 'max-model-len'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _source(self) -> LocalModel:
+        if (self.repo is None) == (self.builtin is None):
+            raise ValueError("set exactly one of 'repo' (a hub model) or 'builtin' (built offline)")
+        if self.builtin and self.revision:
+            raise ValueError("a builtin model has no revision: it is built deterministically from its seed")
+        if self.derived_from is not None and (self.variant is None or self.quantization is None):
+            raise ValueError("an entry with 'derived_from' is a variant: set 'variant' and 'quantization'")
+        if self.variant is not None and self.derived_from is None:
+            raise ValueError("'variant' needs 'derived_from' naming the base model")
+        return self
+
+    @property
+    def pinned(self) -> bool:
+        return self.builtin is not None or self.revision is not None
+
+
+class Prices(_Entry):
+    """Published API prices in USD per 1M tokens."""
+
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+    cached_input_per_1m: float | None = Field(None, ge=0)
+    as_of: date
+    source: str = Field(min_length=1, description="where the prices were read (URL or document)")
+
+
+class ApiEndpoint(_Entry):
+    """A commercial or OpenAI-compatible endpoint. The key is read from `api_key_env`, never stored."""
+
+    provider: Literal["openai", "anthropic", "openai-compatible"]
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    prices: Prices
+    context: int | None = Field(None, gt=0)
+    tokenizer: str | None = Field(None, description="local tokenizer used to size synthetic prompts")
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+    notes: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"base_url {value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Z_][A-Z0-9_]*$", value):
+            raise ValueError(
+                f"api_key_env {value!r} must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                "never the key itself"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _key_required(self) -> ApiEndpoint:
+        if self.provider in ("openai", "anthropic") and self.api_key_env is None:
+            raise ValueError(f"provider {self.provider!r} needs api_key_env (e.g. OPENAI_API_KEY)")
+        return self
+
+
+class Hardware(_Entry):
+    """A priced hardware profile for self-hosting cost."""
+
+    gpu: str
+    count: int = Field(ge=1)
+    gpu_memory_gib: float = Field(gt=0, description="memory per GPU, GiB")
+    usd_per_hour: float = Field(gt=0, description="price of the whole profile (all GPUs), USD/hour")
+    provider: str = ""
+    as_of: date
+    source: str = Field(min_length=1)
+    notes: str = ""
+
+
+class MockEndpoint(_Entry):
+    """A simulated endpoint served by `llmbench serve NAME --backend mock`."""
+
+    provider: Literal["openai", "anthropic"] = Field(description="which commercial API it stands in for")
+    model: str = Field(description="model id it answers to")
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    latency: LatencyModel = LatencyModel()
+    answers: AnswerModel = AnswerModel()
+    prices: Prices | None = Field(None, description="simulated prices, for cost reports")
+    tokenizer: str | None = Field(None, description="registry name or path of a tokenizer to size prompts")
+    notes: str = ""
+
+
+Entry = LocalModel | ApiEndpoint | Hardware | MockEndpoint
+_KIND_MODEL: dict[str, type[_Entry]] = {
+    "local": LocalModel,
+    "api": ApiEndpoint,
+    "hardware": Hardware,
+    "mock": MockEndpoint,
+}
+
+
+class RegistryFile(BaseModel):
+    """The whole of a models.yaml file after merging."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Annotated[str, Field(alias="schema")] = SCHEMA
+    local: dict[str, LocalModel] = Field(default_factory=dict)
+    api: dict[str, ApiEndpoint] = Field(default_factory=dict)
+    hardware: dict[str, Hardware] = Field(default_factory=dict)
+    mock: dict[str, MockEndpoint] = Field(default_factory=dict)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(f"schema must be {SCHEMA!r}")
+        return value
+
+
+class Registry:
+    """Validated registry entries, looked up by name across all kinds."""
+
+    def __init__(self, data: RegistryFile, sources: Sequence[Path]) -> None:
+        self.data = data
+        self.sources = list(sources)
+        self._by_name: dict[str, tuple[str, Entry]] = {}
+        for kind in KINDS:
+            for name, entry in getattr(data, kind).items():
+                if name in self._by_name:
+                    other = self._by_name[name][0]
+                    raise ConfigError(
+                        f"{_describe(sources)}: {kind}.{name}: name used by a {other} and a {kind} entry",
+                        file=_describe(sources),
+                        key=f"{kind}.{name}",
+                        fix="give every entry a unique name",
+                    )
+                self._by_name[name] = (kind, entry)
+        self._check_links()
+
+    def _check_links(self) -> None:
+        for name, model in self.data.local.items():
+            if model.derived_from is None:
+                continue
+            base = self.data.local.get(model.derived_from)
+            if base is None:
+                raise ConfigError(
+                    f"{_describe(self.sources)}: local.{name}.derived_from: "
+                    f"{model.derived_from!r} is not a local model",
+                    file=_describe(self.sources),
+                    key=f"local.{name}.derived_from",
+                    fix=_suggest(model.derived_from, list(self.data.local)),
+                )
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [n for n, (k, _) in self._by_name.items() if kind is None or k == kind]
+
+    def items(self) -> Iterator[tuple[str, str, Entry]]:
+        for name, (kind, entry) in self._by_name.items():
+            yield name, kind, entry
+
+    def get(self, name: str) -> tuple[str, Entry]:
+        """Return (kind, entry) for a name; UnknownNameError lists close matches."""
+        if name in self._by_name:
+            return self._by_name[name]
+        raise UnknownNameError(name, "registry entry", difflib.get_close_matches(name, self._by_name, n=4))
+
+    def local(self, name: str) -> tuple[str, LocalModel]:
+        """Resolve NAME or NAME:VARIANT to a local model entry; returns (entry name, entry)."""
+        base, _, variant = name.partition(":")
+        if variant:
+            for vname, entry in self.data.local.items():
+                if entry.derived_from == base and entry.variant == variant:
+                    return vname, entry
+            known = [
+                f"{e.derived_from}:{e.variant}" for e in self.data.local.values() if e.derived_from == base
+            ]
+            raise UnknownNameError(
+                name, "model variant", known or difflib.get_close_matches(base, self.data.local)
+            )
+        if base in self.data.local:
+            return base, self.data.local[base]
+        raise UnknownNameError(name, "local model", difflib.get_close_matches(base, self.data.local, n=4))
+
+    def variants(self, base: str) -> list[str]:
+        return [n for n, e in self.data.local.items() if e.derived_from == base]
+
+
+def shipped_models_file() -> Path:
+    """The models.yaml that ships with llmbench (the repo root in a checkout, package data in a wheel)."""
+    packaged = resources.files("bench").joinpath("_data/models.yaml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "models.yaml"
+
+
+def load_registry(overlays: Sequence[Path] = (), *, include_shipped: bool = True) -> Registry:
+    """Read the shipped models.yaml and the overlays (later wins), merge, validate."""
+    paths = ([shipped_models_file()] if include_shipped else []) + list(overlays)
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, str], Path] = {}
+    for path in paths:
+        raw = _read_yaml(path)
+        for kind in KINDS:
+            for name in raw.get(kind) or {}:
+                origin[(kind, name)] = path
+        merged = _deep_merge(merged, raw)
+    try:
+        data = RegistryFile.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, origin, paths) from exc
+    return Registry(data, paths)
+
+
+def validate_file(path: Path) -> Registry:
+    """Validate one file on its own (as `llmbench models validate FILE` does)."""
+    return load_registry([path], include_shipped=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"models file not found: {path}", file=str(path), fix="check the path") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path} is not valid YAML{where}", file=str(path), fix="fix the YAML syntax"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping with keys {', '.join(('schema', *KINDS))}",
+            file=str(path),
+            fix="start the file with `schema: llmbench.models/1` and sections local:, api:, hardware:, mock:",
+        )
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if value is None and key in out and isinstance(out[key], dict):
+            del out[key]  # `name: null` in an overlay removes a shipped entry
+        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _config_error(
+    exc: ValidationError, origin: Mapping[tuple[str, str], Path], paths: Sequence[Path]
+) -> ConfigError:
+    lines = []
+    first_file: str | None = None
+    first_key: str | None = None
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after"))]
+        key = ".".join(loc) or "(top level)"
+        path = origin.get((loc[0], loc[1])) if len(loc) >= 2 else None
+        file = str(path) if path else _describe(paths)
+        first_file, first_key = first_file or file, first_key or key
+        lines.append(f"{file}: {key}: {_fix_for(err, loc)}")
+    head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+    return ConfigError(head, file=first_file, key=first_key, fix="")
+
+
+def _fix_for(err: Any, loc: list[str]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        hint = _suggest(loc[-1], known)
+        return f"unknown key {loc[-1]!r}; {hint}"
+    if kind == "missing":
+        return "required key is missing; add it"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        return f"{msg} (got {err.get('input')!r})"
+    return msg
+
+
+def _known_fields(parent: list[str]) -> list[str]:
+    """Field names allowed at a location such as ['local', 'x'] or ['local', 'x', 'context']."""
+    model: type[BaseModel] | None = RegistryFile
+    if parent and parent[0] in _KIND_MODEL:
+        model = _KIND_MODEL[parent[0]]
+        for part in parent[2:]:
+            field = model.model_fields.get(part) if model else None
+            ann = field.annotation if field else None
+            model = next(
+                (
+                    a
+                    for a in getattr(ann, "__args__", (ann,))
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ),
+                None,
+            )
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _suggest(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"allowed keys: {', '.join(known)}" if known else "remove it"
+
+
+def _describe(paths: Sequence[Path]) -> str:
+    return ", ".join(str(p) for p in paths) or "(no file)"

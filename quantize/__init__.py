@@ -1,0 +1,1 @@
+"""Turn a checkpoint into a smaller checkpoint: bitsandbytes, llm-compressor, memory estimates, manifests."""

@@ -1,0 +1,64 @@
+"""Typed inputs of the serve package (pydantic, extra keys forbidden)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LatencyModel(_Spec):
+    """How the mock server times its answers (all times in milliseconds)."""
+
+    ttft_ms: float = Field(0.0, ge=0, description="base time to first token, ms")
+    ttft_per_prompt_token_ms: float = Field(0.0, ge=0, description="added to TTFT per prompt token, ms")
+    itl_ms: float = Field(0.0, ge=0, description="mean gap between token chunks, ms")
+    itl_jitter_ms: float = Field(0.0, ge=0, description="std of a normal jitter added to each gap, ms")
+    capacity: int | None = Field(None, ge=1, description="requests generated at once; more wait in a queue")
+    error_rate_429: float = Field(0.0, ge=0, le=1, description="share of requests answered 429")
+    error_rate_500: float = Field(0.0, ge=0, le=1, description="share of requests answered 500")
+    tokens_per_chunk: int = Field(1, ge=1, description="tokens carried by each streamed chunk")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _rates(self) -> LatencyModel:
+        if self.error_rate_429 + self.error_rate_500 > 1:
+            raise ValueError("error_rate_429 + error_rate_500 must be at most 1")
+        return self
+
+
+class AnswerModel(_Spec):
+    """What the mock server answers: filler text, or an oracle over a JSONL question file."""
+
+    kind: Literal["filler", "oracle"] = "filler"
+    default_output_tokens: int = Field(128, ge=1, description="length when the request sets no max_tokens")
+    oracle_file: Path | None = Field(None, description="JSONL with prompt or messages and reference(s)")
+    accuracy: float = Field(1.0, ge=0, le=1, description="probability that the oracle answers correctly")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _oracle_needs_file(self) -> AnswerModel:
+        if self.kind == "oracle" and self.oracle_file is None:
+            raise ValueError("an oracle answer model needs oracle_file")
+        return self
+
+
+class MockSpec(_Spec):
+    """Everything the mock server needs to start."""
+
+    model: str = Field(description="model id the server answers to (others get 404)")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    latency: LatencyModel = LatencyModel()
+    answers: AnswerModel = AnswerModel()
+    tokenizer: Path | None = Field(
+        None, description="tokenizer.json or model folder used to count prompt tokens; else ceil(chars / 4)"
+    )
+    strict: bool = Field(
+        True, description="reject fields the real provider rejects (vLLM-only fields such as ignore_eos)"
+    )

@@ -1,0 +1,48 @@
+"""Shared fixtures: a hermetic environment for every test, and the expensive builds made once per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Deterministic builds are cached across test sessions (keyed by the builder's own manifest).
+MODEL_CACHE = Path(os.environ.get("LLMBENCH_TEST_CACHE", REPO / ".llmbench" / "test-models"))
+
+pytest_plugins = ["fixtures_vllm"]
+
+_CLEARED_PREFIXES = ("LLMBENCH_", "OPENAI_", "ANTHROPIC_", "HF_")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Clear user settings and keys; point llmbench's home at tmp_path; keep hubs offline."""
+    for name in list(os.environ):
+        if name.startswith(_CLEARED_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "llmbench-home"
+    monkeypatch.setenv("LLMBENCH_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    yield home
+
+
+@pytest.fixture(scope="session")
+def tiny_random_dir() -> Path:
+    """The builtin tiny-random checkpoint, built once."""
+    from serve.tiny import build_builtin
+
+    return build_builtin("tiny-random", MODEL_CACHE / "tiny-random", seed=0).path
+
+
+@pytest.fixture(scope="session")
+def tiny_skills_dir() -> Path:
+    """The builtin tiny-skills checkpoint (trained), built once."""
+    from serve.tiny import build_builtin
+
+    return build_builtin("tiny-skills", MODEL_CACHE / "tiny-skills", seed=0).path
