@@ -1,0 +1,235 @@
+"""Fold a run's records into a RunSummary: latency distributions, throughput, goodput, client check."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.metrics.distribution import Distribution
+from bench.metrics.request import RequestMetrics, Slo, request_metrics
+from bench.records import RequestRecord, Status
+
+# client_bound thresholds (see `client_bound_reasons`).
+LAG_FLOOR_MS = 10.0  # p99 scheduling lag above this ...
+LAG_E2E_SHARE = 0.05  # ... and above this share of the median e2e latency means the client sent late
+CPU_SHARE_LIMIT = 0.9  # of one core: the load generator's event loop is one thread
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """The load generator's own resource use over the run: process CPU seconds, wall seconds, cores."""
+
+    cpu_s: float  # user + system CPU time of the client process (s)
+    wall_s: float  # wall time over which cpu_s was taken (s)
+    cores: int  # logical cores on the client machine
+
+    @property
+    def cpu_share(self) -> float | None:
+        """CPU use in cores (1.0 = one core fully busy); None when wall_s is not positive."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run measured, over its measured (non-warm-up) records. Latencies ms, rates per second."""
+
+    completed: int  # successful requests
+    failed: int  # error or timeout
+    cancelled: int  # stopped by the run (duration end, Ctrl-C); excluded from everything else
+    warmup: int  # warm-up records, excluded from everything
+    errors: dict[str, int]  # failed requests by error_kind (status when no kind)
+    ttft_ms: Distribution
+    ttfb_ms: Distribution
+    ttfc_ms: Distribution
+    itl_ms: Distribution  # pooled over every gap of every successful request
+    itl_mean_ms: Distribution  # one mean ITL per successful request
+    tpot_ms: Distribution
+    e2e_ms: Distribution
+    sched_lag_ms: Distribution  # over all measured requests, failed ones included
+    window_s: tuple[float, float] | None  # (start, end) in the records' time base
+    input_tokens: int  # successful requests, known counts only
+    output_tokens: int  # successful requests, known counts only
+    tokens_from: dict[str, int]  # successful requests by where output_tokens came from
+    output_tokens_incomplete: bool  # some successful request has no output token count
+    input_tokens_incomplete: bool  # some successful request has no input token count
+    output_tokens_per_s: float | None
+    total_tokens_per_s: float | None
+    requests_per_s: float | None
+    send_rate_per_s: float | None  # measured sends per second between the first and last send
+    slo: Slo | None
+    slo_met: int  # successful requests meeting every bound (all of them without an SLO)
+    goodput_requests_per_s: float | None
+    client_cpu_share: float | None  # cores used by the client process (1.0 = one core)
+    client_cores: int | None
+    client_bound: bool
+    client_bound_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Length of the measured window (s)."""
+        return None if self.window_s is None else self.window_s[1] - self.window_s[0]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `summary` object of the llmbench.load/1 contract, plus extra fields."""
+        return {
+            "requests": {
+                "completed": self.completed,
+                "failed": self.failed,
+                "cancelled": self.cancelled,
+                "warmup": self.warmup,
+                "errors": dict(self.errors),
+            },
+            "ttft_ms": self.ttft_ms.to_json(),
+            "itl_ms": self.itl_ms.to_json(),
+            "tpot_ms": self.tpot_ms.to_json(),
+            "e2e_ms": self.e2e_ms.to_json(),
+            "itl_mean_ms": self.itl_mean_ms.to_json(),
+            "ttfb_ms": self.ttfb_ms.to_json(),
+            "ttfc_ms": self.ttfc_ms.to_json(),
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "total_tokens_per_s": self.total_tokens_per_s,
+            "requests_per_s": self.requests_per_s,
+            "goodput_requests_per_s": self.goodput_requests_per_s,
+            "client_bound": self.client_bound,
+            "client_bound_reasons": list(self.client_bound_reasons),
+            "slo": None if self.slo is None else self.slo.to_json(),
+            "slo_met": self.slo_met,
+            "send_rate_per_s": self.send_rate_per_s,
+            "duration_s": self.duration_s,
+            "window_s": None if self.window_s is None else list(self.window_s),
+            "tokens": {
+                "input": self.input_tokens,
+                "output": self.output_tokens,
+                "from": dict(self.tokens_from),
+                "output_incomplete": self.output_tokens_incomplete,
+                "input_incomplete": self.input_tokens_incomplete,
+            },
+            "sched_lag_ms": self.sched_lag_ms.to_json(),
+            "client": {"cpu_share": self.client_cpu_share, "cores": self.client_cores},
+        }
+
+
+def _rate(count: float, seconds: float | None) -> float | None:
+    return count / seconds if seconds is not None and seconds > 0 else None
+
+
+def measured_window(records: Iterable[RequestRecord]) -> tuple[float, float] | None:
+    """From the first measured send to the last measured completion (s; warm-up and cancelled excluded)."""
+    starts, ends = [], []
+    for r in records:
+        if not r.warmup and r.status is not Status.CANCELLED:
+            starts.append(r.start_s)
+            ends.append(r.end_s)
+    return (min(starts), max(ends)) if starts else None
+
+
+def client_bound_reasons(
+    sched_lag_ms: Distribution, e2e_ms: Distribution, client: ClientStats | None
+) -> list[str]:
+    """Why the client, not the server, limited the run; empty when it did not.
+
+    Two tests. (1) The client sent late: p99 scheduling lag (start − scheduled) above
+    max(10 ms, 5% of the median e2e latency); a lag that size means the event loop could not keep the
+    schedule (open loop) or refill a free slot (closed loop) in time. (2) The client was busy: its
+    process used ≥ 0.9 of one core over the run, and its event loop is a single thread.
+    """
+    reasons: list[str] = []
+    if sched_lag_ms.p99 is not None:
+        limit = max(LAG_FLOOR_MS, LAG_E2E_SHARE * (e2e_ms.p50 or 0.0))
+        if sched_lag_ms.p99 > limit:
+            reasons.append(
+                f"p99 scheduling lag {sched_lag_ms.p99:.1f} ms > {limit:.1f} ms: requests were sent late"
+            )
+    share = None if client is None else client.cpu_share
+    if share is not None and share >= CPU_SHARE_LIMIT:
+        reasons.append(
+            f"client CPU {share:.2f} cores ≥ {CPU_SHARE_LIMIT} of one core: the event loop was saturated"
+        )
+    return reasons
+
+
+def summarize(
+    records: Iterable[RequestRecord],
+    *,
+    window: tuple[float, float] | None = None,
+    slo: Slo | None = None,
+    client: ClientStats | None = None,
+) -> RunSummary:
+    """Summarize a run's records: warm-up excluded, distributions over successful requests only.
+
+    Rates are over the measured window: by default from the first measured send to the last measured
+    completion (`measured_window`); pass `window` (start_s, end_s, the records' time base) to override.
+    requests_per_s counts successful requests; goodput counts those that also meet every `slo` bound.
+    Output tokens/s counts only known output counts and flags the run when some are missing. Cancelled
+    requests are counted apart and take no part in errors, distributions or the window.
+    """
+    all_records = list(records)
+    measured = [r for r in all_records if not r.warmup]
+    ok: list[tuple[RequestRecord, RequestMetrics]] = []
+    errors: Counter[str] = Counter()
+    lags: list[float] = []
+    failed = cancelled = 0
+    for r in measured:
+        if r.status is Status.CANCELLED:
+            cancelled += 1
+            continue
+        lags.append((r.start_s - r.scheduled_s) * 1000.0)
+        if r.status is Status.OK:
+            ok.append((r, request_metrics(r)))
+        else:
+            failed += 1
+            errors[r.error_kind or r.status.value] += 1
+
+    win = window if window is not None else measured_window(measured)
+    seconds = None if win is None else win[1] - win[0]
+    metrics = [m for _, m in ok]
+    out_known = [r.output_tokens for r, _ in ok if r.output_tokens is not None]
+    in_known = [r.input_tokens for r, _ in ok if r.input_tokens is not None]
+    out_tokens, in_tokens = sum(out_known), sum(in_known)
+    slo_met = sum(1 for r, m in ok if slo is None or slo.met_by(m, r.output_tokens))
+
+    e2e = Distribution.of(m.e2e_ms for m in metrics)
+    lag = Distribution.of(lags)
+    reasons = client_bound_reasons(lag, e2e, client)
+    return RunSummary(
+        completed=len(ok),
+        failed=failed,
+        cancelled=cancelled,
+        warmup=len(all_records) - len(measured),
+        errors=dict(sorted(errors.items())),
+        ttft_ms=Distribution.of(m.ttft_ms for m in metrics if m.ttft_ms is not None),
+        ttfb_ms=Distribution.of(m.ttfb_ms for m in metrics if m.ttfb_ms is not None),
+        ttfc_ms=Distribution.of(m.ttfc_ms for m in metrics if m.ttfc_ms is not None),
+        itl_ms=Distribution.of(g for m in metrics for g in m.itl_ms),
+        itl_mean_ms=Distribution.of(m.mean_itl_ms for m in metrics if m.mean_itl_ms is not None),
+        tpot_ms=Distribution.of(m.tpot_ms for m in metrics if m.tpot_ms is not None),
+        e2e_ms=e2e,
+        sched_lag_ms=lag,
+        window_s=win,
+        input_tokens=in_tokens,
+        output_tokens=out_tokens,
+        tokens_from=dict(sorted(Counter(r.tokens_from for r, _ in ok).items())),
+        output_tokens_incomplete=len(out_known) < len(ok),
+        input_tokens_incomplete=len(in_known) < len(ok),
+        output_tokens_per_s=_rate(out_tokens, seconds),
+        total_tokens_per_s=_rate(in_tokens + out_tokens, seconds),
+        requests_per_s=_rate(len(ok), seconds),
+        send_rate_per_s=_send_rate(measured),
+        slo=slo,
+        slo_met=slo_met,
+        goodput_requests_per_s=_rate(slo_met, seconds),
+        client_cpu_share=None if client is None else client.cpu_share,
+        client_cores=None if client is None else client.cores,
+        client_bound=bool(reasons),
+        client_bound_reasons=reasons,
+    )
+
+
+def _send_rate(measured: list[RequestRecord]) -> float | None:
+    """Sends per second: (n − 1) intervals over the span from the first to the last actual send."""
+    starts = sorted(r.start_s for r in measured if r.status is not Status.CANCELLED)
+    if len(starts) < 2:
+        return None
+    return _rate(len(starts) - 1, starts[-1] - starts[0])

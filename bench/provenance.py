@@ -1,0 +1,119 @@
+"""What a run ran on: llmbench version and git sha, Python, OS, CPU, RAM, GPUs and engine. No host names."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bench
+
+_GPU_FIELDS = "name,memory.total,driver_version"
+
+
+def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 5.0) -> str | None:
+    """stdout of `cmd`, or None when it is missing, fails or hangs: provenance never fails a run."""
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_info(root: Path | None = None) -> dict[str, Any]:
+    """{'sha', 'dirty'} of the llmbench checkout at `root`; None values when it is not a git checkout.
+
+    Only a checkout whose root holds the `bench` package counts: an installed llmbench inside some
+    other repository must not report that repository's commit.
+    """
+    root = root if root is not None else Path(bench.__file__).resolve().parent.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return {"sha": None, "dirty": None}
+    out = _run(["git", "rev-parse", "HEAD"], cwd=root)
+    sha = out.strip() if out else None
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root) if sha else None
+    return {"sha": sha, "dirty": None if status is None else bool(status.strip())}
+
+
+def cpu_model() -> str | None:
+    """The CPU's marketing name, from /proc/cpuinfo (Linux) or sysctl (macOS)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        try:
+            for line in cpuinfo.read_text(errors="replace").splitlines():
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model", "Hardware") and value.strip():
+                    return value.strip()
+        except OSError:
+            pass
+    if platform.system() == "Darwin":
+        out = _run(["sysctl", "-n", "machdep.cpu.brand_string"])
+        if out and out.strip():
+            return out.strip()
+    return platform.processor() or None
+
+
+def total_ram_bytes() -> int | None:
+    """Physical memory (bytes)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # psutil missing or unsupported platform: fall back to sysconf
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def parse_nvidia_smi(csv_text: str) -> list[dict[str, Any]]:
+    """Parse `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits`."""
+    gpus: list[dict[str, Any]] = []
+    for line in csv_text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 3 or not parts[0]:
+            continue
+        try:
+            memory_mib: int | None = int(float(parts[1]))
+        except ValueError:
+            memory_mib = None
+        gpus.append({"name": parts[0], "memory_mib": memory_mib, "driver": parts[2]})
+    return gpus
+
+
+def gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs from nvidia-smi (name, memory MiB, driver); [] when it is absent or fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    out = _run([exe, f"--query-gpu={_GPU_FIELDS}", "--format=csv,noheader,nounits"], timeout=10.0)
+    return parse_nvidia_smi(out) if out else []
+
+
+def collect_provenance(
+    engine: str | None = None, engine_version: str | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The run's provenance as plain JSON data; never fails, never names the host or the user."""
+    cores = os.cpu_count()
+    usable: int | None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = cores
+    return {
+        "llmbench": {"version": bench.__version__, "git": git_info()},
+        "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
+        "os": {"system": platform.system(), "release": platform.release(), "machine": platform.machine()},
+        "cpu": {"model": cpu_model(), "count": cores, "usable": usable},
+        "ram_bytes": total_ram_bytes(),
+        "gpus": gpus(),
+        "engine": {"name": engine, "version": engine_version},
+        "collected_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "extra": dict(extra or {}),
+    }

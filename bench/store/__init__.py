@@ -1,0 +1,17 @@
+"""The SQLite results store: runs with provenance, raw request records, server samples, scored items."""
+
+from bench.store.db import Store
+from bench.store.migrations import MIGRATIONS, Migration
+from bench.store.rows import ItemRecord, RunInfo, RunKind, RunStatus, ServerSample, rebase
+
+__all__ = [
+    "MIGRATIONS",
+    "ItemRecord",
+    "Migration",
+    "RunInfo",
+    "RunKind",
+    "RunStatus",
+    "ServerSample",
+    "Store",
+    "rebase",
+]
