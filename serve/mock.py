@@ -1,0 +1,347 @@
+"""The mock backend: a fast simulated OpenAI / Anthropic / vLLM server with a latency and answer model.
+
+At zero latency a whole streamed answer is built as bytes and written at once, so the server costs a few
+percent of a core where any client it measures costs a full one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+
+from serve.errors import PortInUseError, ServerStartError
+from serve.mock_answers import Answer, Answerer, Generation, TokenCounter
+from serve.mock_anthropic import AnthropicMessages
+from serve.mock_http import HttpConnection, HttpRequest, encode_chunk
+from serve.mock_metrics import MockStats, render_prometheus
+from serve.mock_openai import OpenAIChat, OpenAICompletions
+from serve.mock_protocols import ApiDialect, ApiError, Rendered
+from serve.mock_schedule import Capacity, LatencyPlan, PreciseTimer, TimedJob
+from serve.specs import MockSpec
+
+JSON = b"application/json"
+SSE = b"text/event-stream; charset=utf-8"
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+_INJECTED = {
+    429: ApiError(
+        429,
+        "Rate limit reached for requests (injected by the llmbench mock server).",
+        code="rate_limit_exceeded",
+        kind="requests",
+    ),
+    500: ApiError(
+        500, "The server had an error while processing your request. Sorry about that!", kind="server_error"
+    ),
+}
+
+
+class MockServer:
+    """A mock LLM server on asyncio; `start()` binds (port 0 picks a free port)."""
+
+    def __init__(self, spec: MockSpec) -> None:
+        self.spec = spec
+        self.stats = MockStats()
+        self.counter = TokenCounter(spec.tokenizer)
+        self.answerer = Answerer(spec.answers, self.counter)
+        self.plan = LatencyPlan(spec.latency)
+        self.capacity = Capacity(spec.latency.capacity, self.stats)
+        self.dialects: dict[str, ApiDialect] = {
+            "/v1/chat/completions": OpenAIChat(),
+            "/v1/completions": OpenAICompletions(),
+            "/v1/messages": AnthropicMessages(),
+        }
+        self.pages: dict[str, Callable[[], tuple[bytes, bytes]]] = {
+            "/health": lambda: (b"", JSON),
+            "/metrics": self._metrics,
+            "/v1/models": self._models,
+        }
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: PreciseTimer | None = None
+        self._connections: set[HttpConnection] = set()
+        self._port = spec.port
+        self._next_id = 0
+        self._created = int(time.time())
+
+    @property
+    def url(self) -> str:
+        """Base URL, http://HOST:PORT (no /v1)."""
+        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        """Bind and start serving; raises PortInUseError when the port is taken."""
+        self._loop = asyncio.get_running_loop()
+        self._timer = PreciseTimer(self._loop)
+        try:
+            self._server = await self._loop.create_server(
+                lambda: HttpConnection(self._dispatch, self._connections.add, self._connections.discard),
+                self.spec.host,
+                self.spec.port,
+                backlog=2048,
+            )
+        except OSError as e:
+            where = f"{self.spec.host}:{self.spec.port}"
+            if e.errno == errno.EADDRINUSE:
+                raise PortInUseError(f"{where} is already in use", hint="pick another port, or 0") from e
+            raise ServerStartError(f"cannot bind {where}: {e}") from e
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop accepting, drop open connections (ending their streams) and wait until closed."""
+        if self._server is None:
+            return
+        self._server.close()
+        if self._timer is not None:
+            self._timer.close()
+        for conn in list(self._connections):
+            conn.abort()
+        await self._server.wait_closed()
+        self._server = None
+
+    # dispatch ------------------------------------------------------------------------------------------
+    def _dispatch(self, req: HttpRequest, conn: HttpConnection) -> None:
+        try:
+            dialect = self.dialects.get(req.path)
+            if dialect is not None and req.method == "POST":
+                self._generate(req, conn, dialect)
+                return
+            page = self.pages.get(req.path)
+            if page is not None and req.method == "GET":
+                body, content_type = page()
+                conn.respond(200, body, content_type)
+                return
+            known = dialect is not None or page is not None
+            status, message = (405, "Method Not Allowed") if known else (404, f"Not found: {req.path}")
+            conn.respond(status, OpenAIChat().error(ApiError(status, message)), JSON)
+        except Exception as e:  # a bug must cost one request, not the server
+            err = ApiError(500, f"mock server error: {type(e).__name__}: {e}", kind="server_error")
+            conn.respond(500, OpenAIChat().error(err), JSON)
+
+    def _models(self) -> tuple[bytes, bytes]:
+        model = {
+            "id": self.spec.model,
+            "object": "model",
+            "created": self._created,
+            "owned_by": "llmbench-mock",
+        }
+        return json.dumps({"object": "list", "data": [model]}).encode(), JSON
+
+    def _metrics(self) -> tuple[bytes, bytes]:
+        text = render_prometheus(self.stats, self.spec.model, self.spec.latency.capacity)
+        return text.encode(), b"text/plain; version=0.0.4; charset=utf-8"
+
+    def _error(self, conn: HttpConnection, dialect: ApiDialect, err: ApiError) -> None:
+        extra = b"retry-after: 1\r\nx-ratelimit-remaining-requests: 0\r\n" if err.status == 429 else b""
+        conn.respond(err.status, dialect.error(err), JSON, extra)
+
+    def _generate(self, req: HttpRequest, conn: HttpConnection, dialect: ApiDialect) -> None:
+        stats = self.stats
+        stats.requests += 1
+        assert self._loop is not None
+        arrival = self._loop.time()
+        try:
+            try:
+                body = json.loads(req.body)
+            except ValueError as e:  # UnicodeDecodeError is a ValueError too
+                raise ApiError(400, _BAD_JSON) from e
+            gen = dialect.parse(body, self.spec.strict)
+            if gen.model != self.spec.model:
+                raise dialect.not_found(gen.model)
+        except ApiError as err:
+            stats.bad_requests += 1
+            self._error(conn, dialect, err)
+            return
+        injected = self.plan.injected_error()
+        if injected is not None:
+            stats.injected_429 += injected == 429
+            stats.injected_500 += injected == 500
+            self._error(conn, dialect, _INJECTED[injected])
+            return
+        self._next_id += 1
+        rid = self._next_id
+        created = int(time.time())
+        prompt_tokens = gen.prompt_tokens or self.counter.count(gen.prompt_text)
+        if gen.batch:
+            answers = [self.answerer.answer(gen, text) for text in gen.batch]
+        else:
+            answers = [self.answerer.answer(gen)]
+        if gen.stream:
+            rendered = dialect.stream(gen, answers[0], prompt_tokens, rid, created)
+            texts = _chunk_texts(answers[0], self.spec.latency.tokens_per_chunk)
+            if self.plan.instant:
+                body_bytes = _whole_stream(rendered, texts)
+                conn.write(conn.stream_head(200, SSE) + encode_chunk(body_bytes) + b"0\r\n\r\n")
+                conn.finish()
+                self._done(gen, answers, prompt_tokens, len(texts), arrival, arrival)
+                return
+            self._timed_stream(conn, gen, answers[0], rendered, texts, prompt_tokens, rid, arrival)
+            return
+        payload = dialect.body(gen, answers, prompt_tokens, rid, created)
+        if self.plan.instant:
+            conn.respond(200, payload, JSON)
+            self._done(gen, answers, prompt_tokens, 0, arrival, arrival)
+            return
+        total = max(len(a.pieces) for a in answers)
+        offsets = self.plan.chunk_offsets(total, prompt_tokens, rid)
+        # Not streamed: the whole answer arrives when its last token would have.
+        ttft = self.plan.ttft_s(prompt_tokens)
+
+        def emit(data: bytes, last: bool) -> None:
+            conn.respond(200, data, JSON)
+
+        assert self._timer is not None
+        job = TimedJob(self._timer, [payload], offsets[-1:], emit, lambda j: None)
+        job.on_done = lambda j: self._job_done(j, gen, answers, prompt_tokens, 0, arrival, ttft)
+        self._admit(conn, job)
+
+    def _timed_stream(
+        self,
+        conn: HttpConnection,
+        gen: Generation,
+        answer: Answer,
+        rendered: Rendered,
+        texts: list[bytes],
+        prompt_tokens: int,
+        rid: int,
+        arrival: float,
+    ) -> None:
+        frames = [rendered.prefix + t + rendered.suffix for t in texts] or [b""]
+        frames[0] = rendered.first + frames[0]
+        frames[-1] += rendered.tail
+        offsets = self.plan.chunk_offsets(len(answer.pieces), prompt_tokens, rid)  # one per frame
+        # Headers (and Anthropic's message_start) go out on acceptance, as real servers send them early.
+        conn.write(conn.stream_head(200, SSE) + encode_chunk(rendered.head))
+
+        def emit(data: bytes, last: bool) -> None:
+            conn.write(encode_chunk(data) + b"0\r\n\r\n" if last else encode_chunk(data))
+            if last:
+                conn.finish()
+
+        assert self._timer is not None
+        job = TimedJob(self._timer, frames, offsets, emit, lambda j: None)
+        job.on_done = lambda j: self._job_done(
+            j, gen, [answer], prompt_tokens, len(texts), arrival, offsets[0]
+        )
+        self._admit(conn, job)
+
+    def _admit(self, conn: HttpConnection, job: TimedJob) -> None:
+        def lost() -> None:
+            job.cancel()
+            self.stats.cancelled += 1
+            self.capacity.release(job)
+
+        conn.on_lost(lost)
+        self.capacity.admit(job)
+
+    def _job_done(
+        self,
+        job: TimedJob,
+        gen: Generation,
+        answers: list[Answer],
+        prompt_tokens: int,
+        chunks: int,
+        arrival: float,
+        ttft_offset: float,
+    ) -> None:
+        self.capacity.release(job)
+        self._done(gen, answers, prompt_tokens, chunks, arrival, job.t0 + ttft_offset)
+
+    def _done(
+        self,
+        gen: Generation,
+        answers: list[Answer],
+        prompt_tokens: int,
+        chunks: int,
+        arrival: float,
+        first: float,
+    ) -> None:
+        stats = self.stats
+        assert self._loop is not None
+        stats.ok += 1
+        stats.chunks += chunks
+        stats.prompt_tokens += prompt_tokens
+        for answer in answers:
+            stats.generation_tokens += answer.tokens
+            stats.finished["length" if answer.finish == "length" else "stop"] += 1
+        stats.ttft.observe(max(0.0, first - arrival))
+        stats.e2e.observe(self._loop.time() - arrival)
+
+
+def _chunk_texts(answer: Answer, per_chunk: int) -> list[bytes]:
+    """The JSON-escaped text of each streamed chunk (`per_chunk` pieces each)."""
+    pieces = answer.pieces
+    if per_chunk > 1:
+        pieces = ["".join(pieces[i : i + per_chunk]) for i in range(0, len(pieces), per_chunk)]
+    if answer.plain:
+        return [p.encode() for p in pieces]
+    return [json.dumps(p)[1:-1].encode() for p in pieces]
+
+
+def _whole_stream(rendered: Rendered, texts: list[bytes]) -> bytes:
+    """Every event of a stream in one buffer (the zero-latency path: one write per response)."""
+    if not texts:
+        return rendered.head + rendered.first + rendered.tail
+    middle = (rendered.suffix + rendered.prefix).join(texts)
+    return rendered.head + rendered.first + rendered.prefix + middle + rendered.suffix + rendered.tail
+
+
+def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound."""
+
+    async def main() -> None:
+        server = MockServer(spec)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            on_ready(server.url)
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.stop()
+
+    asyncio.run(main())
+
+
+@contextmanager
+def running_mock(spec: MockSpec) -> Iterator[str]:
+    """Run a MockServer on a background thread's event loop; yields its base URL."""
+    server = MockServer(spec)
+    loop = asyncio.new_event_loop()
+    ready: Future[str] = Future()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as e:
+            ready.set_exception(e)
+            loop.close()
+            return
+        ready.set_result(server.url)
+        loop.run_forever()
+        loop.run_until_complete(server.stop())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="llmbench-mock", daemon=True)
+    thread.start()
+    url = ready.result()
+    try:
+        yield url
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
