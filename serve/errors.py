@@ -8,7 +8,9 @@ ServeError
 ├── ServerStartError       a backend did not become ready (log tail and hint attached)
 │   └── PortInUseError     the port is taken
 ├── ServerDiedError        the engine exited after it was ready
-└── EngineNotFound         no vLLM interpreter could be found
+├── EngineNotFound         no vLLM interpreter could be found
+├── ModelDoesNotFit        the fit check found too little memory for weights + KV cache
+└── InvalidServeOption     a serve option that cannot work here (e.g. --gpus names a missing GPU)
 """
 
 from __future__ import annotations
@@ -62,3 +64,15 @@ class ServerDiedError(ServeError):
 
 class EngineNotFound(ServeError):
     """No vLLM interpreter was found (flag, env var, .venv-vllm, PATH)."""
+
+
+class ModelDoesNotFit(ServeError):
+    """Weights plus KV cache exceed the memory of the chosen devices."""
+
+
+class InvalidServeOption(ServeError):
+    """A serve option that cannot work on this machine or with this model."""
+
+    def __init__(self, message: str, *, option: str) -> None:
+        super().__init__(message)
+        self.option = option

@@ -72,6 +72,8 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (se.ServerStartError, EXIT_FAILURE, _start),
     (se.ServerDiedError, EXIT_FAILURE, _died),
     (se.EngineNotFound, EXIT_USAGE, _plain),
+    (se.ModelDoesNotFit, EXIT_USAGE, _plain),
+    (se.InvalidServeOption, EXIT_USAGE, _plain),
     (se.ServeError, EXIT_FAILURE, _plain),
     (qe.UnsupportedQuantization, EXIT_USAGE, _plain),
     (qe.QuantizeError, EXIT_FAILURE, _plain),

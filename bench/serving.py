@@ -1,0 +1,418 @@
+"""Registry entry + `serve` flags → a backend spec (the registry → ServeSpec step of the data flow)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from bench.errors import ConfigError, MissingKeyError, UsageError
+from bench.registry import LocalModel, MockEndpoint, Registry
+from bench.settings import Settings
+from serve.errors import EngineNotFound, ServeError
+from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, select_gpus
+from serve.process import ProbeKind
+from serve.pull import read_manifest
+from serve.specs import MockSpec
+from serve.vllm_command import Launch, VllmEngine, build_launch, find_vllm
+from serve.vllm_config import CHATML_TEMPLATE, EngineValue, VllmSpec
+
+if TYPE_CHECKING:
+    from serve.hf import HfServeSpec
+
+Backend = Literal["vllm", "hf", "mock"]
+BackendChoice = Literal["auto", "vllm", "hf", "mock"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# vllm_args keys that have a typed field on VllmSpec (a flag beats them; --engine-arg beats everything).
+_TYPED = {
+    "max-model-len": "max_model_len",
+    "dtype": "dtype",
+    "tensor-parallel-size": "tensor_parallel_size",
+    "pipeline-parallel-size": "pipeline_parallel_size",
+    "gpu-memory-utilization": "gpu_memory_utilization",
+    "quantization": "quantization",
+    "kv-cache-dtype": "kv_cache_dtype",
+    "revision": "revision",
+}
+
+
+class ServeOptions(BaseModel):
+    """The `serve` flags; None means "not given" (the defaults live on the backend specs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: BackendChoice = "auto"
+    host: str | None = None
+    port: int | None = Field(None, ge=0, le=65535)
+    api_key_env: str | None = None
+    gpus: str | None = None
+    tp: int | None = Field(None, ge=1)
+    pp: int | None = Field(None, ge=1)
+    nodes: int | None = Field(None, ge=1)
+    ray_address: str | None = None
+    max_model_len: int | None = Field(None, ge=1)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    engine_args: dict[str, EngineValue] = Field(default_factory=dict)
+    log_file: Path | None = None
+    vllm_python: Path | None = None
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """What `serve` will start: the backend, its spec, the model folder and the exact vLLM launch."""
+
+    name: str
+    served_model_name: str
+    backend: Backend
+    spec: VllmSpec | HfServeSpec | MockSpec
+    log_file: Path
+    probe: ProbeKind = "completions"
+    entry: LocalModel | MockEndpoint | None = None
+    model_dir: Path | None = None
+    build: str | None = None  # builtin generator to build into model_dir before starting
+    launch: Launch | None = None
+    gpus: list[Gpu] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key the server requires (for the readiness probe), if any."""
+        key = getattr(self.spec, "api_key", None)
+        if isinstance(key, SecretStr):
+            return key.get_secret_value()
+        return key if isinstance(key, str) else None
+
+
+def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineValue]:
+    """`KEY=VALUE` pairs → vLLM options; values parsed as YAML scalars (true, 0.5, [1, 2])."""
+    out: dict[str, EngineValue] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().lstrip("-").replace("_", "-")
+        if not sep or not key:
+            raise UsageError(f"{pair!r} is not KEY=VALUE (e.g. max-num-seqs=64)", flag="--engine-arg")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if value is None or isinstance(value, dict):
+            value = raw
+        out[key] = value
+    return out
+
+
+def local_model_dir(settings: Settings, name: str, entry: LocalModel) -> Path | None:
+    """The folder of a built or pulled model in the cache, or None when it is not there (or stale)."""
+    folder = settings.models_dir / name
+    if entry.builtin is not None or (entry.quantization and entry.quantization.source == "llmbench"):
+        return folder if (folder / "config.json").is_file() else None
+    manifest = read_manifest(folder)
+    if manifest is None or not (manifest.path / "config.json").is_file():
+        return None
+    if entry.revision and manifest.revision != entry.revision:
+        return None  # pulled at another commit than the registry pins now
+    return manifest.path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free now (vLLM needs a concrete one)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def default_log_file(settings: Settings, name: str) -> Path:
+    """settings.home/logs/serve-NAME-TIMESTAMP.log."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return settings.home / "logs" / f"serve-{safe}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+
+
+def discover_engine(options: ServeOptions, cwd: Path, env: Mapping[str, str]) -> VllmEngine:
+    """The vLLM interpreter by the documented order (flag, env var, .venv-vllm in cwd or the repo, PATH)."""
+    dirs = tuple(dict.fromkeys([cwd, REPO_ROOT]))
+    return find_vllm(options.vllm_python, env=env, search_dirs=dirs)
+
+
+def plan_serve(
+    registry: Registry,
+    settings: Settings,
+    name: str,
+    options: ServeOptions,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    gpu_query: QueryFn = run_nvidia_smi,
+    find_engine: Callable[[ServeOptions, Path, Mapping[str, str]], VllmEngine] = discover_engine,
+) -> ServePlan:
+    """Resolve NAME[:VARIANT] and the flags into one backend spec (starts nothing, builds nothing)."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    if ":" not in name:
+        kind, found = registry.get(name)
+        if kind == "mock":
+            assert isinstance(found, MockEndpoint)
+            return _mock_entry_plan(registry, settings, name, found, options)
+        if kind != "local":
+            raise UsageError(
+                f"{name} is a {kind} entry; `serve` serves local models and mock endpoints", flag="NAME"
+            )
+    resolved, entry = registry.local(name)
+    variants = [f"{entry.derived_from or resolved}:{registry.data.local[v].variant}" for v in
+                registry.variants(entry.derived_from or resolved)]  # fmt: skip
+    backend: Backend
+    engine: VllmEngine | None = None
+    if options.backend == "auto":
+        try:
+            engine = find_engine(options, cwd, env)
+            backend = "vllm"
+        except EngineNotFound:
+            backend = "hf"
+    else:
+        backend = options.backend
+    log_file = options.log_file or default_log_file(settings, resolved)
+    api_key = _api_key(options, resolved, env)
+    if backend == "mock":
+        folder = local_model_dir(settings, resolved, entry)
+        spec = MockSpec(
+            model=resolved, host=options.host or "127.0.0.1", port=options.port or 0, tokenizer=folder
+        )
+        return ServePlan(resolved, resolved, "mock", spec, log_file, entry=entry, model_dir=folder,
+                         notes=["mock backend: filler answers under this model's name"])  # fmt: skip
+    if backend == "hf":
+        return _hf_plan(registry, settings, resolved, entry, options, log_file, api_key, variants)
+    engine = engine or find_engine(options, cwd, env)
+    return _vllm_plan(
+        registry, settings, resolved, entry, options, log_file, api_key, variants, engine, gpu_query
+    )
+
+
+def _api_key(options: ServeOptions, name: str, env: Mapping[str, str]) -> str | None:
+    if options.api_key_env is None:
+        return None
+    value = env.get(options.api_key_env)
+    if not value:
+        raise MissingKeyError(options.api_key_env, f"--api-key-env for {name}")
+    return value
+
+
+def _source(
+    registry: Registry, settings: Settings, name: str, entry: LocalModel
+) -> tuple[str, Path | None, str | None]:
+    """(model for the engine, local folder or None, builtin generator to build first or None)."""
+    own = local_model_dir(settings, name, entry)
+    if own is not None:
+        return str(own), own, None
+    quant = entry.quantization
+    made_here = quant is not None and quant.source == "llmbench"
+    if made_here and entry.derived_from:
+        if quant is not None and quant.method not in ("fp8", "bnb-nf4", "bnb-int8"):
+            raise ConfigError(
+                f"{name} is a {quant.method} variant made by llmbench and its checkpoint is not built yet",
+                key=f"local.{name}",
+                fix=f"run `llmbench quantize {entry.derived_from} --method {quant.method}` first",
+            )
+        base = registry.data.local[entry.derived_from]
+        return _source(registry, settings, entry.derived_from, base)
+    if entry.builtin is not None:
+        folder = settings.models_dir / name
+        return str(folder), folder, entry.builtin
+    assert entry.repo is not None
+    return entry.repo, None, None
+
+
+def _quant_flags(entry: LocalModel, from_own_folder: bool) -> str | None:
+    """vLLM's quantization option: on-the-fly fp8 and bitsandbytes; prequantized checkpoints carry theirs."""
+    quant = entry.quantization
+    if quant is None:
+        return None
+    if quant.method in ("bnb-nf4", "bnb-int8"):
+        return "bitsandbytes"
+    if quant.method == "fp8" and quant.source == "llmbench" and not from_own_folder:
+        return "fp8"
+    return None
+
+
+def _vllm_plan(
+    registry: Registry,
+    settings: Settings,
+    name: str,
+    entry: LocalModel,
+    options: ServeOptions,
+    log_file: Path,
+    api_key: str | None,
+    variants: list[str],
+    engine: VllmEngine,
+    gpu_query: QueryFn,
+) -> ServePlan:
+    model, folder, build = _source(registry, settings, name, entry)
+    own_folder = folder is not None and folder == local_model_dir(settings, name, entry)
+    typed: dict[str, Any] = {}
+    rest: dict[str, EngineValue] = {}
+    for key, value in entry.vllm_args.items():
+        if key in _TYPED:
+            typed[_TYPED[key]] = value
+        else:
+            rest[key] = value
+    flags = {
+        "max_model_len": options.max_model_len,
+        "tensor_parallel_size": options.tp,
+        "pipeline_parallel_size": options.pp,
+        "gpu_memory_utilization": options.gpu_memory_utilization,
+    }
+    typed.update({k: v for k, v in flags.items() if v is not None})
+    typed.setdefault("max_model_len", entry.context.served)
+    quant = _quant_flags(entry, own_folder)
+    if quant:
+        typed["quantization"] = quant
+    gpus = list_gpus(gpu_query) if options.device != "cpu" else []
+    device: Literal["cuda", "cpu"] = "cpu" if options.device == "cpu" else "cuda"
+    if options.device == "auto" and not gpus:
+        device = "cpu"
+    notes: list[str] = []
+    world = int(typed.get("tensor_parallel_size", 1)) * int(typed.get("pipeline_parallel_size", 1))
+    nodes = options.nodes or 1
+    chosen: list[Gpu] = []
+    visible: str | None = None
+    if options.gpus:
+        try:
+            indices = parse_gpu_list(options.gpus)
+            chosen = select_gpus(gpus, len(indices), indices)
+        except ServeError as exc:
+            raise UsageError(str(exc), flag="--gpus") from exc
+        visible = ",".join(map(str, indices))
+    elif device == "cuda" and gpus and nodes == 1:
+        try:
+            chosen = select_gpus(gpus, world)
+        except ServeError as exc:
+            raise UsageError(str(exc), flag="--tp/--pp") from exc
+        visible = ",".join(str(g.index) for g in chosen)
+        notes.append(f"GPUs with the most free memory: {visible}")
+    if nodes > 1:
+        notes.append(f"{nodes} nodes through Ray at {options.ray_address}: Ray places the workers")
+    host = options.host or "127.0.0.1"
+    port = options.port if options.port else (free_port(host) if options.port == 0 else None)
+    chat_template = None
+    if entry.chat_template == "chatml" and entry.builtin is None:
+        chat_template = CHATML_TEMPLATE
+    elif entry.chat_template not in ("repo", "chatml"):
+        chat_template = entry.chat_template
+    revision = typed.pop("revision", None) or (entry.revision if folder is None else None)
+    base_entry = (
+        registry.data.local.get(entry.derived_from) if entry.derived_from and folder is None else None
+    )
+    if folder is None and base_entry is not None and model == base_entry.repo:
+        revision = base_entry.revision
+    try:
+        spec = VllmSpec(
+            model=model,
+            served_model_name=name,
+            revision=revision,
+            tokenizer=entry.tokenizer if folder is None else None,
+            host=host,
+            **({"port": port} if port else {}),
+            device=device,
+            generation_config=entry.generation_config,
+            chat_template=chat_template,
+            nodes=nodes,
+            ray_address=options.ray_address,
+            engine_args={**rest, **options.engine_args},
+            cuda_visible_devices=visible,
+            api_key=SecretStr(api_key) if api_key else None,
+            python=options.vllm_python,
+            log_file=log_file,
+            **typed,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[-1] if str(exc) else repr(exc), flag="serve options") from exc
+    launch = build_launch(spec, engine, log_file.with_name(log_file.stem + ".config.yaml"))
+    if engine.source != "--vllm-python":
+        notes.append(f"vLLM from {engine.source} ({engine.style} entry point)")
+    return ServePlan(
+        name, name, "vllm", spec, log_file, entry=entry, model_dir=folder, build=build, launch=launch,
+        gpus=chosen, variants=variants, notes=notes,
+    )  # fmt: skip
+
+
+def _hf_plan(
+    registry: Registry,
+    settings: Settings,
+    name: str,
+    entry: LocalModel,
+    options: ServeOptions,
+    log_file: Path,
+    api_key: str | None,
+    variants: list[str],
+) -> ServePlan:
+    from serve.hf import HfServeSpec
+
+    _, folder, build = _source(registry, settings, name, entry)
+    if folder is None:
+        raise ConfigError(
+            f"{name} is not in the local model cache; the hf backend serves local folders only",
+            key=name,
+            fix=f"run `llmbench pull {entry.derived_from or name}` first",
+        )
+    quant = entry.quantization
+    hf_quant: Literal["bnb-int8", "bnb-nf4"] | None = None
+    if quant is not None:
+        if quant.method not in ("bnb-int8", "bnb-nf4"):
+            raise UsageError(
+                f"{name} is quantized with {quant.method}, which the hf backend cannot load; use "
+                "--backend vllm",
+                flag="--backend",
+            )
+        hf_quant = "bnb-int8" if quant.method == "bnb-int8" else "bnb-nf4"
+    dtype = options.engine_args.get("dtype", entry.vllm_args.get("dtype"))
+    max_len = options.max_model_len or options.engine_args.get("max-model-len") or entry.context.served
+    kwargs: dict[str, Any] = {}
+    if dtype in ("bfloat16", "float32", "auto"):
+        kwargs["dtype"] = dtype
+    if options.host is not None:
+        kwargs["host"] = options.host
+    if options.port is not None:
+        kwargs["port"] = options.port
+    spec = HfServeSpec(
+        model_dir=folder,
+        served_model_name=name,
+        max_model_len=int(str(max_len)),
+        api_key=api_key,
+        quantization=hf_quant,
+        **kwargs,
+    )
+    return ServePlan(
+        name, name, "hf", spec, log_file, entry=entry, model_dir=folder, build=build, variants=variants
+    )
+
+
+def _mock_entry_plan(
+    registry: Registry, settings: Settings, name: str, entry: MockEndpoint, options: ServeOptions
+) -> ServePlan:
+    if options.backend not in ("auto", "mock"):
+        raise UsageError(
+            f"{name} is a mock endpoint; serve it with --backend mock (or auto)", flag="--backend"
+        )
+    tokenizer: Path | None = None
+    if entry.tokenizer:
+        local = registry.data.local.get(entry.tokenizer)
+        tokenizer = local_model_dir(settings, entry.tokenizer, local) if local else Path(entry.tokenizer)
+    spec = MockSpec(
+        model=entry.model,
+        host=options.host or "127.0.0.1",
+        port=options.port if options.port is not None else entry.port,
+        latency=entry.latency,
+        answers=entry.answers,
+        tokenizer=tokenizer,
+    )
+    probe: ProbeKind = "messages" if entry.provider == "anthropic" else "chat"
+    log_file = options.log_file or default_log_file(settings, name)
+    return ServePlan(name, entry.model, "mock", spec, log_file, probe=probe, entry=entry)

@@ -1,0 +1,256 @@
+"""An engine subprocess in its own process group: log file, log tail, readiness, and shutdown of the group."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Literal
+
+import httpx
+import psutil
+
+from serve.errors import ServerDiedError, ServerStartError
+from serve.hints import hint_for
+
+LogFn = Callable[[str], None]
+ProbeKind = Literal["completions", "chat", "messages"]
+TAIL_LINES = 30
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A preexec hook: the kernel sends SIGTERM to the engine if llmbench dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return lambda: None
+    prctl = libc.prctl
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    out = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return out
+
+
+def read_tail(path: Path, lines: int = TAIL_LINES) -> str:
+    """The last lines of a log file ('' when it does not exist)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class EngineProcess:
+    """A server subprocess started in a new session; its output goes to a log file."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env_add: Mapping[str, str],
+        log_file: Path,
+        on_log: LogFn | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.env_add = dict(env_add)
+        self.log_file = log_file
+        self.on_log = on_log
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_fh: IO[bytes] | None = None
+        self._follow_stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        self.stopping = False
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def start(self) -> None:
+        """Start the process in its own session (so the group can be signalled as one)."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log_fh = self.log_file.open("ab")
+        env = {**os.environ, **self.env_add}
+        # The death signal is tied to the thread that forks: only use it from the main thread.
+        hook = _die_with_parent() if threading.current_thread() is threading.main_thread() else None
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.cwd,
+            start_new_session=True,
+            preexec_fn=hook,
+        )
+        if self.on_log is not None:
+            self._follower = threading.Thread(target=self._follow, name="engine-log", daemon=True)
+            self._follower.start()
+
+    def _follow(self) -> None:
+        assert self.on_log is not None
+        with self.log_file.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            pending = b""
+            while not self._follow_stop.is_set():
+                chunk = fh.read()
+                if not chunk:
+                    self._follow_stop.wait(0.2)
+                    continue
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self.on_log(line.decode("utf-8", errors="replace").rstrip())
+
+    def mute(self) -> None:
+        """Stop forwarding log lines to the callback (the file keeps everything)."""
+        self._follow_stop.set()
+
+    def poll(self) -> int | None:
+        """The exit code, or None while running."""
+        return None if self.proc is None else self.proc.poll()
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        """The last lines of the log."""
+        return read_tail(self.log_file, lines)
+
+    def wait_ready(
+        self,
+        root_url: str,
+        model: str,
+        *,
+        timeout_s: float,
+        api_key: str | None = None,
+        probe: ProbeKind = "completions",
+    ) -> None:
+        """Block until /health answers 200 and one real 1-token completion succeeds."""
+        wait_ready(
+            root_url, model, timeout_s=timeout_s, api_key=api_key, probe=probe, alive=self._alive_or_raise
+        )
+
+    def _alive_or_raise(self) -> None:
+        code = self.poll()
+        if code is not None:
+            tail = self.tail()
+            raise ServerStartError(
+                f"the engine exited with code {code} before it was ready (log: {self.log_file})",
+                log_tail=tail,
+                hint=hint_for(tail) or hint_for(read_tail(self.log_file, 400)),
+            )
+
+    def died_error(self) -> ServerDiedError:
+        """The error for an engine that exited on its own after it was ready."""
+        code = self.poll()
+        return ServerDiedError(
+            f"the engine exited unexpectedly after it was ready (log: {self.log_file})",
+            returncode=code,
+            log_tail=self.tail(),
+        )
+
+    def stop(self, grace_s: float = 15.0) -> int | None:
+        """SIGTERM the group, wait up to grace_s, then SIGKILL what is left; returns the exit code."""
+        self.stopping = True
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid  # session leader: its pid is the group id
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None and not group_members(pgid):
+                break
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group_members(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+        code = self.proc.wait()
+        end = time.monotonic() + 10
+        while group_members(pgid) and time.monotonic() < end:
+            time.sleep(0.05)
+        self.mute()
+        if self._log_fh is not None:
+            self._log_fh.close()
+        return code
+
+
+def wait_ready(
+    root_url: str,
+    model: str,
+    *,
+    timeout_s: float,
+    api_key: str | None = None,
+    probe: ProbeKind = "completions",
+    alive: Callable[[], None] = lambda: None,
+) -> None:
+    """Poll GET /health until 200, then send one real 1-token request; raise ServerStartError on timeout."""
+    headers = {"Authorization": f"Bearer {api_key}", "x-api-key": api_key} if api_key else {}
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    with httpx.Client(timeout=30.0, headers=headers, trust_env=False) as client:
+        while True:
+            alive()
+            try:
+                resp = client.get(f"{root_url}/health")
+                if resp.status_code == 200:
+                    break
+                last = f"/health answered {resp.status_code}"
+            except httpx.HTTPError as exc:
+                last = f"/health: {type(exc).__name__}"
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"not ready after {timeout_s:.0f} s ({last})")
+            time.sleep(0.5)
+        while True:
+            alive()
+            try:
+                resp = client.post(
+                    f"{root_url}{_PROBE_PATH[probe]}", json=_probe_body(probe, model), timeout=120.0
+                )
+                if resp.status_code == 200:
+                    return
+                last = f"probe request answered {resp.status_code}: {resp.text[:300]}"
+                if resp.status_code in (400, 401, 403, 404, 422):
+                    raise ServerStartError(f"the server is up but rejects a 1-token request: {last}")
+            except httpx.HTTPError as exc:
+                last = f"probe request: {type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"not ready after {timeout_s:.0f} s ({last})")
+            time.sleep(0.5)
+
+
+_PROBE_PATH: dict[ProbeKind, str] = {
+    "completions": "/v1/completions",
+    "chat": "/v1/chat/completions",
+    "messages": "/v1/messages",
+}
+
+
+def _probe_body(probe: ProbeKind, model: str) -> dict[str, object]:
+    if probe == "completions":
+        return {"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
+    return {"model": model, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 1}
