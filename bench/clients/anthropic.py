@@ -1,0 +1,202 @@
+"""Anthropic messages client (POST {base}/messages, streamed).
+
+Token-bearing events: `content_block_delta` with a `text_delta` (visible), `thinking_delta` (reasoning) or
+`input_json_delta` (a tool call being written; visible, no text kept). Usage: `message_start` carries the
+input tokens, `message_delta` the cumulative output tokens. The record's `input_tokens` is the whole prompt
+(input + cache read + cache creation, as OpenAI's prompt_tokens counts it) and `cached_input_tokens` the
+cache reads, so cost can price the two apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bench.clients.base import BaseClient, StreamError
+from bench.clients.sse import SSEParser
+from bench.errors import TargetError
+from bench.records import GenRequest, RequestRecord
+
+ANTHROPIC_VERSION = "2023-06-01"
+# A text delta read with one regex search instead of json.loads (see openai.py for why it is safe).
+_TEXT_FAST = re.compile(rb'"delta": ?\{"type": ?"text_delta", ?"text": ?"([^"\\]*)"\}')
+
+
+class AnthropicStream:
+    """Consumes a messages event stream into a record."""
+
+    __slots__ = (
+        "_cache_create",
+        "_cache_read",
+        "_content",
+        "_done",
+        "_input",
+        "_keep",
+        "_parser",
+        "_reasoning",
+        "_rec",
+    )
+
+    def __init__(self, record: RequestRecord, *, keep_text: bool) -> None:
+        self._rec = record
+        self._keep = keep_text
+        self._parser = SSEParser()
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._done = False
+        self._input = self._cache_read = self._cache_create = 0
+
+    def feed(self, data: bytes, now: float) -> None:
+        """Parse the bytes of one read; `now` is when they were read (perf_counter s)."""
+        rec = self._rec
+        loads = json.loads
+        fast = _TEXT_FAST.search
+        for _event, payload in self._parser.feed(data):
+            match = fast(payload)
+            if match is not None:
+                raw = match.group(1)
+                if raw:
+                    rec.token_chunk_s.append(now)
+                    if rec.first_content_s is None:
+                        rec.first_content_s = now
+                        if rec.first_token_s is None:
+                            rec.first_token_s = now
+                    if self._keep:
+                        self._content.append(raw.decode())
+                continue
+            obj = loads(payload)
+            kind = obj.get("type")
+            if kind == "content_block_delta":
+                delta = obj["delta"]
+                delta_kind = delta.get("type")
+                text: str | None = None
+                reasoning: str | None = None
+                if delta_kind == "text_delta":
+                    text = delta.get("text")
+                    visible = bool(text)
+                elif delta_kind == "thinking_delta":
+                    reasoning = delta.get("thinking")
+                    visible = False
+                else:
+                    visible = delta_kind == "input_json_delta" and bool(delta.get("partial_json"))
+                if visible or reasoning:
+                    rec.token_chunk_s.append(now)
+                    if rec.first_token_s is None:
+                        rec.first_token_s = now
+                    if visible and rec.first_content_s is None:
+                        rec.first_content_s = now
+                    if self._keep:
+                        if text:
+                            self._content.append(text)
+                        if reasoning:
+                            self._reasoning.append(reasoning)
+            elif kind == "message_start":
+                self._usage(obj["message"].get("usage"), final=False)
+            elif kind == "message_delta":
+                self._usage(obj.get("usage"), final=True)
+            elif kind == "message_stop":
+                self._done = True
+            elif kind == "error":
+                error = obj.get("error") or {}
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                error_type = error.get("type", "error") if isinstance(error, dict) else "error"
+                raise StreamError("stream_error", f"{error_type}: {message}")
+            # ping, content_block_start/stop: nothing to measure
+
+    def _usage(self, usage: Any, *, final: bool) -> None:
+        if not isinstance(usage, dict):
+            return
+        rec = self._rec
+        for key, attr in (
+            ("input_tokens", "_input"),
+            ("cache_read_input_tokens", "_cache_read"),
+            ("cache_creation_input_tokens", "_cache_create"),
+        ):
+            value = usage.get(key)
+            if isinstance(value, int):
+                setattr(self, attr, value)
+        if "input_tokens" in usage or "cache_read_input_tokens" in usage:
+            rec.input_tokens = self._input + self._cache_read + self._cache_create
+            rec.cached_input_tokens = self._cache_read
+        output = usage.get("output_tokens")
+        # message_start's output_tokens is a placeholder (often 1); message_delta's is the cumulative count.
+        if final and isinstance(output, int):
+            rec.output_tokens = output
+
+    def keep_text(self) -> None:
+        """Put the text received so far on the record (after a complete or a broken stream)."""
+        if self._keep:
+            self._rec.output_text = "".join(self._content)
+            self._rec.reasoning_text = "".join(self._reasoning)
+
+    def close(self) -> None:
+        """End of body: a stream without message_stop was cut short."""
+        if not self._done:
+            raise StreamError(
+                "protocol",
+                f"stream ended before message_stop (unparsed bytes: {self._parser.pending[:80]!r})",
+            )
+
+
+class AnthropicClient(BaseClient):
+    """Anthropic messages API (and servers that speak it, such as llmbench's mock)."""
+
+    api = "anthropic"
+    endpoint = "/messages"
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if self.config.api_key:
+            headers["x-api-key"] = self.config.api_key
+        return headers
+
+    def stream(self, record: RequestRecord) -> AnthropicStream:
+        return AnthropicStream(record, keep_text=self.keeps_text)
+
+    def body(self, request: GenRequest) -> dict[str, Any]:
+        messages = request.messages
+        if messages is None:
+            messages = [{"role": "user", "content": request.prompt or ""}]
+        # Anthropic takes the system prompt as a top-level field, not as a message.
+        system = [str(m.get("content") or "") for m in messages if m.get("role") == "system"]
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "max_tokens": request.max_tokens,
+            "messages": [m for m in messages if m.get("role") != "system"],
+            "stream": True,
+        }
+        if system:
+            body["system"] = "\n\n".join(system)
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.ignore_eos and self.config.sends_extras:
+            body["ignore_eos"] = True
+            body["min_tokens"] = request.max_tokens
+        if request.extra_body:
+            body.update(request.extra_body)
+        return body
+
+    async def check(self) -> None:
+        """A non-streamed 1-token request: the messages API has no model list that holds every alias."""
+        probe = self.body(GenRequest(0, prompt="Hi", max_tokens=1))
+        probe["stream"] = False
+        probe.pop("ignore_eos", None)
+        probe.pop("min_tokens", None)
+        status, _parsed, raw = await self.post_json(self.url, probe)
+        if status == 200:
+            return
+        if status in (401, 403):
+            raise self.auth_error(self.url, status, raw)
+        if status == 404:
+            raise TargetError(
+                f"{self.url} does not serve model {self.config.model!r} ({self.error_message(raw)}); "
+                "check --model or the registry entry's model id",
+                url=self.url,
+                model=self.config.model,
+            )
+        raise TargetError(
+            f"{self.url} answered HTTP {status} to a 1-token test request: {self.error_message(raw)}",
+            url=self.url,
+            model=self.config.model,
+        )

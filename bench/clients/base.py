@@ -1,0 +1,333 @@
+"""What every streaming client shares: configuration, the aiohttp session, and `send` with its error mapping.
+
+A protocol module supplies three things: the request body, a per-request `Stream` that consumes the bytes
+read from the response (stamping times on the record), and `check()`. `send` never raises for a failed
+request and never retries: an HTTP error, a timeout, a broken connection or a malformed stream becomes a
+RequestRecord with its status, `error_kind` and `error_text`.
+
+Cancellation: when the task running `send` is cancelled (Ctrl-C, end of a duration-bound run), `send`
+*returns* a Status.CANCELLED record holding what was measured so far instead of re-raising, so a load
+generator that cancels its in-flight tasks gets their partial data from `await task`. Run each `send` in its
+own task: a caller whose own cancellation must propagate should not await `send` inline.
+
+The API key is sent in a header and used to redact error text; it is never stored on a record, never in
+an exception message, and hidden from the config's repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+import aiohttp
+
+from bench import __version__
+from bench.errors import TargetError
+from bench.records import GenRequest, RequestRecord, Status
+
+ServerKind = Literal["vllm", "llmbench", "openai", "anthropic", "generic"]
+# Servers known to accept vLLM's sampling extras (ignore_eos, min_tokens): vLLM itself, and llmbench's own
+# hf backend and mock (non-strict). Real OpenAI/Anthropic reject them; an unknown server might.
+EXTRAS_SERVERS: frozenset[str] = frozenset({"vllm", "llmbench"})
+ERROR_TEXT_CHARS = 500
+
+
+class Counter(Protocol):
+    """Counts tokens of generated text when the server reports no usage (bench.tokenizer.TextTokenizer)."""
+
+    approximate: bool
+
+    def count(self, text: str, *, special: bool = False) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """How to reach one endpoint. `api_key` is the key itself (read by the caller from `api_key_env`)."""
+
+    base_url: str  # e.g. http://127.0.0.1:8000/v1 or https://api.anthropic.com (/v1 is added when missing)
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None  # only named in error messages
+    server_kind: ServerKind = "generic"
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may carry credentials
+    timeout_s: float = 600.0  # per request, whole stream included (s)
+    check_timeout_s: float = 30.0  # for check() (s)
+    tokenizer: Counter | None = None  # counts output tokens when the server gives no usage
+    keep_text: bool = True  # keep output_text / reasoning_text on records
+    trust_env: bool = False  # use HTTP(S)_PROXY from the environment (a proxy adds latency; off by default)
+
+    @property
+    def sends_extras(self) -> bool:
+        """True when ignore_eos / min_tokens may be sent to this server."""
+        return self.server_kind in EXTRAS_SERVERS
+
+
+class StreamError(Exception):
+    """A stream that is malformed or reports an error; `kind` becomes the record's error_kind."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.text = text
+
+
+class Stream(Protocol):
+    """Consumes one response body; stamps chunk times and usage on the record it was made with."""
+
+    def feed(self, data: bytes, now: float) -> None: ...
+
+    def keep_text(self) -> None:
+        """Put the text received so far on the record."""
+        ...
+
+    def close(self) -> None:
+        """End of body: raise StreamError if the stream stopped before its end marker."""
+        ...
+
+
+def normalize_base_url(url: str) -> str:
+    """Strip a trailing slash or endpoint path; add /v1 to a bare host (both protocols serve under /v1)."""
+    url = url.rstrip("/")
+    for suffix in ("/chat/completions", "/completions", "/messages"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    _scheme, _, rest = url.partition("://")
+    if "/" not in rest:
+        url += "/v1"
+    return url
+
+
+class BaseClient:
+    """Session handling and the send loop; protocol modules subclass it."""
+
+    api: ClassVar[str]
+    endpoint: ClassVar[str]
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.base_url = normalize_base_url(config.base_url)
+        self.url = self.base_url + self.endpoint
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"llmbench/{__version__}",
+            **self.auth_headers(),
+            **dict(config.headers),
+        }
+
+    @property
+    def keeps_text(self) -> bool:
+        """Streams collect generated text when records keep it or a real tokenizer must count it."""
+        tok = self.config.tokenizer
+        return self.config.keep_text or (tok is not None and not tok.approximate)
+
+    @property
+    def supports_ignore_eos(self) -> bool:
+        """False when requests' ignore_eos is dropped because the server would reject it."""
+        return self.config.sends_extras
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, request: GenRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(self, record: RequestRecord) -> Stream:
+        raise NotImplementedError
+
+    async def check(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> BaseClient:
+        # limit=0: no client-side cap on concurrent connections; keep-alive reuses them across requests.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        # The per-request timeout is applied by send() itself; aiohttp's default 300 s total must not apply.
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=self.config.trust_env
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the client as `async with client:` before sending")
+        return self._session
+
+    async def send(self, request: GenRequest, scheduled_s: float) -> RequestRecord:
+        """Send one streamed request; every outcome, cancellation included, is a record (no retries)."""
+        payload = json.dumps(self.body(request)).encode()
+        session = self.session
+        record = RequestRecord(request.request_id, Status.OK, scheduled_s, 0.0, 0.0)
+        perf = time.perf_counter
+        stream: Stream | None = None
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                record.start_s = perf()
+                async with session.post(self.url, data=payload, headers=self._headers) as resp:
+                    record.first_byte_s = perf()  # the status line and headers have arrived
+                    record.http_status = resp.status
+                    if resp.status != 200:
+                        raise StreamError(_status_kind(resp.status), self.error_message(await resp.read()))
+                    stream = self.stream(record)
+                    feed = stream.feed
+                    read = resp.content.readany
+                    data = await read()
+                    now = perf()
+                    while data:
+                        feed(data, now)
+                        data = await read()
+                        now = perf()
+                    record.end_s = now  # end of body, as vLLM's client measures it
+                    stream.close()
+        except StreamError as exc:
+            self._fail(record, Status.ERROR, exc.kind, exc.text)
+        except TimeoutError:
+            self._fail(
+                record, Status.TIMEOUT, "timeout", f"no complete response within {self.config.timeout_s:g} s"
+            )
+        except aiohttp.ClientError as exc:
+            self._fail(record, Status.ERROR, "connection", f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError: a malformed stream
+            self._fail(record, Status.ERROR, "protocol", f"malformed stream: {exc}")
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:  # JSON of an unexpected shape
+            self._fail(
+                record, Status.ERROR, "protocol", f"unexpected event shape: {type(exc).__name__}: {exc}"
+            )
+        except asyncio.CancelledError:
+            self._fail(record, Status.CANCELLED, "cancelled", "cancelled before the response completed")
+        if not record.end_s:
+            record.end_s = perf()
+        if stream is not None:
+            stream.keep_text()  # partial text too, for an error, a timeout or a cancellation
+        if record.start_s == 0.0:
+            record.start_s = record.end_s
+        self._finish_tokens(record)
+        if not self.config.keep_text:
+            record.output_text = record.reasoning_text = ""
+        return record
+
+    def _fail(self, record: RequestRecord, status: Status, kind: str, text: str) -> None:
+        record.end_s = time.perf_counter()
+        record.status = status
+        record.error_kind = kind
+        record.error_text = self.redact(text)[:ERROR_TEXT_CHARS]
+
+    def _finish_tokens(self, record: RequestRecord) -> None:
+        """Usage from the server wins; else a real local tokenizer's count, labelled; else none."""
+        if record.output_tokens is not None:
+            record.tokens_from = "usage"
+            return
+        tok = self.config.tokenizer
+        if tok is None or tok.approximate:
+            return  # an estimate is not a token count: tokens_from stays "none"
+        if record.output_text or record.reasoning_text:
+            reasoning = tok.count(record.reasoning_text) if record.reasoning_text else 0
+            record.output_tokens = tok.count(record.output_text) + reasoning
+            if reasoning:
+                record.reasoning_tokens = reasoning
+            record.tokens_from = "tokenizer"
+        elif record.ok and not record.token_chunk_s:
+            record.output_tokens = 0  # an answer with no generated text at all
+            record.tokens_from = "tokenizer"
+
+    def redact(self, text: str) -> str:
+        """Remove the API key from text that may echo it."""
+        key = self.config.api_key
+        if key:
+            text = text.replace(key, "[REDACTED]")
+        return text
+
+    def error_message(self, raw: bytes) -> str:
+        """The provider's error message from an error body (OpenAI, Anthropic, vLLM, FastAPI shapes)."""
+        text = raw.decode("utf-8", "replace").strip()
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return self.redact(text)[:ERROR_TEXT_CHARS] or "(empty body)"
+        return self.redact(_message_of(obj) or text)[:ERROR_TEXT_CHARS]
+
+    def key_hint(self) -> str:
+        """Which variable to check after a 401/403, without the key."""
+        if self.config.api_key_env:
+            state = "is set" if self.config.api_key else "is not set"
+            return f"check the API key in the environment variable {self.config.api_key_env} (it {state})"
+        if self.config.api_key:
+            return "check the API key passed to the client"
+        return "the server needs an API key: set api_key_env on the registry entry and export that variable"
+
+    async def get_json(self, url: str) -> tuple[int, Any, bytes]:
+        """GET for check(): status, parsed JSON (or None) and raw body; TargetError if unreachable."""
+        return await self._request("GET", url, None)
+
+    async def post_json(self, url: str, body: dict[str, Any]) -> tuple[int, Any, bytes]:
+        """POST for check(): status, parsed JSON (or None) and raw body; TargetError if unreachable."""
+        return await self._request("POST", url, json.dumps(body).encode())
+
+    async def _request(self, method: str, url: str, data: bytes | None) -> tuple[int, Any, bytes]:
+        try:
+            async with asyncio.timeout(self.config.check_timeout_s):
+                async with self.session.request(method, url, data=data, headers=self._headers) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+        except TimeoutError as exc:
+            raise TargetError(
+                f"{url} did not answer within {self.config.check_timeout_s:g} s; is the server up and not "
+                "overloaded?",
+                url=url,
+                model=self.config.model,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise TargetError(
+                f"cannot reach {url} ({type(exc).__name__}: {self.redact(str(exc))}); start the server "
+                "(e.g. `llmbench serve NAME`) or fix the target URL",
+                url=url,
+                model=self.config.model,
+            ) from exc
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return status, parsed, raw
+
+    def auth_error(self, url: str, status: int, raw: bytes) -> TargetError:
+        """The TargetError for a 401/403 answer."""
+        return TargetError(
+            f"{url} rejected the request as unauthorized (HTTP {status}: {self.error_message(raw)}); "
+            f"{self.key_hint()}",
+            url=url,
+            model=self.config.model,
+        )
+
+
+def _status_kind(status: int) -> str:
+    return f"http_{status}"
+
+
+def _message_of(obj: Any) -> str | None:
+    """The human message inside an error JSON of any common shape."""
+    if not isinstance(obj, dict):
+        return None
+    error = obj.get("error")
+    if isinstance(error, dict):
+        message = error.get("message")
+        kind = error.get("type")
+        if isinstance(message, str):
+            return f"{kind}: {message}" if isinstance(kind, str) and kind else message
+    if isinstance(error, str):
+        return error
+    for key in ("message", "detail"):
+        value = obj.get(key)
+        if isinstance(value, str):
+            return value
+        if value is not None:
+            return json.dumps(value)
+    return None

@@ -1,0 +1,232 @@
+"""OpenAI chat and completions clients, for OpenAI itself and every OpenAI-compatible server (vLLM, ours).
+
+Token-bearing chunks: chat `delta.content`, `delta.reasoning_content` / `delta.reasoning` (vLLM's names for
+reasoning text) or `delta.tool_calls`; completions `choices[0].text`. A role-only first chunk and the
+usage-only last chunk (`choices: []`, asked for with `stream_options.include_usage`) are not token chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from bench.clients.base import BaseClient, StreamError
+from bench.clients.sse import SSEParser
+from bench.errors import TargetError
+from bench.records import GenRequest, RequestRecord
+
+_DONE = b"[DONE]"
+# Why a fast path: json.loads is most of the client's per-chunk cost. A chunk whose shape is certain (a
+# delta with only a content string free of escapes, finish_reason null) is read with one regex search;
+# every other chunk, and every chunk of an unusually formatted server, goes through json.loads. A quote
+# inside any JSON string is escaped, so the pattern cannot match inside a string value.
+_CHAT_FAST = re.compile(
+    rb'"delta": ?\{"content": ?"([^"\\]*)"\}, ?(?:"logprobs": ?null, ?)?"finish_reason": ?null'
+)
+_TEXT_FAST = re.compile(rb'"text": ?"([^"\\]*)", ?(?:"logprobs": ?null, ?)?"finish_reason": ?null')
+
+
+def apply_usage(record: RequestRecord, usage: dict[str, Any]) -> None:
+    """Copy an OpenAI usage object onto the record (tokens)."""
+    prompt = usage.get("prompt_tokens")
+    if isinstance(prompt, int):
+        record.input_tokens = prompt
+    completion = usage.get("completion_tokens")
+    if isinstance(completion, int):
+        record.output_tokens = completion
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        record.cached_input_tokens = details["cached_tokens"]
+    details = usage.get("completion_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
+        record.reasoning_tokens = details["reasoning_tokens"]
+
+
+class OpenAIStream:
+    """Consumes a chat or completions event stream into a record."""
+
+    __slots__ = ("_chat", "_content", "_done", "_finished", "_keep", "_parser", "_reasoning", "_rec")
+
+    def __init__(self, record: RequestRecord, *, chat: bool, keep_text: bool) -> None:
+        self._rec = record
+        self._chat = chat
+        self._keep = keep_text
+        self._parser = SSEParser()
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._done = False
+        self._finished = False
+
+    def feed(self, data: bytes, now: float) -> None:
+        """Parse the bytes of one read; `now` is when they were read (perf_counter s)."""
+        rec = self._rec
+        loads = json.loads
+        fast = _CHAT_FAST.search if self._chat else _TEXT_FAST.search
+        for _event, payload in self._parser.feed(data):
+            match = fast(payload)
+            if match is not None:
+                raw = match.group(1)
+                if raw:  # an empty content string is not a token chunk
+                    rec.token_chunk_s.append(now)
+                    if rec.first_content_s is None:
+                        rec.first_content_s = now
+                        if rec.first_token_s is None:
+                            rec.first_token_s = now
+                    if self._keep:
+                        self._content.append(raw.decode())
+                continue
+            if payload == _DONE:
+                self._done = True
+                continue
+            obj = loads(payload)
+            choices = obj.get("choices")
+            if choices:
+                choice = choices[0]
+                if self._chat:
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    visible = bool(content) or bool(delta.get("tool_calls"))
+                else:
+                    content = choice.get("text")
+                    reasoning = None
+                    visible = bool(content)
+                if visible or reasoning:
+                    rec.token_chunk_s.append(now)
+                    if rec.first_token_s is None:
+                        rec.first_token_s = now
+                    if visible and rec.first_content_s is None:
+                        rec.first_content_s = now
+                    if self._keep:
+                        if content:
+                            self._content.append(content)
+                        if reasoning:
+                            self._reasoning.append(reasoning)
+                if choice.get("finish_reason"):
+                    self._finished = True
+            usage = obj.get("usage")
+            if usage:
+                apply_usage(rec, usage)
+            elif "error" in obj:
+                raise StreamError("stream_error", _stream_error_text(obj["error"]))
+
+    def keep_text(self) -> None:
+        """Put the text received so far on the record (after a complete or a broken stream)."""
+        if self._keep:
+            self._rec.output_text = "".join(self._content)
+            self._rec.reasoning_text = "".join(self._reasoning)
+
+    def close(self) -> None:
+        """End of body: a stream without [DONE] or a finish_reason was cut short."""
+        if not (self._done or self._finished):
+            pending = self._parser.pending[:80]
+            raise StreamError(
+                "protocol", f"stream ended before [DONE] or a finish_reason (unparsed bytes: {pending!r})"
+            )
+
+
+def _stream_error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+class _OpenAIBase(BaseClient):
+    chat: ClassVar[bool]
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+
+    def stream(self, record: RequestRecord) -> OpenAIStream:
+        return OpenAIStream(record, chat=self.chat, keep_text=self.keeps_text)
+
+    def _common(self, request: GenRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """Sampling fields shared by chat and completions; vLLM extras only where accepted."""
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.ignore_eos and self.config.sends_extras:
+            body["ignore_eos"] = True
+            body["min_tokens"] = request.max_tokens
+        if request.extra_body:
+            body.update(request.extra_body)
+        return body
+
+    async def check(self) -> None:
+        """GET {base}/models and look for the model; a 1-token request where /models is absent."""
+        url = self.base_url + "/models"
+        status, parsed, raw = await self.get_json(url)
+        if status in (401, 403):
+            raise self.auth_error(url, status, raw)
+        if status == 200 and isinstance(parsed, dict) and isinstance(parsed.get("data"), list):
+            ids = [m.get("id") for m in parsed["data"] if isinstance(m, dict)]
+            if self.config.model in ids:
+                return
+            raise TargetError(
+                f"{self.base_url} does not serve model {self.config.model!r}; it serves: "
+                f"{', '.join(str(i) for i in ids) or '(none)'}. Pass --model with one of these.",
+                url=self.base_url,
+                model=self.config.model,
+            )
+        await self._probe()
+
+    async def _probe(self) -> None:
+        probe = self.body(GenRequest(0, prompt="Hi", max_tokens=1))
+        probe["stream"] = False
+        probe.pop("stream_options", None)
+        status, _parsed, raw = await self.post_json(self.url, probe)
+        if status == 200:
+            return
+        if status in (401, 403):
+            raise self.auth_error(self.url, status, raw)
+        hint = " (is the model id right? GET /models is not served here)" if status in (400, 404) else ""
+        raise TargetError(
+            f"{self.url} answered HTTP {status} to a 1-token test request: {self.error_message(raw)}{hint}",
+            url=self.url,
+            model=self.config.model,
+        )
+
+
+class OpenAIChatClient(_OpenAIBase):
+    """POST {base}/chat/completions, streamed, with usage in the last chunk."""
+
+    api = "openai-chat"
+    endpoint = "/chat/completions"
+    chat = True
+
+    def body(self, request: GenRequest) -> dict[str, Any]:
+        messages = request.messages
+        if messages is None:
+            messages = [{"role": "user", "content": request.prompt or ""}]
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        # Real OpenAI deprecates max_tokens (reasoning models reject it); others know only max_tokens.
+        budget = "max_completion_tokens" if self.config.server_kind == "openai" else "max_tokens"
+        body[budget] = request.max_tokens
+        return self._common(request, body)
+
+
+class OpenAICompletionsClient(_OpenAIBase):
+    """POST {base}/completions, streamed, with usage in the last chunk."""
+
+    api = "openai-completions"
+    endpoint = "/completions"
+    chat = False
+
+    def body(self, request: GenRequest) -> dict[str, Any]:
+        prompt = request.prompt
+        if prompt is None:
+            # Messages sent to a completions endpoint: their contents, one per line (no chat template).
+            prompt = "\n".join(str(m.get("content") or "") for m in request.messages or [])
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "prompt": prompt,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": request.max_tokens,
+        }
+        return self._common(request, body)
