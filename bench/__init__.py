@@ -1,3 +1,3 @@
-"""Measure endpoints and tie everything together: clients, load, metrics, accuracy, store, cost, report, CLI."""
+"""Measure endpoints and tie it all together: clients, load, metrics, accuracy, store, cost, report, CLI."""
 
 __version__ = "0.1.0"

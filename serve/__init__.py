@@ -1,1 +1,1 @@
-"""Turn a model into an OpenAI-compatible endpoint: vLLM launcher, transformers backend, mock backend, pull."""
+"""Turn a model into an OpenAI-compatible endpoint: vLLM launcher, transformers and mock backends, pull."""
