@@ -1,0 +1,175 @@
+"""What `bench load` shows: a rich live panel on a terminal, plain lines otherwise, then a table."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from bench.loadgen.runner import Progress
+from bench.loadrun import LoadEvent, LoadResult, RunFinished, RunProgress, RunResult, RunStarted
+
+PLAIN_EVERY_S = 5.0  # a plain progress line at most this often
+
+
+def _fraction(p: Progress) -> float | None:
+    """Share of the run done, by request count or by time, whichever is further along."""
+    shares = []
+    if p.planned:
+        shares.append((p.ok + p.failed + p.cancelled) / p.planned)
+    if p.duration_s:
+        shares.append(p.elapsed_s / p.duration_s)
+    return min(1.0, max(shares)) if shares else None
+
+
+def _line(p: Progress) -> str:
+    rate = f"{p.rate_per_s:.1f}/s" if p.rate_per_s is not None else "-"
+    ttft = f"{p.ttft_p50_ms:.0f} ms" if p.ttft_p50_ms is not None else "-"
+    return (
+        f"{p.phase:<9} {p.elapsed_s:6.1f}s  sent {p.sent}  ok {p.ok}  errors {p.failed}  "
+        f"in flight {p.in_flight}  rate {rate}  TTFT p50 {ttft}"
+    )
+
+
+def _finished_line(r: RunResult) -> str:
+    s = r.summary
+    ttft = f"{s.ttft_ms.p50:.1f} ms" if s.ttft_ms.p50 is not None else "-"
+    tps = f"{s.output_tokens_per_s:.1f}" if s.output_tokens_per_s is not None else "-"
+    flag = "  CLIENT-BOUND" if s.client_bound else ""
+    return f"done: {r.status}, {s.completed} ok, {s.failed} failed, TTFT p50 {ttft}, {tps} output tok/s{flag}"
+
+
+class PlainProgress:
+    """Progress as plain lines (not a terminal): one per run start and end, one every few seconds."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._last = 0.0
+
+    def __call__(self, event: LoadEvent) -> None:
+        if isinstance(event, RunStarted):
+            of = f"/{event.total}" if event.total else ""
+            self.console.print(
+                f"run {event.index + 1}{of}: {event.label} (run {event.run_id[:8]})", highlight=False
+            )
+            self._last = time.monotonic()
+        elif isinstance(event, RunProgress):
+            now = time.monotonic()
+            if now - self._last >= PLAIN_EVERY_S and event.progress.phase != "done":
+                self._last = now
+                self.console.print("  " + _line(event.progress), highlight=False)
+        elif isinstance(event, RunFinished):
+            self.console.print("  " + _finished_line(event.result), highlight=False)
+
+
+class LiveDisplay:
+    """A rich live panel: the current run's progress bar, rate, running TTFT p50 and errors."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._title = ""
+        self._progress: Progress | None = None
+        self._done: list[str] = []
+        self._live = Live(console=console, get_renderable=self._render, refresh_per_second=2, transient=True)
+
+    def __enter__(self) -> LiveDisplay:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.__exit__(kind, exc, tb)
+        for line in self._done:
+            self.console.print(line, highlight=False)
+
+    def __call__(self, event: LoadEvent) -> None:
+        # Runs on the event loop: only store state; rendering happens on rich's refresh thread.
+        if isinstance(event, RunStarted):
+            of = f"/{event.total}" if event.total else ""
+            self._title = f"run {event.index + 1}{of}: {event.label} (run {event.run_id[:8]})"
+            self._progress = None
+        elif isinstance(event, RunProgress):
+            self._progress = event.progress
+        elif isinstance(event, RunFinished):
+            self._done.append(f"{self._title}\n  {_finished_line(event.result)}")
+
+    def _render(self) -> Any:
+        parts: list[Any] = [Text(line) for line in self._done[-3:]]
+        if self._title:
+            parts.append(Text(self._title, style="bold"))
+        p = self._progress
+        if p is not None:
+            fraction = _fraction(p)
+            if fraction is not None:
+                parts.append(ProgressBar(total=1.0, completed=fraction, width=50))
+            style = "red" if p.failed else ""
+            parts.append(Text(_line(p), style=style))
+        return Group(*parts)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def runs_table(result: LoadResult, width: int = 200) -> Table:
+    """The final table, one row per run; below 120 columns the less essential columns are left out."""
+    wide = width >= 120
+    table = Table(
+        title=f"{result.target.name} · {result.target.model}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        caption="latencies in ms, percentiles over successful requests; warm-up excluded",
+        caption_justify="left",
+    )
+    columns: list[tuple[str, bool]] = [
+        ("profile", True),
+        ("ok", True),
+        ("err", True),
+        ("TTFT\np50", True),
+        ("TTFT\np99", wide),
+        ("ITL\np50", True),
+        ("TPOT\np50", True),
+        ("e2e\np50", wide),
+        ("req/s", True),
+        ("out\ntok/s", True),
+        ("good\nreq/s", True),
+        ("status", True),
+        ("run", wide),
+    ]
+    for name, shown in columns:
+        if shown:
+            left = name in ("profile", "status", "run")
+            table.add_column(name, justify="left" if left else "right", no_wrap=name == "profile")
+    for r in result.runs:
+        s = r.summary
+        cells = [
+            (r.label, True),
+            (str(s.completed), True),
+            (str(s.failed), True),
+            (_ms(s.ttft_ms.p50), True),
+            (_ms(s.ttft_ms.p99), wide),
+            (_ms(s.itl_ms.p50), True),
+            (_ms(s.tpot_ms.p50), True),
+            (_ms(s.e2e_ms.p50), wide),
+            (_num(s.requests_per_s), True),
+            (_num(s.output_tokens_per_s, 1), True),
+            (_num(s.goodput_requests_per_s), True),
+            (r.status + (" · client-bound" if s.client_bound else ""), True),
+            (r.run_id[:8], wide),
+        ]
+        table.add_row(*(text for text, shown in cells if shown))
+    return table

@@ -1,0 +1,124 @@
+"""`llmbench bench load`: measure an endpoint's speed under load (TTFT, ITL, TPOT, throughput, goodput)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from bench.cli._context import AppContext
+from bench.cli._live import LiveDisplay, PlainProgress, runs_table
+from bench.loadgen.profiles import PROFILES, Warmup, parse_list
+from bench.loadgen.spec import LoadSpec
+from bench.loadrun import ProgressCallback, run_load
+from bench.targets import API_KINDS, parse_headers
+
+
+@click.command("load")
+@click.option("--target", required=True, help="Registry name (local, api or mock entry) or a base URL.")
+@click.option(
+    "--url", default=None, help="Base URL of a local entry's running server [http://127.0.0.1:8000/v1]."
+)
+@click.option("--model", default=None, help="Model id to request [the entry's; a URL's only served model].")
+@click.option("--api", type=click.Choice(API_KINDS), default=None, help="API protocol [the entry's].")
+@click.option(
+    "--profile", type=click.Choice(list(PROFILES)), default=None, help="Load profile [synchronous]."
+)
+@click.option("--concurrency", default=None, help="Requests in flight, one run per value: 1,4,16,64.")
+@click.option("--rate", default=None, help="Requests/s for constant and poisson, one run per value: 1,2,4.")
+@click.option(
+    "--sweep-points", type=int, default=None, help="Rates a sweep measures between sync and max [5]."
+)
+@click.option(
+    "--input-tokens", default=None, help="Prompt tokens: 128, uniform:64:256 or normal:512:64 [128]."
+)
+@click.option("--output-tokens", default=None, help="max_tokens per request, same forms [128].")
+@click.option(
+    "--dataset", default=None, help="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S] [synthetic]."
+)
+@click.option("--tokenizer", default=None, help="Tokenizer folder or tokenizer.json to size prompts.")
+@click.option(
+    "--requests", type=int, default=None, help="Measured requests per run [100 without --duration]."
+)
+@click.option("--duration", type=float, default=None, help="Measured seconds per run.")
+@click.option("--warmup", default=None, help="Warm-up before measuring: N requests or Ns seconds [0].")
+@click.option(
+    "--grace", type=float, default=None, help="Cool-down: seconds to wait for in-flight requests [30]."
+)
+@click.option("--slo", default=None, help="Goodput bounds, ms: ttft_ms=500,tpot_ms=50 (also itl_ms, e2e_ms).")
+@click.option(
+    "--ignore-eos/--no-ignore-eos", default=None, help="Ask for exactly max_tokens where supported [on]."
+)
+@click.option("--seed", type=int, default=None, help="Seed for prompts and Poisson schedules [0].")
+@click.option("--timeout", type=float, default=None, help="Per-request timeout, s [600].")
+@click.option("--header", "headers", multiple=True, help="Extra request header NAME:VALUE (repeatable).")
+@click.option("--max-error-rate", type=float, default=None, help="Stop a run when this share has failed.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON."
+)
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results store.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.pass_obj
+def load(
+    app: AppContext,
+    /,
+    concurrency: str | None,
+    rate: str | None,
+    warmup: str | None,
+    headers: tuple[str, ...],
+    duration: float | None,
+    grace: float | None,
+    timeout: float | None,
+    out: Path | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Measure an endpoint under load: TTFT, ITL, TPOT, e2e latency, throughput and goodput.
+
+    Each profile value is a separate run in the results store; records are stored as they complete, so an
+    interrupted run keeps what it measured.
+    """
+    spec = LoadSpec.from_options(
+        **options,
+        concurrency=None
+        if concurrency is None
+        else parse_list(concurrency, flag="--concurrency", integer=True),
+        rate=None if rate is None else parse_list(rate, flag="--rate", integer=False),
+        warmup=None if warmup is None else Warmup.parse(warmup),
+        headers=parse_headers(headers) or None,
+        duration_s=duration,
+        grace_s=grace,
+        timeout_s=timeout,
+    )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a log file or pipe: do not squeeze the table into 80 columns
+    errors = Console(stderr=True, width=200, soft_wrap=True)
+    progress: ProgressCallback | None = None
+    display: Any = nullcontext()
+    if not quiet:
+        if console.is_terminal:
+            display = LiveDisplay(console)
+            progress = display
+        else:
+            progress = PlainProgress(errors)
+    with display:
+        result = run_load(spec, app.settings, app.registry, progress=progress)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    if not quiet and result.runs:
+        console.print(runs_table(result, console.width))
+        for r in result.runs:
+            for reason in r.summary.client_bound_reasons:
+                console.print(f"[yellow]{r.label}: client-bound:[/yellow] {reason}", highlight=False)
+        where = f"stored in {result.store_path}" + (f"; JSON in {out}" if out else "")
+        console.print(where, highlight=False)
+    if result.aborted is not None:
+        raise result.aborted
+    sys.stdout.flush()

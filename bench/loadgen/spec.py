@@ -1,0 +1,208 @@
+"""LoadSpec: one validated description of a `bench load` invocation, every default in one place.
+
+The CLI builds it with `LoadSpec.from_options(...)` (options left unset fall back to the defaults here);
+a pydantic error on a field becomes a UsageError naming the command-line flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import UsageError
+from bench.loadgen.profiles import (
+    ConcurrentProfile,
+    ConstantProfile,
+    Limits,
+    PoissonProfile,
+    Profile,
+    SweepProfile,
+    SynchronousProfile,
+    Warmup,
+)
+from bench.metrics import Slo
+from bench.prompts import DEFAULT_OUTPUT_TOKENS, PromptSpec, parse_length
+
+ApiKind = Literal["openai-chat", "openai-completions", "anthropic"]
+ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep"]
+
+# Field name -> the flag that sets it, so validation errors name what the user typed.
+FLAGS: dict[str, str] = {
+    "target": "--target",
+    "url": "--url",
+    "model": "--model",
+    "api": "--api",
+    "profile": "--profile",
+    "concurrency": "--concurrency",
+    "rate": "--rate",
+    "sweep_points": "--sweep-points",
+    "input_tokens": "--input-tokens",
+    "output_tokens": "--output-tokens",
+    "dataset": "--dataset",
+    "tokenizer": "--tokenizer",
+    "requests": "--requests",
+    "duration_s": "--duration",
+    "warmup": "--warmup",
+    "grace_s": "--grace",
+    "slo": "--slo",
+    "ignore_eos": "--ignore-eos",
+    "seed": "--seed",
+    "timeout_s": "--timeout",
+    "headers": "--header",
+    "max_error_rate": "--max-error-rate",
+    "store": "--store",
+}
+
+
+class LoadSpec(BaseModel):
+    """Everything one `bench load` invocation needs (times in s, lengths in tokens, rates in req/s)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str = Field(min_length=1, description="registry name or base URL")
+    url: str | None = Field(None, description="base URL of a local entry's running server")
+    model: str | None = None
+    api: ApiKind | None = None
+    profile: ProfileKind = "synchronous"
+    concurrency: list[int] | None = Field(None, description="concurrent: one run per value")
+    rate: list[float] | None = Field(None, description="constant/poisson: one run per value (req/s)")
+    sweep_points: int = Field(5, ge=1, le=100)
+    input_tokens: str = "128"
+    output_tokens: str | None = Field(None, description="default 128; a prompt file's own lengths")
+    dataset: str | None = Field(None, description="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S]")
+    tokenizer: str | None = None
+    requests: int | None = Field(None, ge=1, description="measured requests per run")
+    duration_s: float | None = Field(None, gt=0, description="measured seconds per run")
+    warmup: Warmup = Warmup()
+    grace_s: float = Field(30.0, ge=0, description="cool-down wait for in-flight requests (s)")
+    slo: str | None = None
+    ignore_eos: bool = True
+    seed: int = 0
+    timeout_s: float = Field(600.0, gt=0, description="per-request timeout (s)")
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_error_rate: float | None = Field(None, gt=0, le=1)
+    store: Path | None = None
+    server_metrics_every_s: float = Field(1.0, gt=0)
+
+    @field_validator("concurrency", "rate")
+    @classmethod
+    def _positive(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and (not value or any(v <= 0 for v in value)):
+            raise ValueError("every value must be positive")
+        return value
+
+    @field_validator("input_tokens", "output_tokens")
+    @classmethod
+    def _length(cls, value: str | None, info: Any) -> str | None:
+        if value is not None:
+            parse_length(value, flag=FLAGS[info.field_name])
+        return value
+
+    @field_validator("slo")
+    @classmethod
+    def _slo(cls, value: str | None) -> str | None:
+        if value is not None:
+            Slo.parse(value, flag="--slo")
+        return value
+
+    @model_validator(mode="after")
+    def _profile_values(self) -> LoadSpec:
+        kind = self.profile
+        if kind == "concurrent" and not self.concurrency:
+            raise UsageError("the concurrent profile needs --concurrency (e.g. 1,4,16)", flag="--concurrency")
+        if kind in ("constant", "poisson") and not self.rate:
+            raise UsageError(f"the {kind} profile needs --rate in requests/s (e.g. 1,2,4)", flag="--rate")
+        if self.concurrency and kind not in ("concurrent", "sweep"):
+            raise UsageError(f"--concurrency does not apply to the {kind} profile", flag="--concurrency")
+        if kind == "sweep" and self.concurrency and len(self.concurrency) != 1:
+            raise UsageError(
+                "a sweep takes one --concurrency: the load of its maximum-throughput run",
+                flag="--concurrency",
+            )
+        if self.rate and kind not in ("constant", "poisson"):
+            raise UsageError(f"--rate does not apply to the {kind} profile", flag="--rate")
+        self.prompt_spec("openai-chat")  # dataset and lengths fail here, before any server starts
+        return self
+
+    @classmethod
+    def from_options(cls, **options: Any) -> LoadSpec:
+        """Build from CLI options; None means 'use the default'. Errors name the flag."""
+        values = {k: v for k, v in options.items() if v is not None}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else ""
+            flag = FLAGS.get(field, field or "(options)")
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise UsageError(f"{msg} (got {err.get('input')!r})", flag=flag) from exc
+
+    # --- derived --------------------------------------------------------------------------------
+
+    def profiles(self) -> list[Profile]:
+        """One profile per value: `--concurrency 1,4` gives two concurrent runs."""
+        kind = self.profile
+        if kind == "synchronous":
+            return [SynchronousProfile()]
+        if kind == "concurrent":
+            return [ConcurrentProfile(concurrency=c) for c in self.concurrency or []]
+        if kind == "constant":
+            return [ConstantProfile(rate=r) for r in self.rate or []]
+        if kind == "poisson":
+            return [PoissonProfile(rate=r, seed=self.seed) for r in self.rate or []]
+        extra: dict[str, Any] = {"throughput_concurrency": self.concurrency[0]} if self.concurrency else {}
+        return [SweepProfile(points=self.sweep_points, seed=self.seed, **extra)]
+
+    def limits(self) -> Limits:
+        """The limits every run of this invocation shares."""
+        return Limits(
+            requests=self.requests,
+            duration_s=self.duration_s,
+            warmup=self.warmup,
+            grace_s=self.grace_s,
+            max_error_rate=self.max_error_rate,
+        )
+
+    def slo_bounds(self) -> Slo | None:
+        return None if self.slo is None else Slo.parse(self.slo)
+
+    def prompt_spec(self, api: ApiKind) -> PromptSpec:
+        """The prompts to send; `api` decides between chat messages and a completion prompt."""
+        common: dict[str, Any] = {
+            "api": "completions" if api == "openai-completions" else "chat",
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens or str(DEFAULT_OUTPUT_TOKENS),
+            "ignore_eos": self.ignore_eos,
+        }
+        if self.dataset is None:
+            return PromptSpec(kind="synthetic", **common)
+        kind, sep, rest = self.dataset.partition(":")
+        if sep and kind == "prefix":
+            parts = [p.strip() for p in rest.split(",")]
+            try:
+                numbers = [int(p) for p in parts]
+            except ValueError:
+                numbers = []
+            if len(numbers) not in (2, 3) or any(n <= 0 for n in numbers):
+                raise UsageError(
+                    f"{self.dataset!r}: expected prefix:N,P[,S] (N prefixes of P tokens, S suffix tokens)",
+                    flag="--dataset",
+                )
+            if len(numbers) == 3:
+                common["input_tokens"] = str(numbers[2])
+            return PromptSpec(
+                kind="shared-prefix", num_prefixes=numbers[0], prefix_tokens=numbers[1], **common
+            )
+        path = Path(rest if sep and kind in ("sharegpt", "jsonl", "file") else self.dataset).expanduser()
+        if not path.is_file():
+            raise UsageError(f"prompt file {str(path)!r} does not exist", flag="--dataset")
+        common["output_tokens"] = self.output_tokens  # None: the file's own lengths
+        return PromptSpec(kind="file", dataset=path, **common)
+
+    def redacted(self) -> dict[str, Any]:
+        """The spec as JSON data, header values hidden (they may carry credentials)."""
+        data = self.model_dump(mode="json")
+        data["headers"] = {k: "***" for k in self.headers}
+        return data
