@@ -7,6 +7,7 @@ LlmbenchError
 ├── TargetError              an endpoint is unreachable or rejects the model before any load starts
 ├── MissingKeyError          the API key environment variable is unset
 ├── RunAbortedError          a run stopped early (server died, Ctrl-C); records so far are kept
+│   └── InterruptedRunError  stopped by Ctrl-C (exit 130)
 └── StoreError               the results store cannot be opened or migrated
 """
 
@@ -74,6 +75,10 @@ class RunAbortedError(LlmbenchError):
         super().__init__(message)
         self.run_id = run_id
         self.kept = kept
+
+
+class InterruptedRunError(RunAbortedError):
+    """The user stopped the run (Ctrl-C); the records so far are stored and the run is marked partial."""
 
 
 class StoreError(LlmbenchError):

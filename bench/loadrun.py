@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.clients import BaseClient, ClientConfig, make_client
-from bench.errors import RunAbortedError, TargetError
+from bench.errors import InterruptedRunError, RunAbortedError, TargetError
 from bench.loadgen.profiles import (
     ConcurrentProfile,
     ConstantProfile,
@@ -293,7 +293,7 @@ class _Session:
         if not self.result.runs:
             raise KeyboardInterrupt  # nothing measured yet: main() reports a plain interruption
         last = self.result.runs[-1]
-        self.result.aborted = RunAbortedError(
+        self.result.aborted = InterruptedRunError(
             f"interrupted (Ctrl-C) before {label} started; the remaining runs were skipped",
             run_id=last.run_id,
             kept=last.stored_records,
@@ -462,9 +462,8 @@ class _Session:
         self.result.runs.append(result)
         self._emit(RunFinished(result))
         if outcome.ended != "complete":
-            self.result.aborted = RunAbortedError(
-                _abort_message(outcome, label), run_id=run_id, kept=buffer.stored
-            )
+            error = InterruptedRunError if outcome.ended == "interrupted" else RunAbortedError
+            self.result.aborted = error(_abort_message(outcome, label), run_id=run_id, kept=buffer.stored)
         return result
 
 

@@ -35,9 +35,10 @@ def _register() -> None:
     from bench.cli.bench import bench
     from bench.cli.models import models
     from bench.cli.pull import pull
+    from bench.cli.runs import runs
     from bench.cli.serve import serve
 
-    for command in (models, pull, serve, bench):
+    for command in (models, pull, serve, bench, runs):
         cli.add_command(command)
 
 

@@ -65,6 +65,7 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (be.UsageError, EXIT_USAGE, _usage),
     (be.MissingKeyError, EXIT_USAGE, _plain),
     (be.TargetError, EXIT_FAILURE, _target),
+    (be.InterruptedRunError, EXIT_INTERRUPTED, _aborted),
     (be.RunAbortedError, EXIT_FAILURE, _aborted),
     (be.StoreError, EXIT_FAILURE, _plain),
     (se.GatedModelError, EXIT_USAGE, _plain),

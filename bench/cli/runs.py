@@ -1,0 +1,87 @@
+"""`llmbench runs`: list stored runs, show one, and recompute its summary from the raw records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bench.cli._context import AppContext
+from bench.metrics import summarize
+from bench.store import Store
+
+_STORE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.group()
+def runs() -> None:
+    """Inspect the results store: every load and accuracy run with its raw records and provenance."""
+
+
+@runs.command("list")
+@click.option("--kind", type=click.Choice(["load", "accuracy"]), default=None, help="Only runs of this kind.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
+@click.option("--store", type=_STORE, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
+@click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
+@click.pass_obj
+def list_(app: AppContext, kind: str | None, limit: int, store: Path | None, as_json: bool) -> None:
+    """List runs, newest first."""
+    with Store.open(store or app.settings.results_path) as db:
+        infos = db.list_runs(kind, limit=limit)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps([_brief(i) for i in infos], indent=2))
+        return
+    table = Table(title=f"runs in {store or app.settings.results_path}", title_justify="left")
+    for col in ("id", "kind", "status", "started (UTC)", "target", "profile", "records"):
+        table.add_column(col)
+    for info in infos:
+        b = _brief(info)
+        table.add_row(b["id"][:12], b["kind"], b["status"], b["started_at"][:19], b["target"], b["profile"],
+                      str(b["records"]))  # fmt: skip
+    Console().print(table)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--store", type=_STORE, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
+@click.option("--recompute", is_flag=True, help="Recompute the load summary from the stored raw records.")
+@click.pass_obj
+def show(app: AppContext, run_id: str, store: Path | None, recompute: bool) -> None:
+    """Show one run (id or unique prefix) as JSON: target, profile, provenance, summary."""
+    with Store.open(store or app.settings.results_path) as db:
+        info = db.get_run(run_id)
+        data: dict[str, Any] = {
+            "id": info.id,
+            "kind": info.kind,
+            "status": info.status,
+            "started_at": info.started_at,
+            "ended_at": info.ended_at,
+            "target": info.target,
+            "profile": info.profile,
+            "summary": info.summary,
+            "error": info.error,
+            "records": info.n_requests,
+            "items": info.n_items,
+            "provenance": info.provenance,
+        }
+        if recompute and info.kind == "load":
+            data["summary_recomputed"] = summarize(db.load_records(info.id)).to_json()
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _brief(info: Any) -> dict[str, Any]:
+    target = info.target.get("name") or info.target.get("url") or ""
+    profile = info.profile.get("label") or info.profile.get("kind") or info.profile.get("suite") or ""
+    return {
+        "id": info.id,
+        "kind": info.kind,
+        "status": info.status,
+        "started_at": info.started_at,
+        "target": str(target),
+        "profile": str(profile),
+        "records": info.n_requests or info.n_items,
+    }
