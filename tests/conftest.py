@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from serve.tiny import BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
 # Deterministic builds are cached across test sessions (keyed by the builder's own manifest).
@@ -41,8 +45,14 @@ def tiny_random_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_skills_dir() -> Path:
-    """The builtin tiny-skills checkpoint (trained), built once."""
+def tiny_skills_build() -> BuildResult:
+    """The builtin tiny-skills checkpoint (trained for about 2 minutes of CPU), built once."""
     from serve.tiny import build_builtin
 
-    return build_builtin("tiny-skills", MODEL_CACHE / "tiny-skills", seed=0).path
+    return build_builtin("tiny-skills", MODEL_CACHE / "tiny-skills", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_skills_dir(tiny_skills_build: BuildResult) -> Path:
+    """The folder of the tiny-skills checkpoint."""
+    return tiny_skills_build.path

@@ -1,0 +1,191 @@
+"""The tiny-skills question set: four areas of short questions with exact short answers.
+
+The held-out suite (`skills_suite`) and the training stream (`SkillSampler`) come from the same generators;
+the sampler never yields a prompt that is in the held-out suite, so the suite measures generalisation.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+# The shipped suite (bench/suites/tiny-skills.jsonl) and the prompts held out from training.
+SUITE_N_PER_AREA = 100
+SUITE_SEED = 0
+
+AREAS = ("arithmetic", "lookup", "string", "comparison")
+_ID_PREFIX = {"arithmetic": "add", "lookup": "cap", "string": "rev", "comparison": "cmp"}
+# Share of training examples per area: lookups and comparisons are learned quickly, so they get fewer.
+TRAIN_MIX = {"arithmetic": 0.35, "lookup": 0.15, "string": 0.35, "comparison": 0.15}
+
+CAPITALS: tuple[tuple[str, str], ...] = (
+    ("France", "Paris"),
+    ("Germany", "Berlin"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Portugal", "Lisbon"),
+    ("Japan", "Tokyo"),
+    ("China", "Beijing"),
+    ("India", "New Delhi"),
+    ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"),
+    ("Peru", "Lima"),
+    ("Chile", "Santiago"),
+    ("Canada", "Ottawa"),
+    ("Mexico", "Mexico City"),
+    ("Russia", "Moscow"),
+    ("Greece", "Athens"),
+    ("Norway", "Oslo"),
+    ("Sweden", "Stockholm"),
+    ("Finland", "Helsinki"),
+    ("Poland", "Warsaw"),
+    ("Austria", "Vienna"),
+    ("Ireland", "Dublin"),
+    ("Cuba", "Havana"),
+    ("Thailand", "Bangkok"),
+    ("Vietnam", "Hanoi"),
+    ("Iran", "Tehran"),
+    ("Iraq", "Baghdad"),
+    ("Ghana", "Accra"),
+    ("Nepal", "Kathmandu"),
+    ("Argentina", "Buenos Aires"),
+)
+
+# Several phrasings per country: the suite holds some of them out, training sees the others, so a lookup
+# question in the suite asks a known fact in an unseen wording.
+CAPITAL_TEMPLATES = (
+    "What is the capital of {c}?",
+    "Name the capital of {c}.",
+    "Which city is the capital of {c}?",
+    "What city is the capital of {c}?",
+    "Tell me the capital of {c}.",
+    "{c} has which capital city?",
+    "The capital of {c} is which city?",
+    "Capital of {c}?",
+)
+# Phrasings of each country that training always keeps.
+_MIN_TRAIN_TEMPLATES = 2
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question: its area, the user message and the exact expected answer."""
+
+    area: str
+    prompt: str
+    answer: str
+
+
+def _addition(rng: random.Random) -> Question:
+    a, b = rng.randint(10, 99), rng.randint(10, 99)
+    return Question("arithmetic", f"What is {a} + {b}?", str(a + b))
+
+
+def _capital(rng: random.Random) -> Question:
+    country, capital = rng.choice(CAPITALS)
+    template = rng.choice(CAPITAL_TEMPLATES)
+    return Question("lookup", template.format(c=country), capital)
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 5)))
+
+
+def _reverse(rng: random.Random) -> Question:
+    word = _word(rng)
+    return Question("string", f"Reverse the word '{word}'.", word[::-1])
+
+
+def _compare(rng: random.Random) -> Question:
+    a, b = rng.sample(range(100), 2)
+    if rng.random() < 0.5:
+        return Question("comparison", f"Is {a} greater than {b}? Answer yes or no.", "yes" if a > b else "no")
+    return Question("comparison", f"Is {a} less than {b}? Answer yes or no.", "yes" if a < b else "no")
+
+
+_GENERATORS: dict[str, Callable[[random.Random], Question]] = {
+    "arithmetic": _addition,
+    "lookup": _capital,
+    "string": _reverse,
+    "comparison": _compare,
+}
+
+
+def _held_out_capitals(n: int, rng: random.Random) -> list[Question]:
+    """`n` capital questions spread evenly over the countries, each country keeping some phrasings."""
+    per_country_max = len(CAPITAL_TEMPLATES) - _MIN_TRAIN_TEMPLATES
+    if n > per_country_max * len(CAPITALS):
+        raise ValueError(f"at most {per_country_max * len(CAPITALS)} lookup questions can be held out")
+    countries = list(CAPITALS)
+    rng.shuffle(countries)
+    out: list[Question] = []
+    for i, (country, capital) in enumerate(countries):
+        count = n // len(countries) + (1 if i < n % len(countries) else 0)
+        for template in rng.sample(CAPITAL_TEMPLATES, count):
+            out.append(Question("lookup", template.format(c=country), capital))
+    rng.shuffle(out)
+    return out
+
+
+def held_out_questions(n_per_area: int, seed: int) -> list[Question]:
+    """The held-out questions, area by area, `n_per_area` distinct prompts each."""
+    rng = random.Random(seed)
+    out: list[Question] = []
+    for area in AREAS:
+        if area == "lookup":
+            out.extend(_held_out_capitals(n_per_area, rng))
+            continue
+        seen: set[str] = set()
+        while len(seen) < n_per_area:
+            q = _GENERATORS[area](rng)
+            if q.prompt not in seen:
+                seen.add(q.prompt)
+                out.append(q)
+    return out
+
+
+def skills_suite(n_per_area: int = SUITE_N_PER_AREA, seed: int = SUITE_SEED) -> list[dict[str, str]]:
+    """Suite items in the JSONL suite format: id, area, prompt, reference, scorer ("exact")."""
+    items: list[dict[str, str]] = []
+    counters = dict.fromkeys(AREAS, 0)
+    for q in held_out_questions(n_per_area, seed):
+        counters[q.area] += 1
+        items.append(
+            {
+                "id": f"{_ID_PREFIX[q.area]}-{counters[q.area]:04d}",
+                "area": q.area,
+                "prompt": q.prompt,
+                "reference": q.answer,
+                "scorer": "exact",
+            }
+        )
+    return items
+
+
+class SkillSampler:
+    """An endless stream of fresh training questions that skips every held-out prompt."""
+
+    def __init__(self, seed: int, held_out: Iterable[str]) -> None:
+        self._rng = random.Random(seed)
+        self._held_out = frozenset(held_out)
+        self._areas = list(TRAIN_MIX)
+        self._weights = [TRAIN_MIX[a] for a in self._areas]
+
+    def sample(self) -> Question:
+        """One training question whose prompt is not held out."""
+        while True:
+            area = self._rng.choices(self._areas, self._weights)[0]
+            q = _GENERATORS[area](self._rng)
+            if q.prompt not in self._held_out:
+                return q
+
+    def batch(self, size: int) -> list[Question]:
+        """`size` training questions."""
+        return [self.sample() for _ in range(size)]
+
+
+def suite_jsonl(items: Iterable[Mapping[str, str]]) -> str:
+    """Items as the text of a suite file: one compact JSON object per line, in order."""
+    return "".join(json.dumps(dict(item), ensure_ascii=False) + "\n" for item in items)
