@@ -1,4 +1,4 @@
-"""The data that flows between layers: requests to send and what one request measured.
+"""The data that flows between layers: requests to send, what one request measured, one scored item.
 
 Times are `time.perf_counter()` seconds. A client stamps absolute perf_counter values; the load
 generator knows the run's origin and the store keeps times relative to it.
@@ -65,3 +65,24 @@ class RequestRecord:
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One scored accuracy item. `status` 'error' means the request failed: never right or wrong."""
+
+    item_id: str
+    status: Literal["ok", "error"]
+    area: str | None = None
+    repeat: int = 0  # 0-based repeat index when an item is asked several times
+    score: float | None = None  # 0..1
+    correct: bool | None = None  # None when the scorer gives no right/wrong verdict
+    output: str | None = None
+    reference: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    judge: dict[str, Any] | None = None  # verdict, judge model, judge tokens and cost
+    error_text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -13,10 +13,23 @@ import click
 from bench import __version__
 from bench.cli._context import AppContext
 from bench.cli._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, describe
+from bench.cli._lazy import LazyGroup
 from bench.settings import Settings
 
+COMMANDS = {
+    "models": "bench.cli.models:models",
+    "pull": "bench.cli.pull:pull",
+    "serve": "bench.cli.serve:serve",
+    "bench": "bench.cli.bench:bench",
+    "runs": "bench.cli.runs:runs",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="llmbench")
 @click.option(
     "--models-file",
@@ -29,20 +42,6 @@ from bench.settings import Settings
 def cli(ctx: click.Context, models_files: tuple[Path, ...]) -> None:
     """Serve open-weight models, benchmark them against commercial APIs, and compare cost and quality."""
     ctx.obj = AppContext(Settings.from_env(models_files=models_files))
-
-
-def _register() -> None:
-    from bench.cli.bench import bench
-    from bench.cli.models import models
-    from bench.cli.pull import pull
-    from bench.cli.runs import runs
-    from bench.cli.serve import serve
-
-    for command in (models, pull, serve, bench, runs):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

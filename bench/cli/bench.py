@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import click
 
-from bench.cli.load import load
+from bench.cli._lazy import LazyGroup
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "load": "bench.cli.load:load",
+        "accuracy": "bench.cli.accuracy:accuracy",
+        "diff": "bench.cli.accuracy:diff",
+    },
+)
 def bench() -> None:
     """Measure endpoints: speed under load, task accuracy, and differences between runs."""
-
-
-bench.add_command(load)

@@ -15,12 +15,11 @@ from typing import Any, cast
 import psutil
 
 from bench.errors import StoreError
-from bench.records import RequestRecord, Status, TokenSource
+from bench.records import ItemRecord, RequestRecord, Status, TokenSource
 from bench.store.migrations import MIGRATIONS, Migration, NewerSchemaError, migrate
 from bench.store.rows import (
     FINAL_STATUSES,
     RUN_KINDS,
-    ItemRecord,
     RunInfo,
     RunKind,
     RunStatus,

@@ -7,7 +7,7 @@ import json
 import sys
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import PurePath
@@ -48,27 +48,6 @@ class ServerSample(NamedTuple):
     name: str
     labels: Mapping[str, str]
     value: float
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRecord:
-    """One scored accuracy item. `status` 'error' means the request failed: never right or wrong."""
-
-    item_id: str
-    status: Literal["ok", "error"]
-    area: str | None = None
-    repeat: int = 0  # 0-based repeat index when an item is asked several times
-    score: float | None = None  # 0..1
-    correct: bool | None = None  # None when the scorer gives no right/wrong verdict
-    output: str | None = None
-    reference: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    latency_ms: float | None = None
-    cost_usd: float | None = None
-    judge: dict[str, Any] | None = None  # verdict, judge model, judge tokens and cost
-    error_text: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""`llmbench runs`: what a load run stored can be listed, shown, and its summary recomputed from raw records."""
+"""`llmbench runs`: a stored load run can be listed, shown, and its summary recomputed from raw records."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ LLMBENCH = [sys.executable, "-m", "bench"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LLMBENCH, *args], capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    env = dict(os.environ)
+    return subprocess.run([*LLMBENCH, *args], capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_list_and_show_a_stored_load_run(tmp_path: Path) -> None:

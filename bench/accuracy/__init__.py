@@ -1,0 +1,1 @@
+"""Task accuracy: suites, scorers, statistics, the runner, and lm-eval integration."""

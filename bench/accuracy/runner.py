@@ -1,0 +1,163 @@
+"""Run a suite against one endpoint: ask every item (temperature 0, N at a time), score it, hand it on.
+
+Each scored item is passed to `on_item` as soon as it is done, so an interrupted run keeps what it scored.
+A failed request is an item with status 'error': counted apart, never right or wrong. The endpoint is never
+answered from a cache; only judge calls are cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.accuracy.embedding import Embedder
+from bench.accuracy.judge import Judge, JudgeError
+from bench.accuracy.scorers import Verdict, score_deterministic
+from bench.accuracy.suite import EmbeddingSpec, JudgeSpec, Suite, SuiteItem
+from bench.errors import UsageError
+from bench.loadgen.protocol import StreamingClient
+from bench.records import GenRequest, ItemRecord, RequestRecord, Status
+from bench.registry import Prices
+
+# How an item becomes a request: its prompt (as one user message) or its messages, sent unchanged. Versioned
+# by hash with every run, like the judge's templates.
+ITEM_TEMPLATE = (
+    "chat: item.messages, or [{role: user, content: item.prompt}]; temperature 0; no system prompt"
+)
+DEFAULT_MAX_TOKENS = 256  # output budget of an item without its own max_tokens (tokens)
+
+
+def token_cost(
+    prices: Prices | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cached_input: int | None = None,
+) -> float | None:
+    """USD for one request from per-1M-token prices; None without prices or without usage."""
+    if prices is None or input_tokens is None or output_tokens is None:
+        return None
+    cached = cached_input or 0
+    cached_price = (
+        prices.cached_input_per_1m if prices.cached_input_per_1m is not None else prices.input_per_1m
+    )
+    fresh = max(0, input_tokens - cached)
+    return (fresh * prices.input_per_1m + cached * cached_price + output_tokens * prices.output_per_1m) / 1e6
+
+
+@dataclass
+class SuiteRunner:
+    """Asks a suite's items through one client and scores them."""
+
+    client: StreamingClient
+    concurrency: int = 8
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    prices: Prices | None = None
+    judge: Judge | None = None
+    embedder: Embedder | None = None
+    similarity: bool = False  # add the advisory cosine to every item that has references
+
+    def check(self, suite: Suite) -> None:
+        """Fail before any request when an item needs a judge that was not given."""
+        if self.judge is None and any(isinstance(i.scorer, JudgeSpec) for i in suite.items):
+            n = sum(isinstance(i.scorer, JudgeSpec) for i in suite.items)
+            raise UsageError(
+                f"{n} items of suite {suite.name!r} are scored by a judge; pass --judge NAME", flag="--judge"
+            )
+
+    async def run(self, suite: Suite, on_item: Callable[[ItemRecord], None]) -> list[ItemRecord]:
+        """Ask and score every item; `on_item` sees each one as it completes (in completion order)."""
+        self.check(suite)
+        queue: asyncio.Queue[tuple[int, SuiteItem]] = asyncio.Queue()
+        for pair in enumerate(suite.items):
+            queue.put_nowait(pair)
+        done: list[ItemRecord] = []
+
+        async def worker() -> None:
+            while not queue.empty():
+                index, item = queue.get_nowait()
+                result = await self.one(index, item)
+                if result is None:  # cancelled mid-request: the item is simply not done
+                    raise asyncio.CancelledError
+                done.append(result)
+                on_item(result)
+
+        workers = [
+            asyncio.create_task(worker()) for _ in range(max(1, min(self.concurrency, len(suite.items))))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return done
+
+    async def one(self, index: int, item: SuiteItem) -> ItemRecord | None:
+        """Ask one item and score it; None when the request was cancelled."""
+        request = GenRequest(
+            request_id=index,
+            prompt=item.prompt if item.messages is None else None,
+            messages=item.chat_messages() if item.messages is not None else None,
+            max_tokens=item.max_tokens or self.max_tokens,
+            temperature=0.0,
+        )
+        record = await self.client.send(request, time.perf_counter())
+        if record.status is Status.CANCELLED:
+            return None
+        base = _measured(item, record, self.prices)
+        if not record.ok:
+            return ItemRecord(**base, status="error", error_text=f"{record.error_kind}: {record.error_text}")
+        judge_json: dict[str, Any] | None = None
+        try:
+            verdict, judge_json = await self._score(item, record.output_text)
+        except JudgeError as exc:
+            return ItemRecord(**base, status="error", error_text=f"judge: {exc}", judge={"error": str(exc)})
+        extra = {**base.pop("extra"), "scorer": item.scorer.kind, "detail": verdict.detail, **verdict.extra}
+        if self.similarity and item.all_references and not isinstance(item.scorer, EmbeddingSpec):
+            extra["similarity"] = await self._similarity(record.output_text, item.all_references)
+        return ItemRecord(
+            **base, status="ok", score=verdict.score, correct=verdict.correct, judge=judge_json, extra=extra
+        )
+
+    async def _score(self, item: SuiteItem, output: str) -> tuple[Verdict, dict[str, Any] | None]:
+        if isinstance(item.scorer, JudgeSpec):
+            assert self.judge is not None and item.rubric is not None
+            refs = item.all_references
+            got = await self.judge.grade(question_text(item), output, item.rubric, refs[0] if refs else None)
+            return Verdict(got.passed, got.score, got.reason), got.to_json()
+        if isinstance(item.scorer, EmbeddingSpec):
+            sim = await self._similarity(output, item.all_references)
+            # Advisory only: a cosine is reported, but never decides right or wrong.
+            return Verdict(None, sim, f"cosine {sim:.3f} (advisory)", {"similarity": sim}), None
+        return score_deterministic(item, output), None
+
+    async def _similarity(self, output: str, references: list[str]) -> float:
+        if self.embedder is None:
+            self.embedder = Embedder()
+        return await asyncio.to_thread(self.embedder.similarity, output, references)
+
+
+def question_text(item: SuiteItem) -> str:
+    """The question as the judge sees it: the prompt, or the chat as 'role: content' lines."""
+    if item.prompt is not None:
+        return item.prompt
+    return "\n".join(f"{m['role']}: {m['content']}" for m in item.chat_messages())
+
+
+def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> dict[str, Any]:
+    """The ItemRecord fields every outcome shares: ids, output, tokens, latency and cost."""
+    ttft = None if record.first_token_s is None else (record.first_token_s - record.start_s) * 1000
+    return {
+        "item_id": item.id,
+        "area": item.area,
+        "output": record.output_text,
+        "reference": " | ".join(item.all_references) or None,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "latency_ms": (record.end_s - record.start_s) * 1000,
+        "cost_usd": token_cost(prices, record.input_tokens, record.output_tokens, record.cached_input_tokens),
+        "extra": {"ttft_ms": ttft, "http_status": record.http_status, "tokens_from": record.tokens_from},
+    }

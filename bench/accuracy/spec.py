@@ -1,0 +1,55 @@
+"""The input of an accuracy run (built by the CLI from flags) and what a finished run returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.accuracy.runner import DEFAULT_MAX_TOKENS
+from bench.errors import UsageError
+from bench.targets import ApiKind
+
+LMEVAL_PREFIX = "lm-eval:"
+
+
+class AccuracySpec(BaseModel):
+    """Everything one accuracy run needs; the CLI builds it from flags."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str = Field(min_length=1, description="registry name or URL")
+    suite: str = Field(min_length=1, description="builtin:NAME, a JSONL path, or lm-eval:TASK[,TASK]")
+    judge: str | None = Field(None, description="registry name of the judge endpoint")
+    limit: int | None = Field(None, ge=1, description="items per area (suites) or samples per task (lm-eval)")
+    concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    model: str | None = None
+    api: ApiKind | None = None
+    tokenizer: str | None = Field(None, description="local tokenizer folder (lm-eval over completions)")
+    tasks_dir: Path | None = Field(None, description="folder of lm-eval task YAML files")
+    chat_template: bool | None = Field(
+        None, description="lm-eval: apply the chat template (default: chat API)"
+    )
+    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="output budget per item (tokens)")
+    similarity: bool = Field(False, description="add advisory embedding similarity to every item")
+    store: Path | None = None
+
+    @property
+    def lm_eval_tasks(self) -> tuple[str, ...] | None:
+        if not self.suite.startswith(LMEVAL_PREFIX):
+            return None
+        tasks = tuple(t.strip() for t in self.suite.removeprefix(LMEVAL_PREFIX).split(",") if t.strip())
+        if not tasks:
+            raise UsageError("name at least one task: lm-eval:TASK[,TASK]", flag="--suite")
+        return tasks
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """A finished run: its id, status and the `llmbench.accuracy/1` summary."""
+
+    run_id: str
+    status: Literal["complete", "partial", "failed"]
+    summary: dict[str, Any]

@@ -1,0 +1,105 @@
+"""Accuracy statistics: Wilson intervals for one run, paired comparisons for two runs on the same items."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """A share of correct answers with its 95% Wilson score interval."""
+
+    correct: int
+    n: int
+    score: float
+    ci95: tuple[float, float]
+
+
+def wilson(correct: int, n: int, z: float = Z95) -> Proportion:
+    """Accuracy and its Wilson score interval (good at small n and near 0 or 1)."""
+    if n == 0:
+        return Proportion(0, 0, 0.0, (0.0, 1.0))
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Proportion(correct, n, p, (max(0.0, centre - half), min(1.0, centre + half)))
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """B minus A on the items both runs scored: difference in points, its 95% CI, and McNemar's p."""
+
+    n: int
+    a_score: float
+    b_score: float
+    diff_points: float
+    ci95_points: tuple[float, float]
+    a_only: int  # items A got right and B wrong
+    b_only: int  # items B got right and A wrong
+    p_value: float
+
+    def sentence(self, a: str = "A", b: str = "B") -> str:
+        """'B is X points below A, 95% CI [lo, hi]' in plain words."""
+        lo, hi = self.ci95_points
+        d = self.diff_points
+        if abs(d) < 0.05:
+            rel = f"{b} scores the same as {a}"
+        else:
+            rel = f"{b} is {abs(d):.1f} points {'below' if d < 0 else 'above'} {a}"
+        verdict = "significant" if self.p_value < 0.05 else "not significant"
+        return (
+            f"{rel} (B−A = {d:+.1f} points, 95% CI [{lo:+.1f}, {hi:+.1f}], McNemar p = {self.p_value:.3g}, "
+            f"{verdict} at 5%; n = {self.n} paired items)"
+        )
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pair counts (binomial test at 1/2)."""
+    k = a_only + b_only
+    if k == 0:
+        return 1.0
+    low = min(a_only, b_only)
+    tail: float = sum(math.comb(k, i) for i in range(low + 1)) / 2**k
+    return min(1.0, 2 * tail)
+
+
+def paired_compare(
+    a: Mapping[str, bool], b: Mapping[str, bool], *, resamples: int = 5000, seed: int = 0
+) -> PairedComparison:
+    """Compare two runs on their common items: paired bootstrap CI of B−A and exact McNemar."""
+    common = sorted(set(a) & set(b))
+    n = len(common)
+    if n == 0:
+        raise ValueError("the two runs share no scored items")
+    pairs = [(a[i], b[i]) for i in common]
+    a_only = sum(1 for x, y in pairs if x and not y)
+    b_only = sum(1 for x, y in pairs if y and not x)
+    deltas = [int(y) - int(x) for x, y in pairs]
+    diff = 100.0 * sum(deltas) / n
+    rng = random.Random(seed)
+    boots = sorted(100.0 * sum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
+    lo = _quantile(boots, 0.025)
+    hi = _quantile(boots, 0.975)
+    return PairedComparison(
+        n=n,
+        a_score=sum(x for x, _ in pairs) / n,
+        b_score=sum(y for _, y in pairs) / n,
+        diff_points=diff,
+        ci95_points=(lo, hi),
+        a_only=a_only,
+        b_only=b_only,
+        p_value=mcnemar_exact(a_only, b_only),
+    )
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

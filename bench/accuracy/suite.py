@@ -1,0 +1,225 @@
+"""llmbench suites: JSONL files of {id, area, prompt | messages, reference(s), scorer, rubric?}.
+
+`builtin:NAME` resolves to bench/suites/NAME.jsonl. Every line is validated; a bad line is reported
+with the file and the line number. The suite's hash covers the file's bytes, so a stored run says
+exactly which items it scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.errors import ConfigError
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExactSpec(_Spec):
+    """Normalized exact match against any reference."""
+
+    kind: Literal["exact"] = "exact"
+
+
+class RegexSpec(_Spec):
+    """Extract with a regex (group 1 if present, else the whole match), then exact match."""
+
+    kind: Literal["regex"] = "regex"
+    pattern: str
+
+
+class KeywordSpec(_Spec):
+    """Keywords that must appear (all/any) or must not appear (none), case-insensitive, whole words."""
+
+    kind: Literal["keyword"] = "keyword"
+    mode: Literal["any", "all", "none"] = "all"
+    keywords: list[str] = Field(min_length=1)
+
+
+class NumericSpec(_Spec):
+    """The last number in the answer equals the reference within an absolute or relative tolerance."""
+
+    kind: Literal["numeric"] = "numeric"
+    tolerance: float = Field(0.0, ge=0)
+    rel_tolerance: float = Field(0.0, ge=0)
+
+
+class JsonSchemaSpec(_Spec):
+    """The answer holds one JSON value valid against `schema`; fields in the reference must match."""
+
+    kind: Literal["json_schema"] = "json_schema"
+    schema_: Annotated[dict[str, Any], Field(alias="schema")]
+
+
+class EmbeddingSpec(_Spec):
+    """Cosine similarity to the reference (advisory only: never the correctness metric)."""
+
+    kind: Literal["embedding"] = "embedding"
+
+
+class JudgeSpec(_Spec):
+    """An LLM judge applies the item's rubric and returns a structured verdict."""
+
+    kind: Literal["judge"] = "judge"
+
+
+ScorerSpec = Annotated[
+    ExactSpec | RegexSpec | KeywordSpec | NumericSpec | JsonSchemaSpec | EmbeddingSpec | JudgeSpec,
+    Field(discriminator="kind"),
+]
+
+
+class Message(_Spec):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class SuiteItem(_Spec):
+    """One question of a suite."""
+
+    id: str = Field(min_length=1)
+    area: str = Field(min_length=1)
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    reference: str | None = None
+    references: list[str] | None = None
+    scorer: ScorerSpec = ExactSpec()
+    rubric: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scorer_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("scorer"), str):
+            data = {**data, "scorer": {"kind": data["scorer"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> SuiteItem:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("set exactly one of 'prompt' or 'messages'")
+        if self.reference is not None and self.references is not None:
+            raise ValueError("set 'reference' or 'references', not both")
+        needs_ref = not isinstance(self.scorer, KeywordSpec | JudgeSpec | JsonSchemaSpec)
+        if needs_ref and not self.all_references:
+            raise ValueError(f"scorer {self.scorer.kind!r} needs 'reference' or 'references'")
+        if isinstance(self.scorer, JudgeSpec) and not self.rubric:
+            raise ValueError("scorer 'judge' needs a 'rubric'")
+        return self
+
+    @property
+    def all_references(self) -> list[str]:
+        if self.references is not None:
+            return list(self.references)
+        return [self.reference] if self.reference is not None else []
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The item as chat messages (a bare prompt becomes one user message)."""
+        if self.messages is not None:
+            return [m.model_dump() for m in self.messages]
+        return [{"role": "user", "content": self.prompt or ""}]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded suite: its name, source file, content hash and items."""
+
+    name: str
+    path: Path
+    sha256: str
+    items: list[SuiteItem]
+
+    @property
+    def areas(self) -> list[str]:
+        return sorted({item.area for item in self.items})
+
+    def limit(self, n: int | None) -> Suite:
+        """The first n items of every area, keeping the suite balanced (n=None keeps all)."""
+        if n is None:
+            return self
+        seen: dict[str, int] = {}
+        kept = []
+        for item in self.items:
+            if seen.get(item.area, 0) < n:
+                seen[item.area] = seen.get(item.area, 0) + 1
+                kept.append(item)
+        return Suite(self.name, self.path, self.sha256, kept)
+
+
+def builtin_suites_dir() -> Path:
+    """The folder of suites shipped with llmbench."""
+    return Path(str(resources.files("bench").joinpath("suites")))
+
+
+def builtin_suite_names() -> list[str]:
+    return sorted(p.stem for p in builtin_suites_dir().glob("*.jsonl"))
+
+
+def resolve_suite_path(ref: str) -> Path:
+    """Map `builtin:NAME` or a path to a suite file."""
+    if ref.startswith("builtin:"):
+        name = ref.removeprefix("builtin:")
+        path = builtin_suites_dir() / f"{name}.jsonl"
+        if not path.is_file():
+            known = ", ".join(f"builtin:{n}" for n in builtin_suite_names())
+            raise ConfigError(f"no builtin suite {name!r}", key=ref, fix=f"builtin suites: {known}")
+        return path
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}", file=str(path), fix="check the path")
+    return path
+
+
+def load_suite(ref: str) -> Suite:
+    """Read and validate a suite; a malformed line raises ConfigError with file and line number."""
+    path = resolve_suite_path(ref)
+    raw = path.read_bytes()
+    items: list[SuiteItem] = []
+    ids: dict[str, int] = {}
+    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})",
+                file=str(path),
+                key=f"line {lineno}",
+                fix="each line must be one JSON object",
+            ) from exc
+        try:
+            item = SuiteItem.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-")) or "item"
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(
+                f"{path}:{lineno}: {where}: {msg}",
+                file=str(path),
+                key=f"line {lineno}",
+                fix="see bench/suites/README.md for the suite format",
+            ) from exc
+        if item.id in ids:
+            raise ConfigError(
+                f"{path}:{lineno}: duplicate id {item.id!r} (first on line {ids[item.id]})",
+                file=str(path),
+                key=f"line {lineno}",
+                fix="give every item a unique id",
+            )
+        ids[item.id] = lineno
+        items.append(item)
+    if not items:
+        raise ConfigError(f"{path}: the suite has no items", file=str(path), fix="add JSONL lines")
+    name = ref.removeprefix("builtin:") if ref.startswith("builtin:") else path.stem
+    return Suite(name=name, path=path, sha256=hashlib.sha256(raw).hexdigest(), items=items)

@@ -1,0 +1,225 @@
+"""One accuracy run end to end: resolve the target, check it, ask and score, store items as they complete.
+
+`run_accuracy(spec, registry, settings)` is what `llmbench bench accuracy` calls; `diff_runs` is what
+`llmbench bench diff` calls. This module ties the accuracy parts to the results store, so it is the one
+module of the package that opens a Store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
+from bench.accuracy.judge_cache import JudgeCache
+from bench.accuracy.runner import ITEM_TEMPLATE, SuiteRunner, token_cost
+from bench.accuracy.spec import AccuracyResult, AccuracySpec
+from bench.accuracy.suite import Suite, load_suite
+from bench.accuracy.summary import RunDiff, diff_items, summarize
+from bench.clients import ClientConfig, make_client
+from bench.errors import InterruptedRunError, UsageError
+from bench.lmevalrun import run_lmeval_tasks
+from bench.provenance import collect_provenance
+from bench.records import ItemRecord
+from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry
+from bench.settings import Settings
+from bench.store import RunStatus, Store
+from bench.targets import Target, resolve_target, serving
+
+Progress = Callable[[int, int], None]  # (items done, items in the run)
+NO_PRICE_NOTE = "self-hosted target: no per-token price (cost_usd is null; see the report's $/hour cost)"
+
+
+def target_prices(target: Target, registry: Registry) -> Prices | None:
+    """Registry prices of an API or mock entry; None for self-hosted and bare-URL targets."""
+    if target.kind not in ("api", "mock"):
+        return None
+    _, entry = registry.get(target.name)
+    return entry.prices if isinstance(entry, ApiEndpoint | MockEndpoint) else None
+
+
+def client_config(target: Target) -> ClientConfig:
+    """The streaming client's configuration for a served target."""
+    return ClientConfig(
+        base_url=target.url,
+        model=target.model,
+        api_key=target.api_key,
+        api_key_env=target.api_key_env,
+        server_kind=target.server_kind,
+        headers=dict(target.headers),
+    )
+
+
+async def check_target(target: Target) -> None:
+    """TargetError before the run starts when the endpoint is unreachable or lacks the model."""
+    async with make_client(target.api, client_config(target)) as client:
+        await client.check()
+
+
+def _store_path(spec: AccuracySpec, settings: Settings) -> Path:
+    return spec.store if spec.store is not None else settings.results_path
+
+
+def run_accuracy(
+    spec: AccuracySpec, registry: Registry, settings: Settings, progress: Progress | None = None
+) -> AccuracyResult:
+    """Run a suite or lm-eval tasks against the target; items go to the store as they are scored."""
+    tasks = spec.lm_eval_tasks
+    suite = None if tasks is not None else load_suite(spec.suite).limit(spec.limit)
+    api = spec.api
+    if tasks is not None and api is None:
+        # Multiple choice needs completions (echo + logprobs), which local servers have and APIs lack.
+        api = "openai-completions" if not _is_api(spec.target, registry) else "openai-chat"
+    target = resolve_target(
+        spec.target, registry, settings, model=spec.model, api=api, tokenizer=spec.tokenizer
+    )
+    if tasks is not None and target.api == "anthropic":
+        raise UsageError("lm-eval tasks run over OpenAI-style APIs; pass --api openai-chat", flag="--api")
+    with contextlib.ExitStack() as stack:
+        target = stack.enter_context(serving(target))
+        judge_target = None
+        if spec.judge is not None:
+            judge_target = resolve_target(spec.judge, registry, settings)
+            judge_target = stack.enter_context(serving(judge_target))
+        asyncio.run(check_target(target))
+        if judge_target is not None:
+            asyncio.run(check_target(judge_target))
+        store = stack.enter_context(Store.open(_store_path(spec, settings)))
+        prices = target_prices(target, registry)
+        templates = {"item": template_hash(ITEM_TEMPLATE), "judge": JUDGE_TEMPLATES_SHA}
+        profile = {**spec.model_dump(mode="json"), "api": target.api, "templates": templates}
+        if suite is not None:
+            profile["suite_sha256"] = suite.sha256
+            profile["items"] = len(suite.items)
+        provenance = collect_provenance(
+            extra={"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}
+        )
+        run_id = store.start_run("accuracy", target.to_json(), profile, provenance)
+        base = {
+            "suite": suite.name if suite else spec.suite,
+            "target": target.name,
+            "run_id": run_id,
+            "cost_note": None if prices else NO_PRICE_NOTE,
+        }
+        if suite is not None:
+            judge_prices = target_prices(judge_target, registry) if judge_target else None
+            return _run_suite(
+                spec,
+                suite,
+                target,
+                judge_target,
+                judge_prices,
+                prices,
+                store,
+                run_id,
+                base,
+                settings,
+                progress,
+            )
+        return run_lmeval_tasks(spec, tasks or (), target, prices, store, run_id, base)
+
+
+def _is_api(name: str, registry: Registry) -> bool:
+    if name.startswith(("http://", "https://")):
+        return False
+    kind, _ = registry.get(name)
+    return kind in ("api", "mock")
+
+
+@contextlib.contextmanager
+def _interrupts(
+    store: Store, run_id: str, kept: Callable[[], list[ItemRecord]], summary: Callable[[], dict[str, Any]]
+) -> Iterator[None]:
+    """Close the run as partial on Ctrl-C (InterruptedRunError) and as failed/partial on any other error."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        store.finish_run(run_id, "partial", summary(), "interrupted")
+        raise InterruptedRunError("accuracy run interrupted", run_id=run_id, kept=len(kept())) from exc
+    except BaseException as exc:
+        status: RunStatus = "partial" if kept() else "failed"
+        store.finish_run(run_id, status, summary() if kept() else None, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_suite(
+    spec: AccuracySpec,
+    suite: Suite,
+    target: Target,
+    judge_target: Target | None,
+    judge_prices: Prices | None,
+    prices: Prices | None,
+    store: Store,
+    run_id: str,
+    base: dict[str, Any],
+    settings: Settings,
+    progress: Progress | None,
+) -> AccuracyResult:
+    items: list[ItemRecord] = []
+    total = len(suite.items)
+
+    def on_item(item: ItemRecord) -> None:
+        store.add_item(run_id, item)  # written as it completes: an interrupted run keeps it
+        items.append(item)
+        if progress is not None:
+            progress(len(items), total)
+
+    judge_usage: dict[str, Any] | None = None
+
+    def summary() -> dict[str, Any]:
+        return summarize(items, judge=judge_usage, **base)
+
+    async def go() -> None:
+        nonlocal judge_usage
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(make_client(target.api, client_config(target)))
+            judge = None
+            if judge_target is not None:
+                judge_client = await stack.enter_async_context(
+                    make_client(judge_target.api, client_config(judge_target))
+                )
+                cache = stack.enter_context(JudgeCache(settings.home / "judge-cache.sqlite"))
+
+                def cost(tin: int | None, tout: int | None) -> float | None:
+                    return token_cost(judge_prices, tin, tout)
+
+                judge = Judge(judge_client, f"{judge_target.url}|{judge_target.model}", cache, cost)
+            runner = SuiteRunner(
+                client, spec.concurrency, spec.max_tokens, prices, judge, similarity=spec.similarity
+            )
+            try:
+                await runner.run(suite, on_item)
+            finally:
+                if judge is not None:
+                    judge_usage = judge.usage.to_json()
+
+    if progress is not None:
+        progress(0, total)
+    with _interrupts(store, run_id, lambda: items, summary):
+        asyncio.run(go())
+    result = summary()
+    store.finish_run(run_id, "complete", result)
+    return AccuracyResult(run_id, "complete", result)
+
+
+def diff_runs(store_path: Path, run_a: str, run_b: str) -> RunDiff:
+    """Paired comparison of two stored accuracy runs (ids or unique prefixes) on their common items."""
+    with Store.open(store_path) as store:
+        a, b = store.get_run(run_a), store.get_run(run_b)
+        for run, flag in ((a, "RUN_A"), (b, "RUN_B")):
+            if run.kind != "accuracy":
+                raise UsageError(f"run {run.id[:12]} is a {run.kind} run, not an accuracy run", flag=flag)
+        same = (a.profile.get("suite_sha256") or a.profile.get("suite")) == (
+            b.profile.get("suite_sha256") or b.profile.get("suite")
+        )
+        items_a, items_b = store.load_items(a.id), store.load_items(b.id)
+    if not items_a or not items_b:
+        empty = a if not items_a else b
+        raise UsageError(f"run {empty.id[:12]} has no scored items", flag="RUN_A" if empty is a else "RUN_B")
+    try:
+        return diff_items(a.id, items_a, b.id, items_b, same_suite=same)
+    except ValueError as exc:
+        raise UsageError(f"{exc}: were they run on the same suite?", flag="RUN_B") from exc

@@ -1,0 +1,187 @@
+"""`llmbench bench accuracy` (score a suite or lm-eval tasks) and `llmbench bench diff` (compare two runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.cli._context import AppContext
+from bench.errors import UsageError
+from bench.settings import Settings
+from bench.targets import API_KINDS
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+def _app(ctx: click.Context) -> AppContext:
+    """The root group's context, or one built from the environment when the command runs on its own."""
+    obj = ctx.find_object(AppContext)
+    return obj if obj is not None else AppContext(Settings.from_env())
+
+
+@click.command("accuracy")
+@click.option("--target", required=True, help="Registry name (local, api or mock entry) or a base URL.")
+@click.option("--suite", required=True, help="builtin:NAME, a suite JSONL file, or lm-eval:TASK[,TASK].")
+@click.option("--judge", default=None, help="Registry name of the judge endpoint (for judge-scored items).")
+@click.option(
+    "--limit", type=int, default=None, help="Items per area (suites) or samples per task (lm-eval)."
+)
+@click.option("--concurrency", type=int, default=None, help="Requests in flight at once [8].")
+@click.option("--model", default=None, help="Model id to request [the entry's; a URL's only served model].")
+@click.option("--api", type=click.Choice(API_KINDS), default=None, help="API protocol [the entry's].")
+@click.option("--tokenizer", default=None, help="Local tokenizer folder (lm-eval over completions).")
+@click.option(
+    "--tasks-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of lm-eval task YAML files (with lm-eval:TASK).",
+)
+@click.option(
+    "--chat-template/--no-chat-template",
+    default=None,
+    help="lm-eval: apply the model's chat template [on for the chat API].",
+)
+@click.option("--max-tokens", type=int, default=None, help="Output budget per item, tokens [256].")
+@click.option("--similarity", is_flag=True, help="Add advisory embedding similarity to every item.")
+@click.option("--out", type=_PATH, default=None, help="Write the llmbench.accuracy/1 JSON here.")
+@click.option("--store", type=_PATH, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead of a table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool, **options: Any) -> None:
+    """Score an endpoint on a suite or lm-eval tasks: accuracy per area with 95% CI, tokens, cost."""
+    from bench.accuracy.spec import AccuracySpec
+    from bench.accuracyrun import run_accuracy
+
+    app = _app(ctx)
+    try:
+        spec = AccuracySpec.model_validate({k: v for k, v in options.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--suite"
+        raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+    console = Console(stderr=True)
+    show_progress = not quiet and not as_json and console.is_terminal
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{spec.target} on {spec.suite}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_accuracy(spec, app.registry, app.settings, progress)
+    text = json.dumps(result.summary, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    if as_json:
+        click.echo(text)
+    else:
+        Console().print(areas_table(result.summary))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def areas_table(summary: dict[str, Any]) -> Table:
+    """Accuracy per area and overall, with CI, failures, tokens and cost."""
+    table = Table(title=f"{summary['target']} on {summary['suite']}  (run {str(summary['run_id'])[:12]})")
+    for name, justify in (
+        ("area", "left"),
+        ("score %", "right"),
+        ("95% CI", "right"),
+        ("n", "right"),
+        ("failed", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for area, a in summary["areas"].items():
+        table.add_row(area, _pct(a["score"]), _ci(a["ci95"]), str(a["n"]), str(a["failed"]))
+    table.add_section()
+    table.add_row(
+        "[bold]all[/bold]",
+        f"[bold]{_pct(summary['score'])}[/bold]",
+        _ci(summary["ci95"]),
+        str(summary["n"]),
+        str(summary["failed"]),
+    )
+    tokens = summary["tokens"]
+    cost = summary.get("cost_usd")
+    caption = [f"tokens in {tokens['input'] or 0:,} / out {tokens['output'] or 0:,}"]
+    caption.append(f"cost ${cost:.4f}" if cost is not None else "cost: n/a")
+    if summary.get("cost_note"):
+        caption.append(str(summary["cost_note"]))
+    if summary.get("failed"):
+        caption.append(f"{summary['failed']} failed requests are counted apart (neither right nor wrong)")
+    judge = summary.get("judge")
+    if judge:
+        jc = judge.get("cost_usd")
+        caption.append(
+            f"judge: {judge['calls']} calls ({judge['cached']} cached)"
+            + (f", ${jc:.4f}" if jc is not None else "")
+        )
+    table.caption = "; ".join(caption)
+    return table
+
+
+@click.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--store", type=_PATH, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.pass_context
+def diff(ctx: click.Context, run_a: str, run_b: str, store: Path | None, as_json: bool) -> None:
+    """Compare two accuracy runs on the items both scored (paired bootstrap CI and McNemar)."""
+    from bench.accuracyrun import diff_runs
+
+    app = _app(ctx)
+    result = diff_runs(store or app.settings.results_path, run_a, run_b)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    console = Console()
+    table = Table(title=f"B = {result.b_id[:12]} vs A = {result.a_id[:12]}")
+    for name in ("area", "A %", "B %", "B−A points", "95% CI", "McNemar p", "n"):
+        table.add_column(name, justify="left" if name == "area" else "right")
+    for area, c in [*result.areas.items(), ("all", result.overall)]:
+        lo, hi = c.ci95_points
+        table.add_row(
+            area,
+            _pct(c.a_score),
+            _pct(c.b_score),
+            f"{c.diff_points:+.1f}",
+            f"[{lo:+.1f}, {hi:+.1f}]",
+            f"{c.p_value:.3g}",
+            str(c.n),
+        )
+    console.print(table)
+    console.print(result.overall.sentence())
+    if result.a_failed or result.b_failed:
+        console.print(f"failed requests (not compared): A {result.a_failed}, B {result.b_failed}")
+    if result.only_a or result.only_b:
+        console.print(f"unpaired items (scored in one run only): A {result.only_a}, B {result.only_b}")
+    if not result.same_suite:
+        console.print(
+            "[yellow]warning: the runs used different suite versions; compared on common item ids[/yellow]",
+            highlight=False,
+        )
+    sys.stdout.flush()
