@@ -74,7 +74,7 @@ def run_accuracy(
         # Multiple choice needs completions (echo + logprobs), which local servers have and APIs lack.
         api = "openai-completions" if not _is_api(spec.target, registry) else "openai-chat"
     target = resolve_target(
-        spec.target, registry, settings, model=spec.model, api=api, tokenizer=spec.tokenizer
+        spec.target, registry, settings, url=spec.url, model=spec.model, api=api, tokenizer=spec.tokenizer
     )
     if tasks is not None and target.api == "anthropic":
         raise UsageError("lm-eval tasks run over OpenAI-style APIs; pass --api openai-chat", flag="--api")

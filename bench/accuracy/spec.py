@@ -21,6 +21,7 @@ class AccuracySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: str = Field(min_length=1, description="registry name or URL")
+    url: str | None = Field(None, description="base URL of a local entry's running server")
     suite: str = Field(min_length=1, description="builtin:NAME, a JSONL path, or lm-eval:TASK[,TASK]")
     judge: str | None = Field(None, description="registry name of the judge endpoint")
     limit: int | None = Field(None, ge=1, description="items per area (suites) or samples per task (lm-eval)")

@@ -29,6 +29,9 @@ def _app(ctx: click.Context) -> AppContext:
 
 @click.command("accuracy")
 @click.option("--target", required=True, help="Registry name (local, api or mock entry) or a base URL.")
+@click.option(
+    "--url", default=None, help="Base URL of a local entry's running server [http://127.0.0.1:8000/v1]."
+)
 @click.option("--suite", required=True, help="builtin:NAME, a suite JSONL file, or lm-eval:TASK[,TASK].")
 @click.option("--judge", default=None, help="Registry name of the judge endpoint (for judge-scored items).")
 @click.option(
