@@ -222,6 +222,7 @@ def test_http_errors_are_records_without_retries_or_the_key(code: int, kind: str
     asyncio.run(main())
 
 
+@pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 def test_timeout_is_a_timeout_record() -> None:
     async def slow(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(5)

@@ -299,6 +299,7 @@ def test_without_a_chat_template_chat_lengths_are_not_claimed(bpe_dir: Path, raw
     assert [r.input_tokens for r in completions] == [50] * 3
 
 
+@pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 def test_real_model_folder_renders_like_transformers(tiny_random_dir: Path) -> None:
     """The builtin tiny model's folder: our template rendering and counts agree with transformers."""
     transformers = pytest.importorskip("transformers")

@@ -68,6 +68,7 @@ def test_greedy_alone_matches_generate(engine: HfEngine) -> None:
         assert (result.finish.prompt_tokens, result.finish.completion_tokens) == (len(ids), 24)
 
 
+@pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 def test_greedy_batched_and_joining_mid_flight_matches_generate(engine: HfEngine) -> None:
     prompts = [_ids(engine, t) for t in PROMPTS]
     lengths = [40, 17, 30, 9, 33, 25]
@@ -94,6 +95,7 @@ def test_greedy_batched_and_joining_mid_flight_matches_generate(engine: HfEngine
     assert engine.stats.running == 0
 
 
+@pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 def test_requests_beyond_max_batch_size_wait_then_join(engine: HfEngine) -> None:
     prompts = [_ids(engine, t) for t in PROMPTS * 2][:10]  # 10 requests, max_batch_size 8
     expected = {tuple(p): _generate(engine, p, 12) for p in prompts}

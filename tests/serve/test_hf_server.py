@@ -301,6 +301,7 @@ def test_model_load_failure_is_a_server_start_error(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 def test_serve_hf_blocks_until_sigterm(tiny_dir: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from serve.hf import HfServeSpec, serve_hf\n"
@@ -327,6 +328,7 @@ def test_serve_hf_blocks_until_sigterm(tiny_dir: Path) -> None:
                 proc.kill()
 
 
+@pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 @pytest.mark.parametrize("quantization", ["bnb-int8", "bnb-nf4"])
 def test_bitsandbytes_quantized_at_load_time(
     tiny_dir: Path, quantization: str, caplog: pytest.LogCaptureFixture
