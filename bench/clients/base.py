@@ -36,6 +36,15 @@ EXTRAS_SERVERS: frozenset[str] = frozenset({"vllm", "llmbench"})
 ERROR_TEXT_CHARS = 500
 
 
+def stamp_token_chunk(rec: RequestRecord, now: float, *, visible: bool) -> None:
+    """Record a chunk that carried generated text at `now` (perf_counter s); sets TTFT and first content."""
+    rec.token_chunk_s.append(now)
+    if rec.first_token_s is None:
+        rec.first_token_s = now
+    if visible and rec.first_content_s is None:
+        rec.first_content_s = now
+
+
 class Counter(Protocol):
     """Counts tokens of generated text when the server reports no usage (bench.tokenizer.TextTokenizer)."""
 

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from bench.clients.base import BaseClient, StreamError
+from bench.clients.base import BaseClient, StreamError, stamp_token_chunk
 from bench.clients.sse import SSEParser
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
@@ -93,11 +93,7 @@ class OpenAIStream:
                     reasoning = None
                     visible = bool(content)
                 if visible or reasoning:
-                    rec.token_chunk_s.append(now)
-                    if rec.first_token_s is None:
-                        rec.first_token_s = now
-                    if visible and rec.first_content_s is None:
-                        rec.first_content_s = now
+                    stamp_token_chunk(rec, now, visible=visible)
                     if self._keep:
                         if content:
                             self._content.append(content)
