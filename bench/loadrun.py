@@ -215,14 +215,21 @@ class _RecordBuffer:
         self.pending.append(record)
 
     async def flush(self) -> None:
+        """Write what is pending; returns after every earlier batch is written too (one writer thread)."""
         batch, self.pending = self.pending, []
+        await self.writer.call(self._write, batch)
+
+    def _write(self, batch: list[RequestRecord]) -> None:
+        # Counted on the writer thread, so a flush cancelled mid-write still counts what it wrote.
         if batch:
-            await self.writer.call(self.writer.store.add_requests, self.run_id, batch, self.origin_s)
+            self.writer.store.add_requests(self.run_id, batch, self.origin_s)
             self.stored += len(batch)
 
-    async def flush_every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
+    async def flush_every(self, seconds: float, stop: asyncio.Event) -> None:
+        """Flush every `seconds` until `stop` is set; never cancelled mid-write, so no batch is dropped."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
             await self.flush()
 
 
@@ -418,7 +425,8 @@ class _Session:
             stop=self.stop,
             origin_s=origin,
         )
-        flusher = asyncio.create_task(buffer.flush_every(FLUSH_EVERY_S))
+        stop_flushing = asyncio.Event()
+        flusher = asyncio.create_task(buffer.flush_every(FLUSH_EVERY_S, stop_flushing))
         sampler: ServerMetricsSampler | None = None
         if self.target.exposes_metrics:
             sampler = ServerMetricsSampler(
@@ -432,10 +440,11 @@ class _Session:
         try:
             outcome = await runner.run()
         finally:
-            for task in (flusher, sampler_task):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            if sampler_task is not None:
+                sampler_task.cancel()
+                await asyncio.gather(sampler_task, return_exceptions=True)
+            stop_flushing.set()
+            await asyncio.gather(flusher, return_exceptions=True)
             await buffer.flush()
             if outcome is None:  # the loop itself failed: keep the run's records and mark it
                 await self.writer.call(store.finish_run, run_id, "failed", None, "the load generator stopped")
