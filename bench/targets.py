@@ -209,7 +209,7 @@ def serving(target: Target) -> Iterator[Target]:
     if target.mock is None:
         yield target
         return
-    from serve.mock import running_mock
+    from serve.mock.server import running_mock
     from serve.specs import MockSpec
 
     entry = target.mock

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from serve.gpus import Gpu
-from serve.vllm_config import VllmSpec
+from serve.vllm.config import VllmSpec
 
 GIB = 1024**3
 # CUDA context, activations and sampler buffers beside weights and KV cache: a rough allowance per device.

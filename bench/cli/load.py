@@ -13,9 +13,9 @@ from rich.console import Console
 
 from bench.cli._context import AppContext
 from bench.cli._live import LiveDisplay, PlainProgress, runs_table
+from bench.loadgen.driver import ProgressCallback, run_load
 from bench.loadgen.profiles import PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
-from bench.loadrun import ProgressCallback, run_load
 from bench.targets import API_KINDS, parse_headers
 
 

@@ -22,14 +22,14 @@ from rich.console import Console
 
 from bench.cli._context import AppContext
 from bench.errors import UsageError
-from bench.serving import ServeOptions, ServePlan, parse_engine_args, plan_serve
+from bench.serving.plan import ServeOptions, ServePlan, parse_engine_args, plan_serve
 from serve.errors import ModelDoesNotFit, ServerStartError
 from serve.fit import FitReport, check_vllm_fit, hub_fit_inputs
 from serve.process import read_tail, wait_ready
 from serve.pull import pull_builtin
 from serve.specs import MockSpec
-from serve.vllm import ensure_port_free, serve_vllm
-from serve.vllm_config import VllmSpec
+from serve.vllm.config import VllmSpec
+from serve.vllm.server import ensure_port_free, serve_vllm
 
 STOP_GRACE_S = 60.0
 
@@ -210,8 +210,8 @@ def _log_status(err: Console) -> Iterator[Any]:
 
 def _run_in_process(plan: ServePlan, err: Console) -> None:
     """hf and mock run in this process: log to the file, probe readiness from a thread, then announce."""
-    from serve.hf import HfServeSpec, serve_hf
-    from serve.mock import serve_mock
+    from serve.hf.server import HfServeSpec, serve_hf
+    from serve.mock.server import serve_mock
 
     plan.log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(plan.log_file)

@@ -468,7 +468,7 @@ def test_registry_and_base_urls() -> None:
     ("api", "strict"), [("openai-chat", False), ("openai-completions", True), ("anthropic", False)]
 )
 def test_against_the_real_mock(api: str, strict: bool) -> None:
-    from serve.mock import running_mock
+    from serve.mock.server import running_mock
     from serve.specs import LatencyModel, MockSpec
 
     spec = MockSpec(model="mock-m", port=0, strict=strict, latency=LatencyModel(ttft_ms=30, itl_ms=2))

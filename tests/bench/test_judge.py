@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bench.accuracy.driver import run_accuracy
 from bench.accuracy.judge import Judge, JudgeError, parse_grade, parse_pairwise
 from bench.accuracy.judge_cache import JudgeCache
 from bench.accuracy.runner import SuiteRunner, token_cost
 from bench.accuracy.spec import AccuracySpec
 from bench.accuracy.suite import Suite, SuiteItem
 from bench.accuracy.summary import summarize
-from bench.accuracyrun import run_accuracy
 from bench.clients import ClientConfig, make_client
 from bench.errors import UsageError
 from bench.registry import Prices, load_registry

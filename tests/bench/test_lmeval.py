@@ -18,16 +18,16 @@ import pytest
 from aiohttp import web
 from lm_eval.models.api_models import JsonChatStr
 
+from bench.accuracy.driver import run_accuracy
 from bench.accuracy.lmeval import LmEvalSpec
 from bench.accuracy.lmeval_match import request_keys, sample_keys
 from bench.accuracy.proxy import RecordingProxy
 from bench.accuracy.spec import AccuracySpec
-from bench.accuracyrun import run_accuracy
 from bench.errors import ConfigError, UsageError
 from bench.registry import load_registry
 from bench.settings import Settings
 from bench.store import Store
-from serve.mock import running_mock
+from serve.mock.server import running_mock
 from serve.specs import AnswerModel, MockSpec
 
 TASKS = Path(__file__).resolve().parents[1] / "data" / "lmeval"
@@ -185,7 +185,7 @@ def test_chat_task_matches_the_lmeval_cli_on_the_mock(oracle_url: str, tmp_path:
 def test_completions_tasks_match_the_lmeval_cli_on_the_hf_backend(
     tiny_skills_dir: Path, tmp_path: Path
 ) -> None:
-    from serve.hf import HfServeSpec, running_hf
+    from serve.hf.server import HfServeSpec, running_hf
 
     settings = Settings(home=tmp_path / "home")
     tasks = ["llmbench_arith", "llmbench_compare"]

@@ -15,8 +15,8 @@ import pytest
 from rich.console import Console
 
 from bench.cli._live import LiveDisplay, runs_table
+from bench.loadgen.driver import LoadResult, RunFinished, RunProgress, RunResult, RunStarted
 from bench.loadgen.runner import Progress
-from bench.loadrun import LoadResult, RunFinished, RunProgress, RunResult, RunStarted
 from bench.metrics import summarize
 from bench.records import RequestRecord, Status
 from bench.store import Store

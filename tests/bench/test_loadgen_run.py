@@ -11,8 +11,8 @@ import pytest
 from timing_server import Timing, TimingServer
 
 from bench.errors import RunAbortedError, TargetError
+from bench.loadgen.driver import LoadEvent, LoadResult, RunFinished, RunProgress, RunStarted, run_load
 from bench.loadgen.spec import LoadSpec
-from bench.loadrun import LoadEvent, LoadResult, RunFinished, RunProgress, RunStarted, run_load
 from bench.registry import Registry, load_registry
 from bench.settings import Settings
 from bench.store import Store

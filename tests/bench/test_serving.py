@@ -10,10 +10,10 @@ import pytest
 from bench.cli import main
 from bench.errors import UsageError
 from bench.registry import load_registry
-from bench.serving import ServeOptions, parse_engine_args, plan_serve
+from bench.serving.plan import ServeOptions, parse_engine_args, plan_serve
 from bench.settings import Settings
-from serve.vllm_command import VllmEngine
-from serve.vllm_config import VllmSpec
+from serve.vllm.command import VllmEngine
+from serve.vllm.config import VllmSpec
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40

@@ -12,7 +12,7 @@ import pytest
 from fixtures_vllm import REPO, cli_env
 
 from bench.accuracy.suite import builtin_suites_dir
-from serve.mock import running_mock
+from serve.mock.server import running_mock
 from serve.specs import AnswerModel, MockSpec
 
 CLI = (

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fixtures_vllm import free_port, require_vllm, start_cli_server, stop_cli_server
 
-from serve.hf import HfServeSpec, running_hf
+from serve.hf.server import HfServeSpec, running_hf
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from serve.fit import (
     weights_bytes,
 )
 from serve.gpus import MIB, Gpu
-from serve.vllm_config import VllmSpec
+from serve.vllm.config import VllmSpec
 
 LLAMA_70B = {
     "num_hidden_layers": 80,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve.errors import PortInUseError, ServeError, ServerDiedError, ServerStartError
-from serve.hf_engine import HfEngine
+from serve.hf.engine import HfEngine
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class _Running:
 def _running(spec: HfServeSpec) -> Iterator[_Running]:
     import uvicorn
 
-    from serve.hf_app import AppConfig, build_app
+    from serve.hf.app import AppConfig, build_app
 
     sock = _bind(spec.host, spec.port)
     try:

@@ -9,8 +9,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from serve.hf_engine import EngineStats, HfEngine
-from serve.hf_sequence import (
+from serve.hf.engine import EngineStats, HfEngine
+from serve.hf.sequence import (
     Delta,
     Event,
     Failed,

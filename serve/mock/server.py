@@ -17,13 +17,13 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 
 from serve.errors import PortInUseError, ServerStartError
-from serve.mock_answers import Answer, Answerer, Generation, TokenCounter
-from serve.mock_anthropic import AnthropicMessages
-from serve.mock_http import HttpConnection, HttpRequest, encode_chunk
-from serve.mock_metrics import MockStats, render_prometheus
-from serve.mock_openai import OpenAIChat, OpenAICompletions
-from serve.mock_protocols import ApiDialect, ApiError, Rendered
-from serve.mock_schedule import Capacity, LatencyPlan, PreciseTimer, TimedJob
+from serve.mock.answers import Answer, Answerer, Generation, TokenCounter
+from serve.mock.anthropic import AnthropicMessages
+from serve.mock.http import HttpConnection, HttpRequest, encode_chunk
+from serve.mock.metrics import MockStats, render_prometheus
+from serve.mock.openai import OpenAIChat, OpenAICompletions
+from serve.mock.protocols import ApiDialect, ApiError, Rendered
+from serve.mock.schedule import Capacity, LatencyPlan, PreciseTimer, TimedJob
 from serve.specs import MockSpec
 
 JSON = b"application/json"

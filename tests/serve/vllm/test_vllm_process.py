@@ -14,9 +14,9 @@ import pytest
 
 from serve.errors import PortInUseError, ServerDiedError, ServerStartError
 from serve.process import group_members
-from serve.vllm import VllmServer, ensure_port_free
-from serve.vllm_command import Launch
-from serve.vllm_config import VllmSpec
+from serve.vllm.command import Launch
+from serve.vllm.config import VllmSpec
+from serve.vllm.server import VllmServer, ensure_port_free
 
 # A stand-in engine: a child process (like vLLM's engine core) and an HTTP server (/health, completions).
 FAKE_ENGINE = textwrap.dedent(

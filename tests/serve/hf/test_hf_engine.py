@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from serve.hf import HfServeSpec, load_engine
-from serve.hf_engine import HfEngine
-from serve.hf_render import Collected, collect, events
-from serve.hf_sequence import Delta, IncrementalDetokenizer, Outbox, SamplingParams, SequenceState
+from serve.hf.engine import HfEngine
+from serve.hf.render import Collected, collect, events
+from serve.hf.sequence import Delta, IncrementalDetokenizer, Outbox, SamplingParams, SequenceState
+from serve.hf.server import HfServeSpec, load_engine
 from serve.tiny import build_builtin
 
 PROMPTS = [

@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve.hf_engine import HfEngine
-from serve.hf_render import (
+from serve.hf.engine import HfEngine
+from serve.hf.render import (
     TokenStr,
     chat_logprobs,
     collect,
@@ -29,8 +29,8 @@ from serve.hf_render import (
     tagged_events,
     usage,
 )
-from serve.hf_sequence import Delta, Failed, Finished, PromptLogprobs, SamplingParams
-from serve.openai_schema import ChatCompletionRequest, CompletionRequest, _GenerationRequest, error_body
+from serve.hf.schema import ChatCompletionRequest, CompletionRequest, _GenerationRequest, error_body
+from serve.hf.sequence import Delta, Failed, Finished, PromptLogprobs, SamplingParams
 
 
 class ApiError(Exception):

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from serve.errors import PortInUseError, ServerStartError
-from serve.mock import MockServer, running_mock
+from serve.mock.server import MockServer, running_mock
 from serve.specs import AnswerModel, LatencyModel, MockSpec
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

@@ -15,13 +15,13 @@ from typing import Any
 
 from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
 from bench.accuracy.judge_cache import JudgeCache
+from bench.accuracy.lmeval_driver import run_lmeval_tasks
 from bench.accuracy.runner import ITEM_TEMPLATE, SuiteRunner, token_cost
 from bench.accuracy.spec import AccuracyResult, AccuracySpec
 from bench.accuracy.suite import Suite, load_suite
 from bench.accuracy.summary import RunDiff, diff_items, summarize
 from bench.clients import ClientConfig, make_client
 from bench.errors import InterruptedRunError, UsageError
-from bench.lmevalrun import run_lmeval_tasks
 from bench.provenance import collect_provenance
 from bench.records import ItemRecord
 from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry

@@ -23,7 +23,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from serve.errors import ServerStartError
-from serve.hf_sequence import (
+from serve.hf.sequence import (
     Event,
     Failed,
     Finished,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from serve.mock_answers import Answer, Generation
+from serve.mock.answers import Answer, Generation
 
 
 class ApiError(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from serve.mock_answers import Answer, Generation, content_text, last_user_text
-from serve.mock_protocols import ApiError, Rendered, check_fields, get_bool, get_int, get_number, get_stops
+from serve.mock.answers import Answer, Generation, content_text, last_user_text
+from serve.mock.protocols import ApiError, Rendered, check_fields, get_bool, get_int, get_number, get_stops
 
 MESSAGES_FIELDS = frozenset(
     {

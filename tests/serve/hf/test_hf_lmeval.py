@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from serve.hf import HfServeSpec, running_hf
+from serve.hf.server import HfServeSpec, running_hf
 from serve.tiny import build_builtin
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from serve.errors import PortInUseError, ServerStartError
-from serve.hf import HfServeSpec, load_engine, running_hf
+from serve.hf.server import HfServeSpec, load_engine, running_hf
 from serve.tiny import build_builtin
 
 MODEL = "tiny"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +304,7 @@ def test_model_load_failure_is_a_server_start_error(tmp_path: Path) -> None:
 @pytest.mark.slow  # several seconds: left to scripts/test, kept out of scripts/check
 def test_serve_hf_blocks_until_sigterm(tiny_dir: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from serve.hf import HfServeSpec, serve_hf\n"
+        "import sys; from pathlib import Path; from serve.hf.server import HfServeSpec, serve_hf\n"
         f"spec = HfServeSpec(model_dir=Path({str(tiny_dir)!r}), served_model_name='tiny', port=0)\n"
         "serve_hf(spec, on_ready=lambda url: print('READY', url, flush=True))\n"
         "print('STOPPED', flush=True)\n"

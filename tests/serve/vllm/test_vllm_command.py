@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from serve.errors import EngineNotFound
-from serve.vllm_command import MODULE, build_launch, find_vllm
-from serve.vllm_config import VllmSpec, config_yaml, render_config
+from serve.vllm.command import MODULE, build_launch, find_vllm
+from serve.vllm.config import VllmSpec, config_yaml, render_config
 
 
 def make_python(folder: Path, *, console: bool) -> Path:

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve.hf import HfServeSpec, running_hf
+from serve.hf.server import HfServeSpec, running_hf
 from serve.tiny import build_builtin
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PROMPTS = [
     "the quick brown fox",
     "paris",
@@ -45,8 +45,8 @@ def vllm_url(tiny_dir: Path) -> Iterator[str]:
     python = REPO / ".venv-vllm" / "bin" / "python"
     if not python.exists():
         pytest.skip("needs the vLLM venv (.venv-vllm, made by scripts/setup-vllm)")
-    from serve.vllm import running_vllm
-    from serve.vllm_config import VllmSpec
+    from serve.vllm.config import VllmSpec
+    from serve.vllm.server import running_vllm
 
     spec = VllmSpec(
         model=str(tiny_dir),

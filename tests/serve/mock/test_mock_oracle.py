@@ -9,8 +9,8 @@ import httpx
 import openai
 import pytest
 
-from serve.mock import running_mock
-from serve.mock_answers import UNKNOWN_ANSWER, TokenCounter
+from serve.mock.answers import UNKNOWN_ANSWER, TokenCounter
+from serve.mock.server import running_mock
 from serve.specs import AnswerModel, MockSpec
 
 

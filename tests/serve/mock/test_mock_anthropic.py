@@ -10,7 +10,7 @@ import httpx
 import pytest
 from anthropic.types import MessageParam
 
-from serve.mock import running_mock
+from serve.mock.server import running_mock
 from serve.specs import LatencyModel, MockSpec
 
 MESSAGES: list[MessageParam] = [{"role": "user", "content": "Write a poem."}]

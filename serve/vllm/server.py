@@ -15,8 +15,8 @@ from types import FrameType
 from serve.errors import PortInUseError, ServerStartError
 from serve.hints import hint_for
 from serve.process import EngineProcess, LogFn
-from serve.vllm_command import Launch, VllmEngine, build_launch, find_vllm
-from serve.vllm_config import VllmSpec
+from serve.vllm.command import Launch, VllmEngine, build_launch, find_vllm
+from serve.vllm.config import VllmSpec
 
 __all__ = ["VllmServer", "ensure_port_free", "plan_launch", "running_vllm", "serve_vllm"]
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from serve.mock_schedule import LatencyPlan
+from serve.mock.schedule import LatencyPlan
 from serve.specs import LatencyModel
 
 

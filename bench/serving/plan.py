@@ -22,15 +22,15 @@ from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, 
 from serve.process import ProbeKind
 from serve.pull import read_manifest
 from serve.specs import MockSpec
-from serve.vllm_command import Launch, VllmEngine, build_launch, find_vllm
-from serve.vllm_config import CHATML_TEMPLATE, EngineValue, VllmSpec
+from serve.vllm.command import Launch, VllmEngine, build_launch, find_vllm
+from serve.vllm.config import CHATML_TEMPLATE, EngineValue, VllmSpec
 
 if TYPE_CHECKING:
-    from serve.hf import HfServeSpec
+    from serve.hf.server import HfServeSpec
 
 Backend = Literal["vllm", "hf", "mock"]
 BackendChoice = Literal["auto", "vllm", "hf", "mock"]
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding .venv-vllm (bench/serving/plan.py)
 # vllm_args keys that have a typed field on VllmSpec (a flag beats them; --engine-arg beats everything).
 _TYPED = {
     "max-model-len": "max_model_len",
@@ -353,7 +353,7 @@ def _hf_plan(
     api_key: str | None,
     variants: list[str],
 ) -> ServePlan:
-    from serve.hf import HfServeSpec
+    from serve.hf.server import HfServeSpec
 
     _, folder, build = _source(registry, settings, name, entry)
     if folder is None:

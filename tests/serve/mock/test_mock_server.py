@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from serve.mock import running_mock
+from serve.mock.server import running_mock
 from serve.specs import LatencyModel, MockSpec
 
 
@@ -107,12 +107,12 @@ def test_capacity_queues_requests_and_shows_waiting() -> None:
 
 def test_serve_mock_stops_cleanly_on_sigterm() -> None:
     code = (
-        "from serve.mock import serve_mock\n"
+        "from serve.mock.server import serve_mock\n"
         "from serve.specs import MockSpec\n"
         "serve_mock(MockSpec(model='m', port=0), lambda url: print(url, flush=True))\n"
         "print('stopped', flush=True)\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root)
     try:
         assert proc.stdout is not None

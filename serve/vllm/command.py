@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from serve.errors import EngineNotFound
-from serve.vllm_config import VllmSpec, config_yaml, engine_env
+from serve.vllm.config import VllmSpec, config_yaml, engine_env
 
 VENV_PYTHON = Path(".venv-vllm") / "bin" / "python"
 MODULE = "vllm.entrypoints.openai.api_server"

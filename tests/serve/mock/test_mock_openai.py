@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from serve.mock import running_mock
+from serve.mock.server import running_mock
 from serve.specs import LatencyModel, MockSpec
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say something long."}]

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from serve.mock_metrics import MockStats
+from serve.mock.metrics import MockStats
 from serve.specs import LatencyModel
 
 # A frame due within this is sent now (below the resolution of any sleep).

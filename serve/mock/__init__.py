@@ -1,0 +1,5 @@
+"""The mock backend: a raw-asyncio server speaking OpenAI and Anthropic, with latency and answer models.
+
+`server` runs it (`serve_mock`, `running_mock`); `http` parses HTTP/1.1; `openai` and `anthropic` are the
+dialects over `protocols`; `answers` makes the text; `schedule` times it; `metrics` serves /metrics.
+"""
