@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 import threading
@@ -97,6 +98,16 @@ class _Batch:
         self.rows += other.rows
 
 
+def cache_kwarg(model: Any) -> str:
+    """The name `model.forward` takes the KV cache by: `cache` (transformers ≥ 5.24) or `past_key_values`.
+
+    transformers 5.24 renamed the argument and warns (FutureWarning, removal in 5.40) on the old name;
+    older releases know only `past_key_values`. The signature tells which, without a version table.
+    """
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _deliver(items: list[tuple[asyncio.Queue[Event], Event]]) -> None:
     for queue, event in items:
         queue.put_nowait(event)
@@ -114,6 +125,7 @@ class HfEngine:
         self.max_model_len = max_model_len
         self.stats = EngineStats()
         self.device = model.device
+        self._cache_kw = cache_kwarg(model)
         layers = DynamicCache(config=model.config).layers
         if not layers or any(type(layer) is not DynamicLayer for layer in layers):
             raise ServerStartError(
@@ -274,7 +286,7 @@ class HfEngine:
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
+            **{self._cache_kw: cache},
             use_cache=True,
             logits_to_keep=0 if want_prompt else 1,
         )
@@ -311,7 +323,7 @@ class HfEngine:
             input_ids=ids,
             attention_mask=batch.mask,
             position_ids=batch.pos[:, None],
-            past_key_values=batch.cache,
+            **{self._cache_kw: batch.cache},
             use_cache=True,
             logits_to_keep=1,
         )

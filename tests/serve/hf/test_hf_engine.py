@@ -188,3 +188,17 @@ def test_incremental_detokenizer_waits_for_whole_characters(engine: HfEngine) ->
     pieces = [detok.add(t) for t in ids] + [detok.flush()]
     assert "".join(pieces) == text
     assert all("\ufffd" not in p for p in pieces)
+
+
+def test_cache_kwarg_follows_the_forward_signature() -> None:
+    """transformers ≥ 5.24 takes the KV cache as `cache`; older releases only as `past_key_values`."""
+    from serve.hf.engine import cache_kwarg
+
+    class New:
+        def forward(self, input_ids: object = None, cache: object = None, **kwargs: object) -> None: ...
+
+    class Old:
+        def forward(self, input_ids: object = None, past_key_values: object = None) -> None: ...
+
+    assert cache_kwarg(New()) == "cache"
+    assert cache_kwarg(Old()) == "past_key_values"
