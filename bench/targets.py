@@ -17,13 +17,12 @@ from typing import Any, Literal
 
 import httpx
 
+from bench.clients.base import normalize_base_url as base_url
 from bench.errors import MissingKeyError, TargetError, UsageError
+from bench.records import ApiKind, ServerKind
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Registry
 from bench.settings import Settings
 
-ApiKind = Literal["openai-chat", "openai-completions", "anthropic"]
-API_KINDS: tuple[ApiKind, ...] = ("openai-chat", "openai-completions", "anthropic")
-ServerKind = Literal["vllm", "llmbench", "openai", "anthropic", "generic"]
 TargetKind = Literal["url", "local", "api", "mock"]
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8000/v1"
 
@@ -66,15 +65,6 @@ class Target:
 
 def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
-
-
-def base_url(url: str) -> str:
-    """The /v1 base of a URL given with or without /v1 or an endpoint path."""
-    url = url.rstrip("/")
-    for suffix in ("/chat/completions", "/completions", "/messages"):
-        url = url.removesuffix(suffix)
-    rest = url.partition("://")[2]
-    return url if "/" in rest else url + "/v1"
 
 
 def parse_headers(values: list[str] | tuple[str, ...], *, flag: str = "--header") -> dict[str, str]:

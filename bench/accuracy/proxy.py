@@ -23,7 +23,7 @@ from aiohttp import web
 
 from bench.clients.openai import apply_usage
 from bench.errors import TargetError
-from bench.records import RequestRecord, Status
+from bench.records import DEFAULT_TIMEOUT_S, RequestRecord, Status
 
 # Headers that belong to one hop, or that the proxy sets itself (the key, the length, the encoding).
 _DROP = frozenset(
@@ -56,7 +56,7 @@ class RecordingProxy:
     """`with RecordingProxy(upstream_base_url, headers) as proxy:` point the client at `proxy.base_url`."""
 
     def __init__(
-        self, upstream: str, headers: Mapping[str, str] | None = None, timeout_s: float = 600.0
+        self, upstream: str, headers: Mapping[str, str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> None:
         parts = urlsplit(upstream.rstrip("/"))
         self._origin = f"{parts.scheme}://{parts.netloc}"

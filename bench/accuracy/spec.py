@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.errors import UsageError
-from bench.targets import ApiKind
+from bench.records import ApiKind
 
 LMEVAL_PREFIX = "lm-eval:"
 

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from bench.cli._context import AppContext
 from bench.errors import UsageError
+from bench.records import API_KINDS
 from bench.settings import Settings
-from bench.targets import API_KINDS
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 

@@ -14,9 +14,10 @@ from rich.console import Console
 from bench.cli._context import AppContext
 from bench.cli._live import LiveDisplay, PlainProgress, runs_table
 from bench.loadgen.driver import ProgressCallback, run_load
-from bench.loadgen.profiles import PROFILES, Warmup, parse_list
+from bench.loadgen.profiles import DEFAULT_GRACE_S, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
-from bench.targets import API_KINDS, parse_headers
+from bench.records import API_KINDS, DEFAULT_TIMEOUT_S
+from bench.targets import parse_headers
 
 
 @click.command("load")
@@ -32,7 +33,7 @@ from bench.targets import API_KINDS, parse_headers
 @click.option("--concurrency", default=None, help="Requests in flight, one run per value: 1,4,16,64.")
 @click.option("--rate", default=None, help="Requests/s for constant and poisson, one run per value: 1,2,4.")
 @click.option(
-    "--sweep-points", type=int, default=None, help="Rates a sweep measures between sync and max [5]."
+    "--sweep-points", type=int, default=None, help=f"Rates a sweep measures [{DEFAULT_SWEEP_POINTS}]."
 )
 @click.option(
     "--input-tokens", default=None, help="Prompt tokens: 128, uniform:64:256 or normal:512:64 [128]."
@@ -48,14 +49,17 @@ from bench.targets import API_KINDS, parse_headers
 @click.option("--duration", type=float, default=None, help="Measured seconds per run.")
 @click.option("--warmup", default=None, help="Warm-up before measuring: N requests or Ns seconds [0].")
 @click.option(
-    "--grace", type=float, default=None, help="Cool-down: seconds to wait for in-flight requests [30]."
+    "--grace",
+    type=float,
+    default=None,
+    help=f"Cool-down: seconds to wait for in-flight requests [{DEFAULT_GRACE_S:g}].",
 )
 @click.option("--slo", default=None, help="Goodput bounds, ms: ttft_ms=500,tpot_ms=50 (also itl_ms, e2e_ms).")
 @click.option(
     "--ignore-eos/--no-ignore-eos", default=None, help="Ask for exactly max_tokens where supported [on]."
 )
 @click.option("--seed", type=int, default=None, help="Seed for prompts and Poisson schedules [0].")
-@click.option("--timeout", type=float, default=None, help="Per-request timeout, s [600].")
+@click.option("--timeout", type=float, default=None, help=f"Per-request timeout, s [{DEFAULT_TIMEOUT_S:g}].")
 @click.option("--header", "headers", multiple=True, help="Extra request header NAME:VALUE (repeatable).")
 @click.option("--max-error-rate", type=float, default=None, help="Stop a run when this share has failed.")
 @click.option(

@@ -12,7 +12,7 @@ Every client implements bench.loadgen.protocol.StreamingClient.
 from __future__ import annotations
 
 from bench.clients.anthropic import AnthropicClient
-from bench.clients.base import BaseClient, ClientConfig, ServerKind
+from bench.clients.base import BaseClient, ClientConfig, normalize_base_url
 from bench.clients.openai import OpenAIChatClient, OpenAICompletionsClient
 from bench.errors import UsageError
 
@@ -23,8 +23,8 @@ __all__ = [
     "ClientConfig",
     "OpenAIChatClient",
     "OpenAICompletionsClient",
-    "ServerKind",
     "make_client",
+    "normalize_base_url",
 ]
 
 CLIENTS: dict[str, type[BaseClient]] = {

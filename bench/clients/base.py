@@ -21,15 +21,14 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
 from bench import __version__
 from bench.errors import TargetError
-from bench.records import GenRequest, RequestRecord, Status
+from bench.records import DEFAULT_TIMEOUT_S, GenRequest, RequestRecord, ServerKind, Status
 
-ServerKind = Literal["vllm", "llmbench", "openai", "anthropic", "generic"]
 # Servers known to accept vLLM's sampling extras (ignore_eos, min_tokens): vLLM itself, and llmbench's own
 # hf backend and mock (non-strict). Real OpenAI/Anthropic reject them; an unknown server might.
 EXTRAS_SERVERS: frozenset[str] = frozenset({"vllm", "llmbench"})
@@ -63,7 +62,7 @@ class ClientConfig:
     api_key_env: str | None = None  # only named in error messages
     server_kind: ServerKind = "generic"
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may carry credentials
-    timeout_s: float = 600.0  # per request, whole stream included (s)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per request, whole stream included (s)
     check_timeout_s: float = 30.0  # for check() (s)
     tokenizer: Counter | None = None  # counts output tokens when the server gives no usage
     keep_text: bool = True  # keep output_text / reasoning_text on records

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bench.errors import UsageError
 
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
+DEFAULT_GRACE_S = 30.0  # cool-down: how long in-flight requests may still finish (s)
+DEFAULT_SWEEP_POINTS = 5  # rates a sweep measures between the synchronous and the maximum rate
 
 
 class _Spec(BaseModel):
@@ -74,7 +76,9 @@ class SweepProfile(_Spec):
     """Synchronous run, maximum-throughput run, then `points` open-loop rates evenly between the two."""
 
     kind: Literal["sweep"] = "sweep"
-    points: int = Field(5, ge=1, le=100, description="rates measured between the synchronous and max rate")
+    points: int = Field(
+        DEFAULT_SWEEP_POINTS, ge=1, le=100, description="rates measured between the synchronous and max rate"
+    )
     throughput_concurrency: int = Field(
         256, ge=1, le=100_000, description="requests in flight for the maximum-throughput run"
     )
@@ -143,7 +147,9 @@ class Limits(_Spec):
     requests: int | None = Field(None, ge=1, description="measured requests (warm-up not counted)")
     duration_s: float | None = Field(None, gt=0, description="measured seconds after warm-up")
     warmup: Warmup = Warmup()
-    grace_s: float = Field(30.0, ge=0, description="cool-down: wait this long for in-flight requests (s)")
+    grace_s: float = Field(
+        DEFAULT_GRACE_S, ge=0, description="cool-down: wait this long for in-flight requests (s)"
+    )
     max_error_rate: float | None = Field(
         None, gt=0, le=1, description="stop the run when this share of measured requests has failed"
     )

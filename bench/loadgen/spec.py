@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import UsageError
 from bench.loadgen.profiles import (
+    DEFAULT_GRACE_S,
+    DEFAULT_SWEEP_POINTS,
     ConcurrentProfile,
     ConstantProfile,
     Limits,
@@ -24,8 +26,8 @@ from bench.loadgen.profiles import (
 )
 from bench.metrics import Slo
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, PromptSpec, parse_length
+from bench.records import DEFAULT_TIMEOUT_S, ApiKind
 
-ApiKind = Literal["openai-chat", "openai-completions", "anthropic"]
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep"]
 
 # Field name -> the flag that sets it, so validation errors name what the user typed.
@@ -68,7 +70,7 @@ class LoadSpec(BaseModel):
     profile: ProfileKind = "synchronous"
     concurrency: list[int] | None = Field(None, description="concurrent: one run per value")
     rate: list[float] | None = Field(None, description="constant/poisson: one run per value (req/s)")
-    sweep_points: int = Field(5, ge=1, le=100)
+    sweep_points: int = Field(DEFAULT_SWEEP_POINTS, ge=1, le=100)
     input_tokens: str = "128"
     output_tokens: str | None = Field(None, description="default 128; a prompt file's own lengths")
     dataset: str | None = Field(None, description="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S]")
@@ -76,11 +78,11 @@ class LoadSpec(BaseModel):
     requests: int | None = Field(None, ge=1, description="measured requests per run")
     duration_s: float | None = Field(None, gt=0, description="measured seconds per run")
     warmup: Warmup = Warmup()
-    grace_s: float = Field(30.0, ge=0, description="cool-down wait for in-flight requests (s)")
+    grace_s: float = Field(DEFAULT_GRACE_S, ge=0, description="cool-down wait for in-flight requests (s)")
     slo: str | None = None
     ignore_eos: bool = True
     seed: int = 0
-    timeout_s: float = Field(600.0, gt=0, description="per-request timeout (s)")
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="per-request timeout (s)")
     headers: dict[str, str] = Field(default_factory=dict)
     max_error_rate: float | None = Field(None, gt=0, le=1)
     store: Path | None = None

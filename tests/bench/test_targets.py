@@ -8,10 +8,11 @@ import httpx
 import pytest
 from timing_server import Timing, TimingServer
 
+from bench.clients import normalize_base_url as base_url
 from bench.errors import MissingKeyError, TargetError, UsageError
 from bench.registry import Registry, load_registry
 from bench.settings import Settings
-from bench.targets import base_url, parse_headers, resolve_target, serving
+from bench.targets import parse_headers, resolve_target, serving
 
 OVERLAY = """\
 schema: llmbench.models/1
