@@ -54,6 +54,11 @@ def _died(exc: BaseException) -> str:
     return f"{exc} (exit code {exc.returncode})" + (f"\nlast log lines:\n{tail}" if tail else "")
 
 
+def _option(exc: BaseException) -> str:
+    assert isinstance(exc, se.InvalidServeOption)
+    return f"invalid value for {exc.option}: {exc}"
+
+
 def _plain(exc: BaseException) -> str:
     return str(exc)
 
@@ -74,7 +79,7 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (se.ServerDiedError, EXIT_FAILURE, _died),
     (se.EngineNotFound, EXIT_USAGE, _plain),
     (se.ModelDoesNotFit, EXIT_USAGE, _plain),
-    (se.InvalidServeOption, EXIT_USAGE, _plain),
+    (se.InvalidServeOption, EXIT_USAGE, _option),
     (se.ServeError, EXIT_FAILURE, _plain),
     (qe.UnsupportedQuantization, EXIT_USAGE, _plain),
     (qe.QuantizeError, EXIT_FAILURE, _plain),

@@ -4,39 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-import psutil
 from pydantic import ValidationError
 from rich.console import Console
 
 from bench.cli._context import AppContext
 from bench.errors import UsageError
-from bench.serving.plan import ServeOptions, ServePlan, parse_engine_args, plan_serve
-from serve.errors import ModelDoesNotFit, ServerStartError
-from serve.fit import FitReport, check_vllm_fit, hub_fit_inputs
-from serve.process import read_tail, wait_ready
-from serve.pull import pull_builtin
-from serve.specs import MockSpec
+from bench.serving.plan import ServeOptions, parse_engine_args, plan_serve
+from serve.lifecycle import ServePlan, ready_line, run_foreground, start_detached, stop_detached
 from serve.vllm.config import VllmSpec
-from serve.vllm.server import ensure_port_free, serve_vllm
-
-STOP_GRACE_S = 60.0
-
-
-def ready_line(url: str, model: str, backend: str) -> str:
-    """The one line printed once the server answers: `ready: http://HOST:PORT/v1 model=NAME backend=B`."""
-    return f"ready: {url.rstrip('/').removesuffix('/v1')}/v1 model={model} backend={backend}"
 
 
 @click.command("serve")
@@ -85,7 +66,7 @@ def ready_line(url: str, model: str, backend: str) -> str:
 def serve(app: AppContext, /, name: str | None, **flags: Any) -> None:  # fmt: skip
     """Serve NAME[:VARIANT] from models.yaml until Ctrl-C; prints one `ready:` line when it answers."""
     if flags["stop_"]:
-        stop_detached(_need_pid_file(flags))
+        click.echo(stop_detached(_need_pid_file(flags)))
         return
     if not name:
         raise UsageError("give a model name (see `llmbench models list`)", flag="NAME")
@@ -100,9 +81,22 @@ def serve(app: AppContext, /, name: str | None, **flags: Any) -> None:  # fmt: s
         click.echo(render_plan(plan))
         return
     if flags["detach"]:
-        start_detached(app, name, flags, plan, _need_pid_file(flags))
+        argv = _foreground_argv(app, name, flags, plan)
+        output = plan.log_file.with_name(plan.log_file.stem + ".detached.out")
+        click.echo(start_detached(argv, output=output, pid_file=_need_pid_file(flags)))
         return
-    run_foreground(plan, skip_fit_check=flags["skip_fit_check"])
+    err = Console(stderr=True, highlight=False)
+
+    def say(message: str) -> None:
+        err.print(message, markup=False)
+
+    def announce(url: str) -> None:
+        click.echo(ready_line(url, plan.served_model_name, plan.backend))
+        sys.stdout.flush()
+
+    live = isinstance(plan.spec, VllmSpec)
+    with _log_status(err) if live else contextlib.nullcontext() as on_log:
+        run_foreground(plan, announce, say, on_log=on_log, skip_fit_check=flags["skip_fit_check"])
 
 
 def _options(flags: dict[str, Any]) -> ServeOptions:
@@ -146,53 +140,6 @@ def render_plan(plan: ServePlan) -> str:
     return "\n".join([*head, "spec:", json.dumps(spec, indent=2)])
 
 
-def run_foreground(plan: ServePlan, *, skip_fit_check: bool = False) -> None:
-    """Prepare (port, build, fit check), serve, print the ready line, block until SIGINT/SIGTERM."""
-    spec = plan.spec
-    if spec.port:
-        ensure_port_free(spec.host, spec.port)
-    err = Console(stderr=True, highlight=False)
-    if plan.build and plan.model_dir is not None:
-        err.print(f"building {plan.name} into {plan.model_dir} (first use)")
-        pull_builtin(plan.name, plan.build, plan.model_dir, progress=lambda m: err.print(f"  {m}"))
-    if isinstance(spec, VllmSpec):
-        _fit_gate(plan, spec, err, skip=skip_fit_check)
-        err.print(f"starting {plan.name} with vLLM (log: {plan.log_file})")
-        with _log_status(err) as on_log:
-            serve_vllm(spec, lambda url: _announce(url, plan), on_log=on_log, launch=plan.launch)
-        return
-    _run_in_process(plan, err)
-
-
-def _fit_gate(plan: ServePlan, spec: VllmSpec, err: Console, *, skip: bool) -> None:
-    token = os.environ.get("HF_TOKEN")
-    hub = None if os.environ.get("HF_HUB_OFFLINE") else (lambda r, v: hub_fit_inputs(r, v, token))
-    variants = [v for v in plan.variants if not v.endswith(f":{getattr(plan.entry, 'variant', None)}")]
-    report = check_vllm_fit(
-        spec,
-        model_dir=plan.model_dir,
-        gpus=plan.gpus,
-        variants=variants,
-        ram_available=psutil.virtual_memory().available,
-        hub_inputs=hub,
-    )
-    if not isinstance(report, FitReport):
-        err.print(report)
-        return
-    for line in report.lines():
-        err.print(f"fit: {line}", markup=False)
-    if not report.fits and not skip:
-        raise ModelDoesNotFit(
-            f"{plan.name} does not fit in the memory available (numbers above); "
-            f"{'; '.join(report.ways_out)}; or pass --skip-fit-check to try anyway"
-        )
-
-
-def _announce(url: str, plan: ServePlan) -> None:
-    click.echo(ready_line(url, plan.served_model_name, plan.backend))
-    sys.stdout.flush()
-
-
 @contextlib.contextmanager
 def _log_status(err: Console) -> Iterator[Any]:
     """A one-line live tail of the engine log while it starts (only on a terminal)."""
@@ -208,49 +155,8 @@ def _log_status(err: Console) -> Iterator[Any]:
         yield on_log
 
 
-def _run_in_process(plan: ServePlan, err: Console) -> None:
-    """hf and mock run in this process: log to the file, probe readiness from a thread, then announce."""
-    from serve.hf.server import HfServeSpec, serve_hf
-    from serve.mock.server import serve_mock
-
-    plan.log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(plan.log_file)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(min(root.level or logging.INFO, logging.INFO))
-    failure: list[BaseException] = []
-
-    def probe(url: str) -> None:
-        try:
-            wait_ready(url, plan.served_model_name, timeout_s=300, api_key=plan.api_key, probe=plan.probe)
-        except ServerStartError as exc:
-            exc.log_tail = exc.log_tail or read_tail(plan.log_file)
-            failure.append(exc)
-            os.kill(os.getpid(), signal.SIGTERM)  # ends serve_* the way a user's Ctrl-C would
-            return
-        _announce(url, plan)
-
-    def on_ready(url: str) -> None:
-        threading.Thread(target=probe, args=(url,), name="readiness", daemon=True).start()
-
-    err.print(f"starting {plan.name} with the {plan.backend} backend (log: {plan.log_file})")
-    try:
-        if isinstance(plan.spec, HfServeSpec):
-            serve_hf(plan.spec, on_ready)
-        elif isinstance(plan.spec, MockSpec):
-            serve_mock(plan.spec, on_ready)
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-    if failure:
-        raise failure[0]
-
-
-def start_detached(
-    app: AppContext, name: str, flags: dict[str, Any], plan: ServePlan, pid_file: Path
-) -> None:
-    """Re-run this command in a new session without --detach; wait for its ready line; leave the pid file."""
+def _foreground_argv(app: AppContext, name: str, flags: dict[str, Any], plan: ServePlan) -> list[str]:
+    """This command again, without --detach, as the detached child runs it."""
     args = [sys.executable, "-c", "from bench.cli import main; main()"]
     for overlay in app.settings.overlays:
         args += ["--models-file", str(overlay)]
@@ -266,46 +172,4 @@ def start_detached(
                 args += ["--engine-arg", pair]
         else:
             args += [opt, str(value)]
-    out_file = plan.log_file.with_name(plan.log_file.stem + ".detached.out")
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    with out_file.open("wb") as out:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
-    while True:
-        text = out_file.read_text(encoding="utf-8", errors="replace")
-        line = next((ln for ln in text.splitlines() if ln.startswith("ready: ")), None)
-        if line:
-            click.echo(line)
-            return
-        if proc.poll() is not None:
-            pid_file.unlink(missing_ok=True)
-            raise ServerStartError(
-                f"the detached server exited with code {proc.returncode} before it was ready "
-                f"(output: {out_file})",
-                log_tail="\n".join(text.splitlines()[-30:]),
-            )
-        time.sleep(0.5)
-
-
-def stop_detached(pid_file: Path) -> None:
-    """SIGTERM the server recorded in pid_file (it stops its engine group), SIGKILL after a grace period."""
-    try:
-        pid = int(pid_file.read_text(encoding="utf-8").split()[0])
-    except (OSError, ValueError, IndexError) as exc:
-        raise UsageError(f"cannot read a pid from {pid_file}", flag="--pid-file") from exc
-    try:
-        proc = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        pid_file.unlink(missing_ok=True)
-        click.echo(f"not running (pid {pid}); removed {pid_file}")
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_GRACE_S)
-    except psutil.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    pid_file.unlink(missing_ok=True)
-    click.echo(f"stopped (pid {pid})")
+    return args

@@ -7,7 +7,6 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,16 +18,16 @@ from bench.registry import LocalModel, MockEndpoint, Registry
 from bench.settings import Settings
 from serve.errors import EngineNotFound, ServeError
 from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, select_gpus
+from serve.lifecycle import Backend, ServePlan
 from serve.process import ProbeKind
 from serve.pull import read_manifest
 from serve.specs import MockSpec
-from serve.vllm.command import Launch, VllmEngine, build_launch, find_vllm
+from serve.vllm.command import VllmEngine, build_launch, find_vllm
 from serve.vllm.config import CHATML_TEMPLATE, EngineValue, VllmSpec
 
 if TYPE_CHECKING:
-    from serve.hf.server import HfServeSpec
+    pass
 
-Backend = Literal["vllm", "hf", "mock"]
 BackendChoice = Literal["auto", "vllm", "hf", "mock"]
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding .venv-vllm (bench/serving/plan.py)
 # vllm_args keys that have a typed field on VllmSpec (a flag beats them; --engine-arg beats everything).
@@ -64,33 +63,6 @@ class ServeOptions(BaseModel):
     log_file: Path | None = None
     vllm_python: Path | None = None
     device: Literal["auto", "cuda", "cpu"] = "auto"
-
-
-@dataclass(frozen=True)
-class ServePlan:
-    """What `serve` will start: the backend, its spec, the model folder and the exact vLLM launch."""
-
-    name: str
-    served_model_name: str
-    backend: Backend
-    spec: VllmSpec | HfServeSpec | MockSpec
-    log_file: Path
-    probe: ProbeKind = "completions"
-    entry: LocalModel | MockEndpoint | None = None
-    model_dir: Path | None = None
-    build: str | None = None  # builtin generator to build into model_dir before starting
-    launch: Launch | None = None
-    gpus: list[Gpu] = field(default_factory=list)
-    variants: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def api_key(self) -> str | None:
-        """The key the server requires (for the readiness probe), if any."""
-        key = getattr(self.spec, "api_key", None)
-        if isinstance(key, SecretStr):
-            return key.get_secret_value()
-        return key if isinstance(key, str) else None
 
 
 def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineValue]:
@@ -186,7 +158,7 @@ def plan_serve(
         spec = MockSpec(
             model=resolved, host=options.host or "127.0.0.1", port=options.port or 0, tokenizer=folder
         )
-        return ServePlan(resolved, resolved, "mock", spec, log_file, entry=entry, model_dir=folder,
+        return ServePlan(resolved, resolved, "mock", spec, log_file, variant=entry.variant, model_dir=folder,
                          notes=["mock backend: filler answers under this model's name"])  # fmt: skip
     if backend == "hf":
         return _hf_plan(registry, settings, resolved, entry, options, log_file, api_key, variants)
@@ -338,8 +310,8 @@ def _vllm_plan(
     if engine.source != "--vllm-python":
         notes.append(f"vLLM from {engine.source} ({engine.style} entry point)")
     return ServePlan(
-        name, name, "vllm", spec, log_file, entry=entry, model_dir=folder, build=build, launch=launch,
-        gpus=chosen, variants=variants, notes=notes,
+        name, name, "vllm", spec, log_file, variant=entry.variant, model_dir=folder, build=build,
+        launch=launch, gpus=chosen, variants=variants, notes=notes,
     )  # fmt: skip
 
 
@@ -390,7 +362,15 @@ def _hf_plan(
         **kwargs,
     )
     return ServePlan(
-        name, name, "hf", spec, log_file, entry=entry, model_dir=folder, build=build, variants=variants
+        name,
+        name,
+        "hf",
+        spec,
+        log_file,
+        variant=entry.variant,
+        model_dir=folder,
+        build=build,
+        variants=variants,
     )
 
 
@@ -415,4 +395,4 @@ def _mock_entry_plan(
     )
     probe: ProbeKind = "messages" if entry.provider == "anthropic" else "chat"
     log_file = options.log_file or default_log_file(settings, name)
-    return ServePlan(name, entry.model, "mock", spec, log_file, probe=probe, entry=entry)
+    return ServePlan(name, entry.model, "mock", spec, log_file, probe=probe)

@@ -1,0 +1,226 @@
+"""The life of one served model: prepare (port, build, fit), run in the foreground, detach, stop.
+
+A `ServePlan` says what to start (made by the caller from its registry; see bench.serving.plan).
+`run_foreground` blocks until SIGINT/SIGTERM; vLLM runs as a process group, the hf and mock backends in
+this process with a readiness probe on a thread. `start_detached` runs a given command line in a new
+session and returns once it prints its ready line; `stop_detached` stops what a pid file names.
+Nothing here prints: messages go to injected callbacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import psutil
+from pydantic import SecretStr
+
+from serve.errors import InvalidServeOption, ModelDoesNotFit, ServerStartError
+from serve.fit import FitReport, check_vllm_fit, hub_fit_inputs
+from serve.gpus import Gpu
+from serve.process import LogFn, ProbeKind, read_tail, wait_ready
+from serve.pull import pull_builtin
+from serve.specs import MockSpec
+from serve.vllm.command import Launch
+from serve.vllm.config import VllmSpec
+
+if TYPE_CHECKING:
+    from serve.hf.server import HfServeSpec
+
+Backend = Literal["vllm", "hf", "mock"]
+Say = Callable[[str], None]
+STOP_GRACE_S = 60.0  # `--stop`: SIGTERM, then SIGKILL of the group after this long (s)
+READY_TIMEOUT_S = 300.0  # in-process backends: /health and one real completion within this long (s)
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """What `serve` will start: the backend, its spec, the model folder and the exact vLLM launch."""
+
+    name: str
+    served_model_name: str
+    backend: Backend
+    spec: VllmSpec | HfServeSpec | MockSpec
+    log_file: Path
+    probe: ProbeKind = "completions"
+    variant: str | None = None  # this entry's own variant name, if it is one
+    model_dir: Path | None = None
+    build: str | None = None  # builtin generator to build into model_dir before starting
+    launch: Launch | None = None
+    gpus: list[Gpu] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)  # NAME:VARIANT of every variant of the base model
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key the server requires (for the readiness probe), if any."""
+        key = getattr(self.spec, "api_key", None)
+        if isinstance(key, SecretStr):
+            return key.get_secret_value()
+        return key if isinstance(key, str) else None
+
+
+def ready_line(url: str, model: str, backend: str) -> str:
+    """The one line printed once the server answers: `ready: http://HOST:PORT/v1 model=NAME backend=B`."""
+    return f"ready: {url.rstrip('/').removesuffix('/v1')}/v1 model={model} backend={backend}"
+
+
+def prepare(plan: ServePlan, say: Say) -> None:
+    """Before starting: the port must be free, and a builtin model is built on first use."""
+    from serve.vllm.server import ensure_port_free
+
+    spec = plan.spec
+    if spec.port:
+        ensure_port_free(spec.host, spec.port)
+    if plan.build and plan.model_dir is not None:
+        say(f"building {plan.name} into {plan.model_dir} (first use)")
+        pull_builtin(plan.name, plan.build, plan.model_dir, progress=lambda m: say(f"  {m}"))
+
+
+def fit_gate(
+    plan: ServePlan, say: Say, *, skip: bool = False, env: Mapping[str, str] | None = None
+) -> FitReport | None:
+    """Estimate memory before vLLM loads; ModelDoesNotFit (unless `skip`) when it will not fit."""
+    assert isinstance(plan.spec, VllmSpec)
+    env = os.environ if env is None else env
+    token = env.get("HF_TOKEN")
+    hub = None if env.get("HF_HUB_OFFLINE") else (lambda r, v: hub_fit_inputs(r, v, token))
+    others = [v for v in plan.variants if not v.endswith(f":{plan.variant}")]
+    report = check_vllm_fit(
+        plan.spec,
+        model_dir=plan.model_dir,
+        gpus=plan.gpus,
+        variants=others,
+        ram_available=psutil.virtual_memory().available,
+        hub_inputs=hub,
+    )
+    if not isinstance(report, FitReport):
+        say(report)
+        return None
+    for line in report.lines():
+        say(f"fit: {line}")
+    if not report.fits and not skip:
+        raise ModelDoesNotFit(
+            f"{plan.name} does not fit in the memory available (numbers above); "
+            f"{'; '.join(report.ways_out)}; or pass --skip-fit-check to try anyway"
+        )
+    return report
+
+
+def run_foreground(
+    plan: ServePlan,
+    on_ready: Callable[[str], None],
+    say: Say,
+    *,
+    on_log: LogFn | None = None,
+    skip_fit_check: bool = False,
+) -> None:
+    """Prepare, serve, call `on_ready(root_url)` once it answers, block until SIGINT/SIGTERM."""
+    prepare(plan, say)
+    if isinstance(plan.spec, VllmSpec):
+        from serve.vllm.server import serve_vllm
+
+        fit_gate(plan, say, skip=skip_fit_check)
+        say(f"starting {plan.name} with vLLM (log: {plan.log_file})")
+        serve_vllm(plan.spec, on_ready, on_log=on_log, launch=plan.launch)
+        return
+    run_in_process(plan, on_ready, say)
+
+
+def run_in_process(plan: ServePlan, on_ready: Callable[[str], None], say: Say) -> None:
+    """hf and mock run in this process: log to the file, probe readiness from a thread, then announce."""
+    from serve.hf.server import HfServeSpec, serve_hf
+    from serve.mock.server import serve_mock
+
+    plan.log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(plan.log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    failure: list[BaseException] = []
+
+    def probe(url: str) -> None:
+        try:
+            wait_ready(
+                url, plan.served_model_name, timeout_s=READY_TIMEOUT_S, api_key=plan.api_key, probe=plan.probe
+            )
+        except ServerStartError as exc:
+            exc.log_tail = exc.log_tail or read_tail(plan.log_file)
+            failure.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)  # ends serve_* the way a user's Ctrl-C would
+            return
+        on_ready(url)
+
+    def bound(url: str) -> None:
+        threading.Thread(target=probe, args=(url,), name="readiness", daemon=True).start()
+
+    say(f"starting {plan.name} with the {plan.backend} backend (log: {plan.log_file})")
+    try:
+        if isinstance(plan.spec, HfServeSpec):
+            serve_hf(plan.spec, bound)
+        elif isinstance(plan.spec, MockSpec):
+            serve_mock(plan.spec, bound)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    if failure:
+        raise failure[0]
+
+
+def start_detached(argv: Sequence[str], *, output: Path, pid_file: Path, poll_s: float = 0.5) -> str:
+    """Run `argv` (a foreground serve command) in a new session; return its ready line once it prints it.
+
+    Its stdout and stderr go to `output`; the pid goes to `pid_file`. ServerStartError (with the output's
+    last lines) when it exits before it is ready.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
+    while True:
+        text = output.read_text(encoding="utf-8", errors="replace")
+        line = next((ln for ln in text.splitlines() if ln.startswith("ready: ")), None)
+        if line:
+            return line
+        if proc.poll() is not None:
+            pid_file.unlink(missing_ok=True)
+            raise ServerStartError(
+                f"the detached server exited with code {proc.returncode} before it was ready "
+                f"(output: {output})",
+                log_tail="\n".join(text.splitlines()[-30:]),
+            )
+        time.sleep(poll_s)
+
+
+def stop_detached(pid_file: Path, grace_s: float = STOP_GRACE_S) -> str:
+    """SIGTERM the server recorded in pid_file (it stops its engine group), SIGKILL after a grace period."""
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise InvalidServeOption(f"cannot read a pid from {pid_file}", option="--pid-file") from exc
+    try:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        pid_file.unlink(missing_ok=True)
+        return f"not running (pid {pid}); removed {pid_file}"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return f"stopped (pid {pid})"
