@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-LLMBENCH = [sys.executable, "-m", "bench"]
+from fixtures_vllm import LLMBENCH
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

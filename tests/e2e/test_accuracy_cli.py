@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_vllm import REPO, cli_env
+from fixtures_vllm import LLMBENCH, REPO, cli_env
 
 from bench.accuracy.suite import builtin_suites_dir
 from serve.mock.server import running_mock
 from serve.specs import AnswerModel, MockSpec
 
-CLI = (
-    "from bench.cli import main; from bench.cli.bench import bench; "
-    "from bench.cli.accuracy import accuracy, diff; "
-    "[bench.add_command(c) for c in (accuracy, diff) if c.name not in bench.commands]; main()"
-)
-
 
 def llmbench(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI, *args], cwd=REPO, env=cli_env(home), capture_output=True, text=True,
+        [*LLMBENCH, *args], cwd=REPO, env=cli_env(home), capture_output=True, text=True,
         timeout=300, check=False,
     )  # fmt: skip
 

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_vllm import REPO, cli_env, free_port, require_vllm, start_cli_server, stop_cli_server
-
-# Runs the real CLI; registers the accuracy commands when the root group does not have them yet.
-CLI = (
-    "from bench.cli import main; from bench.cli.bench import bench; "
-    "from bench.cli.accuracy import accuracy, diff; "
-    "[bench.add_command(c) for c in (accuracy, diff) if c.name not in bench.commands]; main()"
-)
+from fixtures_vllm import LLMBENCH, REPO, cli_env, free_port, require_vllm, start_cli_server, stop_cli_server
 
 
 def llmbench(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI, *args], cwd=REPO, env=cli_env(home), capture_output=True, text=True,
+        [*LLMBENCH, *args], cwd=REPO, env=cli_env(home), capture_output=True, text=True,
         timeout=timeout, check=False,
     )  # fmt: skip
 

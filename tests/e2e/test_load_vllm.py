@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from fixtures_vllm import VllmServerInfo, cli_env
+from fixtures_vllm import LLMBENCH, VllmServerInfo, cli_env
 
 from bench.store import Store
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.vllm
 
 
 def bench_load(server: VllmServerInfo, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-c", "from bench.cli import main; main()", "bench", "load", *args]
+    cmd = [*LLMBENCH, "bench", "load", *args]
     return subprocess.run(
         cmd, cwd=REPO, env=cli_env(server.home), capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import openai
 import psutil
-from fixtures_vllm import REPO, cli_env, free_port, start_cli_server, stop_cli_server
+from fixtures_vllm import LLMBENCH, REPO, cli_env, free_port, start_cli_server, stop_cli_server
 
 
 def test_mock_entry_ready_line_and_sigint(tmp_path: Path) -> None:
@@ -50,7 +49,7 @@ def test_hf_backend_ready_line_and_sigterm(tmp_path: Path, tiny_random_dir: Path
 def test_detach_and_stop(tmp_path: Path) -> None:
     port = free_port()
     pid_file = tmp_path / "serve.pid"
-    cli = [sys.executable, "-c", "from bench.cli import main; main()", "serve"]
+    cli = [*LLMBENCH, "serve"]
     args = ["mock-anthropic", "--port", str(port), "--detach", "--pid-file", str(pid_file)]
     done = subprocess.run(
         [*cli, *args], cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fixtures_vllm import VLLM_PYTHON, require_vllm
 
 from serve.hf.server import HfServeSpec, running_hf
 from serve.tiny import build_builtin
@@ -42,9 +43,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def vllm_url(tiny_dir: Path) -> Iterator[str]:
-    python = REPO / ".venv-vllm" / "bin" / "python"
-    if not python.exists():
-        pytest.skip("needs the vLLM venv (.venv-vllm, made by scripts/setup-vllm)")
+    require_vllm()  # fails instead of skipping under LLMBENCH_REQUIRE_VLLM=1 (CI)
+    python = VLLM_PYTHON
     from serve.vllm.config import VllmSpec
     from serve.vllm.server import running_vllm
 
