@@ -114,7 +114,10 @@ class Prices(_Entry):
 
     input_per_1m: float = Field(ge=0)
     output_per_1m: float = Field(ge=0)
-    cached_input_per_1m: float | None = Field(None, ge=0)
+    cached_input_per_1m: float | None = Field(None, ge=0, description="cache reads, per 1M tokens")
+    cache_write_per_1m: float | None = Field(
+        None, ge=0, description="cache writes (Anthropic bills them above base input), per 1M tokens"
+    )
     as_of: date
     source: str = Field(min_length=1, description="where the prices were read (URL or document)")
 
@@ -179,6 +182,9 @@ class MockEndpoint(_Entry):
     answers: AnswerModel = AnswerModel()
     prices: Prices | None = Field(None, description="simulated prices, for cost reports")
     tokenizer: str | None = Field(None, description="registry name or path of a tokenizer to size prompts")
+    strict: bool = Field(
+        True, description="reject fields the real provider rejects (vLLM extras such as ignore_eos)"
+    )
     notes: str = ""
 
 

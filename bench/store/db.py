@@ -30,6 +30,7 @@ from bench.store.rows import (
     to_json,
     unpack_times,
 )
+from bench.store.sweeps import SweepRows
 
 _INSERT_REQUEST = (
     "INSERT INTO requests (run_id, request_id, status, warmup, scheduled_s, start_s, first_byte_s,"
@@ -56,7 +57,7 @@ def _opt(t: float | None, origin_s: float) -> float | None:
     return None if t is None else t - origin_s
 
 
-def _process_alive(pid: int | None, started: float | None) -> bool:
+def process_alive(pid: int | None, started: float | None) -> bool:
     """True when process `pid` exists and is the one that started the run (not a reused pid)."""
     if pid is None:
         return True  # nothing to check against: trust the row
@@ -67,7 +68,7 @@ def _process_alive(pid: int | None, started: float | None) -> bool:
     return started is None or abs(created - started) < 1.0
 
 
-class Store:
+class Store(SweepRows):
     """An open results store. Use `Store.open(path)`, as a context manager; one thread at a time.
 
     Writes are durable when the call returns, against a crash or a kill of this process: WAL mode with
@@ -182,6 +183,8 @@ class Store:
         *,
         group_id: str | None = None,
         note: str | None = None,
+        sweep_id: str | None = None,
+        point_id: str | None = None,
     ) -> str:
         """Record a new 'running' run and return its id (uuid4 hex). Secret-named keys are redacted."""
         if kind not in RUN_KINDS:
@@ -191,8 +194,19 @@ class Store:
         blobs = [to_json(scrub(from_json(to_json(v)))) for v in (target, profile, provenance)]
         self._write(
             "INSERT INTO runs (id, kind, status, started_at, pid, pid_started, group_id, target, profile,"
-            " provenance, note) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, kind, _now(), me.pid, float(me.create_time()), group_id, *blobs, note),
+            " provenance, note, sweep_id, point_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                kind,
+                _now(),
+                me.pid,
+                float(me.create_time()),
+                group_id,
+                *blobs,
+                note,
+                sweep_id,
+                point_id,
+            ),
         )
         self.flush()
         return run_id
@@ -300,7 +314,7 @@ class Store:
     def _run_info(self, row: sqlite3.Row) -> RunInfo:
         stored = cast(RunStatus, row["status"])
         status = stored
-        if stored == "running" and not _process_alive(row["pid"], row["pid_started"]):
+        if stored == "running" and not process_alive(row["pid"], row["pid_started"]):
             status = "partial"
         return RunInfo(
             id=row["id"],
@@ -319,20 +333,25 @@ class Store:
             pid=row["pid"],
             n_requests=row["n_requests"],
             n_items=row["n_items"],
+            sweep_id=row["sweep_id"],
+            point_id=row["point_id"],
         )
 
     def list_runs(
-        self, kind: RunKind | None = None, *, group_id: str | None = None, limit: int | None = 50
+        self,
+        kind: RunKind | None = None,
+        *,
+        group_id: str | None = None,
+        sweep_id: str | None = None,
+        limit: int | None = 50,
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally of one kind or one group."""
+        """Runs, newest first, optionally of one kind, one group or one sweep."""
         where: list[str] = []
         params: list[str] = []
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if group_id is not None:
-            where.append("group_id = ?")
-            params.append(group_id)
+        for column, value in (("kind", kind), ("group_id", group_id), ("sweep_id", sweep_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         sql = _SELECT_RUNS + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
         rows = self._conn.execute(sql, (*params, -1 if limit is None else limit)).fetchall()

@@ -97,7 +97,49 @@ M001_INITIAL = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL,)
+M002_SWEEPS_DOCUMENTS = Migration(
+    "m002_sweeps_documents",
+    (
+        "ALTER TABLE runs ADD COLUMN sweep_id TEXT",  # the sweep that made the run, if any
+        "ALTER TABLE runs ADD COLUMN point_id TEXT",  # its point in that sweep
+        "CREATE INDEX runs_by_sweep ON runs (sweep_id, point_id)",
+        """CREATE TABLE sweeps (
+            id TEXT PRIMARY KEY,                -- uuid4 hex
+            name TEXT,
+            status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'partial', 'failed')),
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            pid INTEGER,
+            pid_started REAL,
+            spec TEXT NOT NULL,                 -- JSON: the validated sweep file
+            plan TEXT NOT NULL,                 -- JSON: the expanded points, in order
+            note TEXT
+        )""",
+        """CREATE TABLE sweep_points (
+            sweep_id TEXT NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+            point_id TEXT NOT NULL,             -- stable across resumes: a hash of the point's definition
+            status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'complete', 'partial', 'failed',
+                                                   'skipped')),
+            started_at TEXT,
+            ended_at TEXT,
+            run_ids TEXT NOT NULL DEFAULT '[]', -- JSON list of the runs it made
+            error TEXT,                         -- why it failed (the engine's reason)
+            detail TEXT,                        -- JSON
+            PRIMARY KEY (sweep_id, point_id)
+        )""",
+        """CREATE TABLE documents (
+            id TEXT PRIMARY KEY,                -- uuid4 hex
+            schema TEXT NOT NULL,               -- e.g. llmbench.recovery/1
+            created_at TEXT NOT NULL,
+            subject TEXT,                       -- what it is about, e.g. the variant NAME:VARIANT
+            sweep_id TEXT,
+            body TEXT NOT NULL                  -- JSON
+        )""",
+        "CREATE INDEX documents_by_schema ON documents (schema, subject, created_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL, M002_SWEEPS_DOCUMENTS)
 
 _BOOTSTRAP = "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 

@@ -70,6 +70,8 @@ class RunInfo:
     pid: int | None
     n_requests: int
     n_items: int
+    sweep_id: str | None = None
+    point_id: str | None = None
 
 
 def rebase(record: RequestRecord, origin_s: float) -> RequestRecord:
