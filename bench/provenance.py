@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import bench
+from serve.gpus import describe_gpus as gpus
+from serve.gpus import parse_gpu_descriptions as parse_nvidia_smi
 
-_GPU_FIELDS = "name,memory.total,driver_version"
+__all__ = ["collect_provenance", "git_info", "gpus", "parse_nvidia_smi"]
 
 
 def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 5.0) -> str | None:
@@ -70,30 +72,6 @@ def total_ram_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def parse_nvidia_smi(csv_text: str) -> list[dict[str, Any]]:
-    """Parse `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits`."""
-    gpus: list[dict[str, Any]] = []
-    for line in csv_text.splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 3 or not parts[0]:
-            continue
-        try:
-            memory_mib: int | None = int(float(parts[1]))
-        except ValueError:
-            memory_mib = None
-        gpus.append({"name": parts[0], "memory_mib": memory_mib, "driver": parts[2]})
-    return gpus
-
-
-def gpus() -> list[dict[str, Any]]:
-    """NVIDIA GPUs from nvidia-smi (name, memory MiB, driver); [] when it is absent or fails."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    out = _run([exe, f"--query-gpu={_GPU_FIELDS}", "--format=csv,noheader,nounits"], timeout=10.0)
-    return parse_nvidia_smi(out) if out else []
 
 
 def collect_provenance(

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from serve.errors import InvalidServeOption
 
@@ -90,3 +91,37 @@ def parse_gpu_list(text: str) -> list[int]:
             f"--gpus {text!r} must be comma-separated GPU indices such as 0,1", option="--gpus"
         )
     return out
+
+
+_DESCRIBE_FIELDS = "name,memory.total,driver_version"
+
+
+def parse_gpu_descriptions(csv_text: str) -> list[dict[str, Any]]:
+    """Parse `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits`."""
+    gpus: list[dict[str, Any]] = []
+    for line in csv_text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 3 or not parts[0]:
+            continue
+        try:
+            memory_mib: int | None = int(float(parts[1]))
+        except ValueError:
+            memory_mib = None
+        gpus.append({"name": parts[0], "memory_mib": memory_mib, "driver": parts[2]})
+    return gpus
+
+
+def describe_gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs from nvidia-smi (name, memory MiB, driver); [] when it is absent or fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        done = subprocess.run(
+            [exe, f"--query-gpu={_DESCRIBE_FIELDS}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    out = done.stdout if done.returncode == 0 else None
+    return parse_gpu_descriptions(out) if out else []

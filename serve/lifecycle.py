@@ -10,6 +10,7 @@ Nothing here prints: messages go to injected callbacks.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 from pydantic import SecretStr
@@ -28,7 +29,7 @@ from serve.errors import InvalidServeOption, ModelDoesNotFit, ServerStartError
 from serve.fit import FitReport, check_vllm_fit, hub_fit_inputs
 from serve.gpus import Gpu
 from serve.process import LogFn, ProbeKind, read_tail, wait_ready
-from serve.pull import pull_builtin
+from serve.pull import PullSpec, pull_builtin, pull_hub
 from serve.specs import MockSpec
 from serve.vllm.command import Launch
 from serve.vllm.config import VllmSpec
@@ -55,6 +56,8 @@ class ServePlan:
     variant: str | None = None  # this entry's own variant name, if it is one
     model_dir: Path | None = None
     build: str | None = None  # builtin generator to build into model_dir before starting
+    pull: PullSpec | None = None  # a hub download to make before starting (`serve --pull`)
+    blocker: Exception | None = None  # why it cannot start as planned (a dry run shows it; a start raises it)
     launch: Launch | None = None
     gpus: list[Gpu] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)  # NAME:VARIANT of every variant of the base model
@@ -78,12 +81,17 @@ def prepare(plan: ServePlan, say: Say) -> None:
     """Before starting: the port must be free, and a builtin model is built on first use."""
     from serve.vllm.server import ensure_port_free
 
+    if plan.blocker is not None:
+        raise plan.blocker
     spec = plan.spec
     if spec.port:
         ensure_port_free(spec.host, spec.port)
     if plan.build and plan.model_dir is not None:
         say(f"building {plan.name} into {plan.model_dir} (first use)")
         pull_builtin(plan.name, plan.build, plan.model_dir, progress=lambda m: say(f"  {m}"))
+    if plan.pull is not None:
+        say(f"pulling {plan.pull.repo}@{plan.pull.revision or 'main'} before serving (--pull)")
+        pull_hub(plan.pull, progress=lambda m: say(f"  {m}"))
 
 
 def fit_gate(
@@ -188,8 +196,7 @@ def start_detached(argv: Sequence[str], *, output: Path, pid_file: Path, poll_s:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
+    write_pid_file(pid_file, proc.pid)
     while True:
         text = output.read_text(encoding="utf-8", errors="replace")
         line = next((ln for ln in text.splitlines() if ln.startswith("ready: ")), None)
@@ -205,17 +212,71 @@ def start_detached(argv: Sequence[str], *, output: Path, pid_file: Path, poll_s:
         time.sleep(poll_s)
 
 
-def stop_detached(pid_file: Path, grace_s: float = STOP_GRACE_S) -> str:
-    """SIGTERM the server recorded in pid_file (it stops its engine group), SIGKILL after a grace period."""
+def write_pid_file(pid_file: Path, pid: int) -> None:
+    """Record the process and who it is (start time, command line), so `stop` never signals a stranger."""
     try:
-        pid = int(pid_file.read_text(encoding="utf-8").split()[0])
-    except (OSError, ValueError, IndexError) as exc:
-        raise InvalidServeOption(f"cannot read a pid from {pid_file}", option="--pid-file") from exc
+        proc = psutil.Process(pid)
+        identity = {"pid": pid, "create_time": proc.create_time(), "cmdline": proc.cmdline()}
+    except psutil.Error:
+        identity = {"pid": pid, "create_time": None, "cmdline": None}
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(json.dumps(identity) + "\n", encoding="utf-8")
+
+
+def _read_pid_file(pid_file: Path) -> dict[str, Any]:
+    try:
+        text = pid_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InvalidServeOption(f"cannot read {pid_file}: {exc.strerror}", option="--pid-file") from exc
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, int):  # a bare pid (older llmbench): identity unknown
+        data = {"pid": data, "create_time": None, "cmdline": None}
+    if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
+        raise InvalidServeOption(
+            f"{pid_file} does not hold a pid written by `serve --detach`", option="--pid-file"
+        )
+    return data
+
+
+def _same_process(proc: psutil.Process, recorded: Mapping[str, Any]) -> str | None:
+    """None when `proc` is the process the pid file recorded; else why not."""
+    try:
+        created, cmdline = proc.create_time(), proc.cmdline()
+    except psutil.Error as exc:
+        return f"cannot inspect it ({type(exc).__name__})"
+    if recorded.get("create_time") is not None and abs(created - float(recorded["create_time"])) > 1.0:
+        return "it started at another time: the pid was reused"
+    want = recorded.get("cmdline")
+    if want is not None and list(want) != cmdline:
+        return f"its command is `{' '.join(cmdline)[:200]}`"
+    if want is None and not any("serve" in part for part in cmdline):
+        return f"its command is `{' '.join(cmdline)[:200]}`, not a serve command"
+    return None
+
+
+def stop_detached(pid_file: Path, grace_s: float = STOP_GRACE_S) -> str:
+    """SIGTERM the server recorded in pid_file (it stops its engine group), SIGKILL after a grace period.
+
+    The process must still be the one recorded (start time and command line): a reused pid is never
+    signalled.
+    """
+    recorded = _read_pid_file(pid_file)
+    pid = int(recorded["pid"])
     try:
         proc = psutil.Process(pid)
     except psutil.NoSuchProcess:
         pid_file.unlink(missing_ok=True)
         return f"not running (pid {pid}); removed {pid_file}"
+    stranger = _same_process(proc, recorded)
+    if stranger is not None:
+        raise InvalidServeOption(
+            f"pid {pid} in {pid_file} is no longer the detached server ({stranger}); nothing was signalled. "
+            "Remove the stale pid file",
+            option="--pid-file",
+        )
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(grace_s)

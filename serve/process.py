@@ -20,6 +20,62 @@ from serve.errors import ServerDiedError, ServerStartError
 from serve.hints import hint_for
 
 LogFn = Callable[[str], None]
+# What an engine inherits from our environment: the system basics and its own settings, never other
+# providers' keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...) or our own PYTHONPATH.
+ENV_ALLOW = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "LD_LIBRARY_PATH",
+        "LD_PRELOAD",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "PYTHONUNBUFFERED",
+    }
+)
+ENV_ALLOW_PREFIXES = (
+    "LC_",
+    "XDG_",
+    "VLLM_",
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "TOKENIZERS_",
+    "TORCH",
+    "CUDA_",
+    "NVIDIA_",
+    "NCCL_",
+    "OMP_",
+    "MKL_",
+    "KMP_",
+    "RAY_",
+    "LLMBENCH_SERVE_",
+)
+
+
+def engine_environment(parent: Mapping[str, str], add: Mapping[str, str]) -> dict[str, str]:
+    """The engine's environment: the allow-listed part of `parent`, then `add` (which wins)."""
+    kept = {k: v for k, v in parent.items() if k in ENV_ALLOW or k.startswith(ENV_ALLOW_PREFIXES)}
+    return {**kept, **add}
+
+
 ProbeKind = Literal["completions", "chat", "messages"]
 TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
@@ -96,7 +152,7 @@ class EngineProcess:
         """Start the process in its own session (so the group can be signalled as one)."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_fh = self.log_file.open("ab")
-        env = {**os.environ, **self.env_add}
+        env = engine_environment(os.environ, self.env_add)
         # The death signal is tied to the thread that forks: only use it from the main thread.
         hook = _die_with_parent() if threading.current_thread() is threading.main_thread() else None
         self.proc = subprocess.Popen(

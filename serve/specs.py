@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class _Spec(BaseModel):
@@ -62,3 +62,7 @@ class MockSpec(_Spec):
     strict: bool = Field(
         True, description="reject fields the real provider rejects (vLLM-only fields such as ignore_eos)"
     )
+    api_key: SecretStr | None = Field(
+        None, description="when set, requests without this key get the provider's 401 (never logged)"
+    )
+    info: dict[str, Any] = Field(default_factory=dict, description="static part of GET /llmbench/info")

@@ -62,6 +62,14 @@ from serve.vllm.config import VllmSpec
 @click.option("--stop", "stop_", is_flag=True, help="Stop the server recorded in --pid-file.")
 @click.option("--vllm-python", type=click.Path(path_type=Path), default=None, help="Python of the vLLM venv.")
 @click.option("--skip-fit-check", is_flag=True, help="Start even if the memory estimate says it won't fit.")
+@click.option(
+    "--strict/--no-strict",
+    default=None,
+    help="Mock backend: reject fields the imitated provider rejects (vLLM extras) [the entry's: strict].",
+)
+@click.option(
+    "--pull", is_flag=True, help="Pull a hub model that is not in the cache first (as `llmbench pull`)."
+)
 @click.pass_obj
 def serve(app: AppContext, /, name: str | None, **flags: Any) -> None:  # fmt: skip
     """Serve NAME[:VARIANT] from models.yaml until Ctrl-C; prints one `ready:` line when it answers."""
@@ -77,6 +85,13 @@ def serve(app: AppContext, /, name: str | None, **flags: Any) -> None:  # fmt: s
         flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "serve options"
         raise UsageError(str(first["msg"]), flag=flag) from exc
     plan = plan_serve(app.registry, app.settings, name, options)
+    err = Console(stderr=True, highlight=False)
+    if options.host in ("0.0.0.0", "::", "") and plan.api_key is None:
+        err.print(
+            f"warning: --host {options.host} accepts requests from any machine that reaches this one, "
+            "and no key is required; pass --api-key-env VAR to require one",
+            markup=False,
+        )
     if flags["dry_run"]:
         click.echo(render_plan(plan))
         return
@@ -85,7 +100,6 @@ def serve(app: AppContext, /, name: str | None, **flags: Any) -> None:  # fmt: s
         output = plan.log_file.with_name(plan.log_file.stem + ".detached.out")
         click.echo(start_detached(argv, output=output, pid_file=_need_pid_file(flags)))
         return
-    err = Console(stderr=True, highlight=False)
 
     def say(message: str) -> None:
         err.print(message, markup=False)
@@ -116,6 +130,8 @@ def _options(flags: dict[str, Any]) -> ServeOptions:
         log_file=flags["log_file"],
         vllm_python=flags["vllm_python"],
         device=flags["device"] or "auto",
+        strict=flags["strict"],
+        pull=flags["pull"],
     )
 
 
@@ -133,6 +149,9 @@ def render_plan(plan: ServePlan) -> str:
         state = "to be built first" if plan.build else "local folder"
         head.append(f"model folder: {plan.model_dir} ({state})")
     head.extend(f"note: {n}" for n in plan.notes)
+    if plan.blocker is not None:
+        fix = getattr(plan.blocker, "fix", "")
+        head.append(f"note: cannot start as planned: {plan.blocker}" + (f"; {fix}" if fix else ""))
     head.append(f"log file: {plan.log_file}")
     if plan.launch is not None:
         return "\n".join([*head, plan.launch.render()])
@@ -162,10 +181,13 @@ def _foreground_argv(app: AppContext, name: str, flags: dict[str, Any], plan: Se
         args += ["--models-file", str(overlay)]
     args += ["serve", name, "--log-file", str(plan.log_file)]
     for key, value in flags.items():
-        if key in ("detach", "pid_file", "stop_", "dry_run", "log_file") or value in (None, False, ()):
+        # 0 is a value (--port 0 picks a free port): skip only flags that were not given.
+        if key in ("detach", "pid_file", "stop_", "dry_run", "log_file") or value is None or value is False:
             continue
         opt = "--" + key.replace("_", "-")
-        if value is True:
+        if key == "strict":
+            args.append("--strict" if value else "--no-strict")
+        elif value is True:
             args.append(opt)
         elif key == "engine_args":
             for pair in value:

@@ -7,20 +7,22 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bench.errors import ConfigError, MissingKeyError, UsageError
 from bench.registry import LocalModel, MockEndpoint, Registry
+from bench.serving.checks import HF_DTYPES, check_backend_flags, not_pulled, serve_info
 from bench.settings import Settings
 from serve.errors import EngineNotFound, ServeError
 from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, select_gpus
 from serve.lifecycle import Backend, ServePlan
 from serve.process import ProbeKind
-from serve.pull import read_manifest
+from serve.pull import PullSpec, read_manifest
 from serve.specs import MockSpec
 from serve.vllm.command import VllmEngine, build_launch, find_vllm
 from serve.vllm.config import CHATML_TEMPLATE, EngineValue, VllmSpec
@@ -63,6 +65,25 @@ class ServeOptions(BaseModel):
     log_file: Path | None = None
     vllm_python: Path | None = None
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    strict: bool | None = None  # mock backend: imitate the provider's field checks (None: the entry's)
+    pull: bool = False  # pull a hub model that is not in the cache before serving it
+
+
+# --engine-arg values that become typed VllmSpec fields: checked here so that a bad value names its flag.
+_TYPED_CHECKS: dict[str, tuple[bool, str]] = {  # key: (must be a whole number, what it must be)
+    "max-model-len": (True, "a positive whole number of tokens"),
+    "tensor-parallel-size": (True, "a positive whole number"),
+    "pipeline-parallel-size": (True, "a positive whole number"),
+    "gpu-memory-utilization": (False, "a share above 0 and at most 1"),
+}
+
+
+def first_error(exc: ValidationError) -> str:
+    """One readable line from a pydantic error: the field and the reason, without pydantic's URL line."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
 
 
 def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineValue]:
@@ -79,6 +100,12 @@ def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineVal
             value = raw
         if value is None or isinstance(value, dict):
             value = raw
+        if key in _TYPED_CHECKS:
+            integer, what = _TYPED_CHECKS[key]
+            number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+            top = 1.0 if key == "gpu-memory-utilization" else float("inf")
+            if number is None or (integer and number != int(number)) or not 0 < number <= top:
+                raise UsageError(f"{key}={raw!r} must be {what}", flag="--engine-arg")
         out[key] = value
     return out
 
@@ -133,7 +160,7 @@ def plan_serve(
         kind, found = registry.get(name)
         if kind == "mock":
             assert isinstance(found, MockEndpoint)
-            return _mock_entry_plan(registry, settings, name, found, options)
+            return _mock_entry_plan(registry, settings, name, found, options, env)
         if kind != "local":
             raise UsageError(
                 f"{name} is a {kind} entry; `serve` serves local models and mock endpoints", flag="NAME"
@@ -153,19 +180,25 @@ def plan_serve(
         backend = options.backend
     log_file = options.log_file or default_log_file(settings, resolved)
     api_key = _api_key(options, resolved, env)
+    if backend != "vllm":
+        check_backend_flags(options, backend, "cpu")
     if backend == "mock":
         folder = local_model_dir(settings, resolved, entry)
         spec = MockSpec(
-            model=resolved, host=options.host or "127.0.0.1", port=options.port or 0, tokenizer=folder
+            model=resolved,
+            host=options.host or "127.0.0.1",
+            port=options.port or 0,
+            tokenizer=folder,
+            strict=True if options.strict is None else options.strict,
+            api_key=SecretStr(api_key) if api_key else None,
+            info=serve_info(resolved, entry, backend="mock", folder=folder),
         )
         return ServePlan(resolved, resolved, "mock", spec, log_file, variant=entry.variant, model_dir=folder,
                          notes=["mock backend: filler answers under this model's name"])  # fmt: skip
+    ctx = _Ctx(registry, settings, resolved, entry, options, log_file, api_key, variants, env)
     if backend == "hf":
-        return _hf_plan(registry, settings, resolved, entry, options, log_file, api_key, variants)
-    engine = engine or find_engine(options, cwd, env)
-    return _vllm_plan(
-        registry, settings, resolved, entry, options, log_file, api_key, variants, engine, gpu_query
-    )
+        return _hf_plan(ctx)
+    return _vllm_plan(ctx, engine or find_engine(options, cwd, env), gpu_query)
 
 
 def _api_key(options: ServeOptions, name: str, env: Mapping[str, str]) -> str | None:
@@ -214,20 +247,34 @@ def _quant_flags(entry: LocalModel, from_own_folder: bool) -> str | None:
     return None
 
 
-def _vllm_plan(
-    registry: Registry,
-    settings: Settings,
-    name: str,
-    entry: LocalModel,
-    options: ServeOptions,
-    log_file: Path,
-    api_key: str | None,
-    variants: list[str],
-    engine: VllmEngine,
-    gpu_query: QueryFn,
-) -> ServePlan:
+@dataclass(frozen=True)
+class _Ctx:
+    """What every backend's plan starts from: the resolved entry, the flags and the environment."""
+
+    registry: Registry
+    settings: Settings
+    name: str
+    entry: LocalModel
+    options: ServeOptions
+    log_file: Path
+    api_key: str | None
+    variants: list[str]
+    env: Mapping[str, str]
+
+
+def _vllm_plan(ctx: _Ctx, engine: VllmEngine, gpu_query: QueryFn) -> ServePlan:
+    registry, settings, name, entry, options = ctx.registry, ctx.settings, ctx.name, ctx.entry, ctx.options
+    log_file, api_key, variants, env = ctx.log_file, ctx.api_key, ctx.variants, ctx.env
     model, folder, build = _source(registry, settings, name, entry)
     own_folder = folder is not None and folder == local_model_dir(settings, name, entry)
+    pull, blocker = None, None
+    if folder is None and build is None:
+        pulled_entry = registry.data.local[entry.derived_from] if entry.derived_from else entry
+        pulled_name = entry.derived_from or name
+        if options.pull:
+            pull = _pull_spec(settings, pulled_name, pulled_entry, env)
+        else:
+            blocker = not_pulled(pulled_name, pulled_entry, env)
     typed: dict[str, Any] = {}
     rest: dict[str, EngineValue] = {}
     for key, value in entry.vllm_args.items():
@@ -250,6 +297,7 @@ def _vllm_plan(
     device: Literal["cuda", "cpu"] = "cpu" if options.device == "cpu" else "cuda"
     if options.device == "auto" and not gpus:
         device = "cpu"
+    check_backend_flags(options, "vllm", device)
     notes: list[str] = []
     world = int(typed.get("tensor_parallel_size", 1)) * int(typed.get("pipeline_parallel_size", 1))
     nodes = options.nodes or 1
@@ -302,29 +350,40 @@ def _vllm_plan(
             api_key=SecretStr(api_key) if api_key else None,
             python=options.vllm_python,
             log_file=log_file,
+            info=serve_info(
+                name, entry, backend="vllm", folder=folder, revision=revision,
+                engine_args={**rest, **options.engine_args, **typed},
+            ),
             **typed,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[-1] if str(exc) else repr(exc), flag="serve options") from exc
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise UsageError(first_error(exc), flag="serve options") from exc
     launch = build_launch(spec, engine, log_file.with_name(log_file.stem + ".config.yaml"))
     if engine.source != "--vllm-python":
         notes.append(f"vLLM from {engine.source} ({engine.style} entry point)")
     return ServePlan(
         name, name, "vllm", spec, log_file, variant=entry.variant, model_dir=folder, build=build,
-        launch=launch, gpus=chosen, variants=variants, notes=notes,
+        launch=launch, gpus=chosen, variants=variants, notes=notes, pull=pull, blocker=blocker,
     )  # fmt: skip
 
 
-def _hf_plan(
-    registry: Registry,
-    settings: Settings,
-    name: str,
-    entry: LocalModel,
-    options: ServeOptions,
-    log_file: Path,
-    api_key: str | None,
-    variants: list[str],
-) -> ServePlan:
+def _pull_spec(settings: Settings, name: str, entry: LocalModel, env: Mapping[str, str]) -> PullSpec:
+    """What `serve --pull` downloads first: the entry at its pinned revision (as `llmbench pull`)."""
+    assert entry.repo is not None
+    token = env.get("HF_TOKEN")
+    return PullSpec(
+        name=name,
+        repo=entry.repo,
+        revision=entry.revision,
+        manifest_dir=settings.models_dir / name,
+        token=SecretStr(token) if token else None,
+        gated=entry.gated,
+    )
+
+
+def _hf_plan(ctx: _Ctx) -> ServePlan:
+    registry, settings, name, entry, options = ctx.registry, ctx.settings, ctx.name, ctx.entry, ctx.options
+    log_file, api_key, variants = ctx.log_file, ctx.api_key, ctx.variants
     from serve.hf.server import HfServeSpec
 
     _, folder, build = _source(registry, settings, name, entry)
@@ -347,8 +406,11 @@ def _hf_plan(
     dtype = options.engine_args.get("dtype", entry.vllm_args.get("dtype"))
     max_len = options.max_model_len or options.engine_args.get("max-model-len") or entry.context.served
     kwargs: dict[str, Any] = {}
-    if dtype in ("bfloat16", "float32", "auto"):
+    notes: list[str] = []
+    if dtype in HF_DTYPES:
         kwargs["dtype"] = dtype
+    elif dtype is not None:
+        notes.append(f"the registry's dtype {dtype} is not one the hf backend loads: bfloat16 instead")
     if options.host is not None:
         kwargs["host"] = options.host
     if options.port is not None:
@@ -359,28 +421,29 @@ def _hf_plan(
         max_model_len=int(str(max_len)),
         api_key=api_key,
         quantization=hf_quant,
+        info=serve_info(name, entry, backend="hf", folder=folder, engine_args=options.engine_args),
         **kwargs,
     )
     return ServePlan(
-        name,
-        name,
-        "hf",
-        spec,
-        log_file,
-        variant=entry.variant,
-        model_dir=folder,
-        build=build,
-        variants=variants,
-    )
+        name, name, "hf", spec, log_file, variant=entry.variant, model_dir=folder, build=build,
+        variants=variants, notes=notes,
+    )  # fmt: skip
 
 
 def _mock_entry_plan(
-    registry: Registry, settings: Settings, name: str, entry: MockEndpoint, options: ServeOptions
+    registry: Registry,
+    settings: Settings,
+    name: str,
+    entry: MockEndpoint,
+    options: ServeOptions,
+    env: Mapping[str, str],
 ) -> ServePlan:
     if options.backend not in ("auto", "mock"):
         raise UsageError(
             f"{name} is a mock endpoint; serve it with --backend mock (or auto)", flag="--backend"
         )
+    check_backend_flags(options, "mock", "cpu")
+    api_key = _api_key(options, name, env)
     tokenizer: Path | None = None
     if entry.tokenizer:
         local = registry.data.local.get(entry.tokenizer)
@@ -392,6 +455,9 @@ def _mock_entry_plan(
         latency=entry.latency,
         answers=entry.answers,
         tokenizer=tokenizer,
+        strict=entry.strict if options.strict is None else options.strict,
+        api_key=SecretStr(api_key) if api_key else None,
+        info={"model": {"name": entry.model, "registry": name, "stands_in_for": entry.provider}},
     )
     probe: ProbeKind = "messages" if entry.provider == "anthropic" else "chat"
     log_file = options.log_file or default_log_file(settings, name)

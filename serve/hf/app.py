@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +31,7 @@ from serve.hf.render import (
 )
 from serve.hf.schema import ChatCompletionRequest, CompletionRequest, _GenerationRequest, error_body
 from serve.hf.sequence import Delta, Failed, Finished, PromptLogprobs, SamplingParams
+from serve.info import INFO_PATH, info_json
 
 
 class ApiError(Exception):
@@ -56,6 +57,7 @@ class AppConfig:
     served_model_name: str
     max_model_len: int
     api_key: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # GET /llmbench/info, as served
 
 
 def _validation_response(_: Request, exc: Exception) -> Response:
@@ -176,6 +178,10 @@ def build_app(engine: HfEngine, config: AppConfig) -> FastAPI:
         if any(t < 0 or t >= len(tokenizer) for t in prompt):
             raise ApiError(400, "The prompt holds token ids outside the vocabulary.", param="prompt")
         return prompt, str(tokenizer.decode(prompt, skip_special_tokens=False))
+
+    @app.get(INFO_PATH)
+    async def info() -> Response:
+        return Response(info_json(config.info), media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:

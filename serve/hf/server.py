@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serve.errors import PortInUseError, ServeError, ServerDiedError, ServerStartError
 from serve.hf.engine import HfEngine
+from serve.info import runtime_info
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,23 @@ class HfServeSpec(BaseModel):
         None, description="bitsandbytes, applied at load time to the full-precision folder (CPU)"
     )
     seed: int = Field(0, description="seeds requests that sample without their own seed")
+    info: dict[str, Any] = Field(default_factory=dict, description="static part of GET /llmbench/info")
+
+
+def _info(spec: HfServeSpec) -> dict[str, Any]:
+    """GET /llmbench/info: the caller's static part, the engine and what this machine runs it on."""
+    import transformers
+
+    static = {
+        "backend": "hf",
+        "accepts_extras": True,  # ignore_eos and min_tokens are honoured
+        **spec.info,
+        "engine": {"name": "transformers", **dict(spec.info.get("engine") or {})},
+        "dtype": spec.dtype,
+        "max_model_len": spec.max_model_len,
+        "quantization_at_load": spec.quantization,
+    }
+    return runtime_info(static, engine_version=str(transformers.__version__))
 
 
 def load_engine(spec: HfServeSpec) -> HfEngine:
@@ -170,7 +188,9 @@ def _running(spec: HfServeSpec) -> Iterator[_Running]:
     try:
         engine = load_engine(spec)
         port = sock.getsockname()[1]
-        app = build_app(engine, AppConfig(spec.served_model_name, engine.max_model_len, spec.api_key))
+        app = build_app(
+            engine, AppConfig(spec.served_model_name, engine.max_model_len, spec.api_key, _info(spec))
+        )
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import json
 import signal
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 
 from serve.errors import PortInUseError, ServerStartError
+from serve.info import INFO_PATH, info_json, llmbench_version, runtime_info
 from serve.mock.answers import Answer, Answerer, Generation, TokenCounter
 from serve.mock.anthropic import AnthropicMessages
 from serve.mock.http import HttpConnection, HttpRequest, encode_chunk
@@ -45,6 +47,12 @@ _INJECTED = {
 }
 
 
+# Both providers answer 401 without naming the key that was sent.
+_UNAUTHORIZED = ApiError(
+    401, "Incorrect API key provided (the llmbench mock requires a key).", code="invalid_api_key"
+)
+
+
 class MockServer:
     """A mock LLM server on asyncio; `start()` binds (port 0 picks a free port)."""
 
@@ -64,7 +72,22 @@ class MockServer:
             "/health": lambda: (b"", JSON),
             "/metrics": self._metrics,
             "/v1/models": self._models,
+            INFO_PATH: self._info,
         }
+        self._key = None if spec.api_key is None else spec.api_key.get_secret_value()
+        self._info_body = info_json(
+            runtime_info(
+                {
+                    "backend": "mock",
+                    "accepts_extras": not spec.strict,  # a strict mock rejects ignore_eos like OpenAI
+                    "strict": spec.strict,
+                    "model": {"name": spec.model},
+                    **spec.info,
+                    "engine": {"name": "llmbench-mock", **dict(spec.info.get("engine") or {})},
+                },
+                engine_version=llmbench_version(),
+            )
+        )
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: PreciseTimer | None = None
@@ -128,6 +151,17 @@ class MockServer:
             err = ApiError(500, f"mock server error: {type(e).__name__}: {e}", kind="server_error")
             conn.respond(500, OpenAIChat().error(err), JSON)
 
+    def _info(self) -> tuple[bytes, bytes]:
+        return self._info_body, JSON
+
+    def _authorized(self, req: HttpRequest) -> bool:
+        """With a key set: OpenAI sends `Authorization: Bearer K`, Anthropic `x-api-key: K`."""
+        if self._key is None:
+            return True
+        bearer = req.headers.get("authorization", "")
+        given = bearer[7:] if bearer.lower().startswith("bearer ") else req.headers.get("x-api-key", "")
+        return hmac.compare_digest(given.encode(), self._key.encode())
+
     def _models(self) -> tuple[bytes, bytes]:
         model = {
             "id": self.spec.model,
@@ -150,6 +184,10 @@ class MockServer:
         stats.requests += 1
         assert self._loop is not None
         arrival = self._loop.time()
+        if not self._authorized(req):
+            stats.bad_requests += 1
+            self._error(conn, dialect, _UNAUTHORIZED)
+            return
         try:
             try:
                 body = json.loads(req.body)

