@@ -7,7 +7,8 @@ LlmbenchError
 ├── TargetError              an endpoint is unreachable or rejects the model before any load starts
 ├── MissingKeyError          the API key environment variable is unset
 ├── RunAbortedError          a run stopped early (server died, Ctrl-C); records so far are kept
-│   └── InterruptedRunError  stopped by Ctrl-C (exit 130)
+│   ├── InterruptedRunError  stopped by Ctrl-C (exit 130)
+│   └── RunFailedError       every request failed, or the error cap stopped the run
 └── StoreError               the results store cannot be opened or migrated
 """
 
@@ -79,6 +80,10 @@ class RunAbortedError(LlmbenchError):
 
 class InterruptedRunError(RunAbortedError):
     """The user stopped the run (Ctrl-C); the records so far are stored and the run is marked partial."""
+
+
+class RunFailedError(RunAbortedError):
+    """Every request of a run failed (or --max-error-rate stopped it); its records are stored as failed."""
 
 
 class StoreError(LlmbenchError):

@@ -77,7 +77,11 @@ def total_ram_bytes() -> int | None:
 def collect_provenance(
     engine: str | None = None, engine_version: str | None = None, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The run's provenance as plain JSON data; never fails, never names the host or the user."""
+    """The run's provenance as plain JSON data; never fails, never names the host or the user.
+
+    Machine fields (python, os, cpu, ram_bytes, gpus) describe the machine that ran the client;
+    `target_provenance` adds what describes the server (engine, model, quantization, its accelerators).
+    """
     cores = os.cpu_count()
     usable: int | None
     try:
@@ -94,4 +98,46 @@ def collect_provenance(
         "engine": {"name": engine, "version": engine_version},
         "collected_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "extra": dict(extra or {}),
+    }
+
+
+def target_provenance(target: Any, registry: Any, *, hardware: str | None = None) -> dict[str, Any]:
+    """What the server side of a run was: engine and version, model and revision, quantization, engine
+    arguments and the serving machine's accelerators, from the server's own answer (llmbench.serve-info/1,
+    vLLM's /version) and, for registry names, from models.yaml. `target` is a bench.targets.Target.
+    """
+    identity = target.identity
+    info: dict[str, Any] = dict(identity.info) if identity is not None and identity.info else {}
+    model: dict[str, Any] = dict(info.get("model") or {})
+    entry = None
+    if target.kind == "local":
+        try:
+            _, entry = registry.local(target.name)
+        except Exception:  # provenance never fails a run
+            entry = None
+    if entry is not None:
+        model.setdefault("repo", entry.repo)
+        model.setdefault("revision", entry.revision)
+        model.setdefault("derived_from", entry.derived_from)
+        model.setdefault("variant", entry.variant)
+    model.setdefault("name", target.model)
+    quantization = info.get("quantization")
+    if quantization is None and entry is not None and entry.quantization is not None:
+        quantization = {**entry.quantization.model_dump(mode="json"), "manifest": None}
+    return {
+        "engine": {
+            "name": None if identity is None else identity.engine,
+            "version": None if identity is None else identity.engine_version,
+        },
+        "server": {
+            "kind": target.server_kind,
+            "detected_by": None if identity is None else identity.detected_by,
+            "accelerators": info.get("accelerators"),
+            "backend": info.get("backend"),
+            "llmbench_version": info.get("llmbench_version"),
+        },
+        "model": model,
+        "quantization": quantization,
+        "engine_args": info.get("engine_args"),
+        "hardware_profile": hardware,
     }

@@ -25,6 +25,7 @@ ApiKind = Literal["openai-chat", "openai-completions", "anthropic"]  # the proto
 API_KINDS: tuple[ApiKind, ...] = ("openai-chat", "openai-completions", "anthropic")
 # What answers at the other end: decides which extras (ignore_eos, min_tokens) may be sent.
 ServerKind = Literal["vllm", "llmbench", "openai", "anthropic", "generic"]
+SERVER_KINDS: tuple[ServerKind, ...] = ("vllm", "llmbench", "openai", "anthropic", "generic")
 DEFAULT_TIMEOUT_S = 600.0  # per request, whole stream included (s): load runs, accuracy runs, the proxy
 
 

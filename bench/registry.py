@@ -263,6 +263,15 @@ class Registry:
             return self._by_name[name]
         raise UnknownNameError(name, "registry entry", difflib.get_close_matches(name, self._by_name, n=4))
 
+    def hardware(self, name: str) -> Hardware:
+        """The hardware profile `name`; UnknownNameError lists close matches."""
+        found = self.data.hardware.get(name)
+        if found is None:
+            raise UnknownNameError(
+                name, "hardware profile", difflib.get_close_matches(name, self.data.hardware)
+            )
+        return found
+
     def local(self, name: str) -> tuple[str, LocalModel]:
         """Resolve NAME or NAME:VARIANT to a local model entry; returns (entry name, entry)."""
         base, _, variant = name.partition(":")

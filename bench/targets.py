@@ -2,8 +2,10 @@
 
 A registry `api` entry brings its base URL, protocol, key variable (read here from the environment) and
 headers; a `local` entry points at an already running `llmbench serve NAME` (default
-http://127.0.0.1:8000/v1) with the tokenizer of the pulled model folder; a `mock` entry is served in-process
-for the duration of the run (`serving`). Anything that starts with http:// or https:// is a bare URL.
+http://127.0.0.1:8000/v1) with the tokenizer of the pulled model folder; a `mock` entry is started as its
+own `llmbench serve` process for the duration of the run (`serving`). Anything that starts with http://
+or https:// is a bare URL. `identify_target` then asks the server what it is (bench.serverinfo), which
+decides whether vLLM's extras (ignore_eos) may be sent.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -21,7 +22,10 @@ from bench.clients.base import normalize_base_url as base_url
 from bench.errors import MissingKeyError, TargetError, UsageError
 from bench.records import ApiKind, ServerKind
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Registry
+from bench.serverinfo import ServerIdentity, identify
+from bench.serving.plan import mock_spec
 from bench.settings import Settings
+from serve.specs import MockSpec
 
 TargetKind = Literal["url", "local", "api", "mock"]
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8000/v1"
@@ -41,12 +45,15 @@ class Target:
     api_key_env: str | None = None
     tokenizer: str | None = None  # folder, tokenizer.json or hub repo used to size prompts
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    mock: MockEndpoint | None = field(default=None, repr=False)
+    mock: MockSpec | None = field(default=None, repr=False)  # a mock entry's server, started per run
+    identity: ServerIdentity | None = None  # what the server said it is (set by identify_target)
 
     @property
     def exposes_metrics(self) -> bool:
-        """Whether a Prometheus /metrics page is worth asking for (commercial APIs have none; mocks do)."""
-        return self.kind == "mock" or self.server_kind not in ("openai", "anthropic")
+        """Whether a Prometheus /metrics page is worth asking for (commercial APIs have none; ours do)."""
+        if self.kind == "mock" or (self.identity is not None and self.identity.info):
+            return True
+        return self.kind != "api" and self.server_kind not in ("openai", "anthropic")
 
     def to_json(self) -> dict[str, Any]:
         """The target as stored and written to --out: no key, header names only (values may be secrets)."""
@@ -60,6 +67,7 @@ class Target:
             "api_key_env": self.api_key_env,
             "tokenizer": self.tokenizer,
             "headers": sorted(self.headers),
+            "server_kind_from": None if self.identity is None else self.identity.detected_by,
         }
 
 
@@ -140,7 +148,7 @@ def resolve_target(
             server_kind=entry.provider,
             tokenizer=tokenizer or _tokenizer_path(entry.tokenizer, registry, settings),
             headers=extra,
-            mock=entry,
+            mock=mock_spec(registry, settings, name, entry),
         )
     if isinstance(entry, LocalModel):
         folder = settings.models_dir / name
@@ -193,23 +201,26 @@ def discover_model(url: str, headers: Mapping[str, str], timeout_s: float = 10.0
     raise UsageError(f"name the model to measure ({listed})", flag="--model")
 
 
+def identify_target(target: Target, override: ServerKind | None = None) -> Target:
+    """The target with its server kind found out: `override` (--server-kind), the registry for commercial
+    APIs, else the server's own answer (/llmbench/info, vLLM's /version); `generic` when it says nothing.
+    """
+    if override is not None:
+        return replace(target, server_kind=override, identity=ServerIdentity(override, "--server-kind"))
+    if target.kind == "api":
+        identity = ServerIdentity(target.server_kind, "registry", engine=target.server_kind)
+        return replace(target, identity=identity)
+    identity = identify(target.url, target.headers)
+    return replace(target, server_kind=identity.kind, identity=identity)
+
+
 @contextmanager
-def serving(target: Target) -> Iterator[Target]:
-    """Yield the target ready to use: a mock entry is started in-process and stopped on exit."""
+def serving(target: Target, settings: Settings) -> Iterator[Target]:
+    """Yield the target ready to use: a mock entry is started as its own server process, then stopped."""
     if target.mock is None:
         yield target
         return
-    from serve.mock.server import running_mock
-    from serve.specs import MockSpec
+    from bench.serving.managed import managed_mock
 
-    entry = target.mock
-    tokenizer = Path(target.tokenizer) if target.tokenizer and Path(target.tokenizer).exists() else None
-    spec = MockSpec(
-        model=entry.model,
-        port=entry.port,
-        latency=entry.latency,
-        answers=entry.answers,
-        tokenizer=tokenizer,
-    )
-    with running_mock(spec) as url:
-        yield replace(target, url=base_url(url))
+    with managed_mock(settings, target.name, target.mock) as server:
+        yield replace(target, url=base_url(server.url))

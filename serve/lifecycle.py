@@ -197,16 +197,35 @@ def start_detached(argv: Sequence[str], *, output: Path, pid_file: Path, poll_s:
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     write_pid_file(pid_file, proc.pid)
+    try:
+        return wait_for_ready_line(output, proc.poll, poll_s=poll_s)
+    except ServerStartError:
+        pid_file.unlink(missing_ok=True)
+        raise
+
+
+def wait_for_ready_line(
+    output: Path, poll: Callable[[], int | None], *, timeout_s: float | None = None, poll_s: float = 0.5
+) -> str:
+    """Block until a serve command writes its `ready:` line to `output`; ServerStartError if it exits first.
+
+    `poll` returns the process's exit code, or None while it runs.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        text = output.read_text(encoding="utf-8", errors="replace")
+        text = output.read_text(encoding="utf-8", errors="replace") if output.exists() else ""
         line = next((ln for ln in text.splitlines() if ln.startswith("ready: ")), None)
         if line:
             return line
-        if proc.poll() is not None:
-            pid_file.unlink(missing_ok=True)
+        code = poll()
+        if code is not None:
             raise ServerStartError(
-                f"the detached server exited with code {proc.returncode} before it was ready "
-                f"(output: {output})",
+                f"the server exited with code {code} before it was ready (output: {output})",
+                log_tail="\n".join(text.splitlines()[-30:]),
+            )
+        if deadline is not None and time.monotonic() > deadline:
+            raise ServerStartError(
+                f"no ready line after {timeout_s:.0f} s (output: {output})",
                 log_tail="\n".join(text.splitlines()[-30:]),
             )
         time.sleep(poll_s)

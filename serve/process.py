@@ -131,7 +131,9 @@ class EngineProcess:
         log_file: Path,
         on_log: LogFn | None = None,
         cwd: Path | None = None,
+        inherit_env: bool = False,
     ) -> None:
+        self.inherit_env = inherit_env  # our own serve command: the whole environment; an engine: ENV_ALLOW
         self.argv = list(argv)
         self.env_add = dict(env_add)
         self.log_file = log_file
@@ -152,7 +154,11 @@ class EngineProcess:
         """Start the process in its own session (so the group can be signalled as one)."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_fh = self.log_file.open("ab")
-        env = engine_environment(os.environ, self.env_add)
+        env = (
+            {**os.environ, **self.env_add}
+            if self.inherit_env
+            else engine_environment(os.environ, self.env_add)
+        )
         # The death signal is tied to the thread that forks: only use it from the main thread.
         hook = _die_with_parent() if threading.current_thread() is threading.main_thread() else None
         self.proc = subprocess.Popen(

@@ -22,12 +22,12 @@ from bench.accuracy.suite import Suite, load_suite
 from bench.accuracy.summary import RunDiff, diff_items, summarize
 from bench.clients import ClientConfig, make_client
 from bench.errors import InterruptedRunError, UsageError
-from bench.provenance import collect_provenance
+from bench.provenance import collect_provenance, target_provenance
 from bench.records import ItemRecord
 from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry
 from bench.settings import Settings
 from bench.store import RunStatus, Store
-from bench.targets import Target, resolve_target, serving
+from bench.targets import Target, identify_target, resolve_target, serving
 
 Progress = Callable[[int, int], None]  # (items done, items in the run)
 NO_PRICE_NOTE = "self-hosted target: no per-token price (cost_usd is null; see the report's $/hour cost)"
@@ -78,12 +78,14 @@ def run_accuracy(
     )
     if tasks is not None and target.api == "anthropic":
         raise UsageError("lm-eval tasks run over OpenAI-style APIs; pass --api openai-chat", flag="--api")
+    if spec.hardware is not None:
+        registry.hardware(spec.hardware)  # an unknown profile fails here, before anything starts
     with contextlib.ExitStack() as stack:
-        target = stack.enter_context(serving(target))
+        target = identify_target(stack.enter_context(serving(target, settings)), spec.server_kind)
         judge_target = None
         if spec.judge is not None:
             judge_target = resolve_target(spec.judge, registry, settings)
-            judge_target = stack.enter_context(serving(judge_target))
+            judge_target = identify_target(stack.enter_context(serving(judge_target, settings)))
         asyncio.run(check_target(target))
         if judge_target is not None:
             asyncio.run(check_target(judge_target))
@@ -94,9 +96,10 @@ def run_accuracy(
         if suite is not None:
             profile["suite_sha256"] = suite.sha256
             profile["items"] = len(suite.items)
-        provenance = collect_provenance(
-            extra={"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}
-        )
+        provenance = {
+            **collect_provenance(extra={"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}),
+            **target_provenance(target, registry, hardware=spec.hardware),
+        }
         run_id = store.start_run("accuracy", target.to_json(), profile, provenance)
         base = {
             "suite": suite.name if suite else spec.suite,
@@ -207,7 +210,7 @@ def _run_suite(
 
 def diff_runs(store_path: Path, run_a: str, run_b: str) -> RunDiff:
     """Paired comparison of two stored accuracy runs (ids or unique prefixes) on their common items."""
-    with Store.open(store_path) as store:
+    with Store.open(store_path, create=False) as store:
         a, b = store.get_run(run_a), store.get_run(run_b)
         for run, flag in ((a, "RUN_A"), (b, "RUN_B")):
             if run.kind != "accuracy":

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.errors import UsageError
-from bench.records import ApiKind
+from bench.records import ApiKind, ServerKind
 
 LMEVAL_PREFIX = "lm-eval:"
 
@@ -36,6 +36,8 @@ class AccuracySpec(BaseModel):
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="output budget per item (tokens)")
     similarity: bool = Field(False, description="add advisory embedding similarity to every item")
     store: Path | None = None
+    server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
+    hardware: str | None = Field(None, description="models.yaml hardware profile the server runs on")
 
     @property
     def lm_eval_tasks(self) -> tuple[str, ...] | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
+from bench.errors import UsageError
 from bench.registry import Registry, load_registry
 from bench.settings import Settings
 
@@ -18,3 +20,23 @@ class AppContext:
     def registry(self) -> Registry:
         """The shipped models.yaml merged with the user's overlays."""
         return load_registry(self.settings.overlays)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """UsageError now, before any work, when `path` cannot be written (its folder is made if missing)."""
+    target = path.expanduser()
+    if target.is_dir():
+        raise UsageError(f"{target} is a directory; give a file path", flag=flag)
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the folder {folder}: {exc.strerror}", flag=flag) from exc
+    existed = target.exists()
+    try:
+        with target.open("a", encoding="utf-8"):
+            pass  # really opening it is the only check that holds for root and read-only mounts alike
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}", flag=flag) from exc
+    if not existed:
+        target.unlink(missing_ok=True)

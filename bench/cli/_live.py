@@ -41,9 +41,13 @@ def _line(p: Progress) -> str:
 def _finished_line(r: RunResult) -> str:
     s = r.summary
     ttft = f"{s.ttft_ms.p50:.1f} ms" if s.ttft_ms.p50 is not None else "-"
-    tps = f"{s.output_tokens_per_s:.1f}" if s.output_tokens_per_s is not None else "-"
+    tps = f"{s.output_tokens_per_s:.1f}" if s.output_tokens_per_s is not None else "unknown"
     flag = "  CLIENT-BOUND" if s.client_bound else ""
-    return f"done: {r.status}, {s.completed} ok, {s.failed} failed, TTFT p50 {ttft}, {tps} output tok/s{flag}"
+    cut = f", {s.cancelled} cut off" if s.cancelled else ""
+    return (
+        f"done: {r.status}, {s.completed} ok, {s.failed} failed{cut}, TTFT p50 {ttft}, "
+        f"{tps} output tok/s{flag}"
+    )
 
 
 class PlainProgress:
@@ -123,6 +127,41 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+# Short marks in the table for each flag kind; the sentence of each flag is printed under it.
+MARKS = {
+    "failed": "FAILED",
+    "errors": "errors",
+    "cut_off": "cut-off",
+    "unfixed_length": "len-not-fixed",
+    "tokens_unknown": "tok-unknown",
+    "tokens_estimated": "tok-estimated",
+    "coalesced_reads": "coalesced",
+    "client_bound": "client-bound",
+}
+
+
+def flag_marks(r: RunResult) -> str:
+    """The run's status plus one mark per flag kind, e.g. `complete · cut-off · client-bound`."""
+    kinds = dict.fromkeys(f.kind for f in r.summary.flags)
+    return " · ".join(
+        [r.status, *(MARKS.get(k, k) for k in kinds if not (k == "failed" and r.status == "failed"))]
+    )
+
+
+def notes_lines(result: LoadResult) -> list[str]:
+    """What to read under the table: each run's flags and its error breakdown (kind, HTTP status, message)."""
+    lines: list[str] = []
+    for r in result.runs:
+        s = r.summary
+        for flag in s.flags:
+            if flag.kind not in ("failed", "errors"):
+                lines.append(f"{r.label}: {MARKS.get(flag.kind, flag.kind)}: {flag.detail}")
+        for d in s.error_details:
+            status = f" HTTP {d['http_status']}" if d["http_status"] else ""
+            lines.append(f"{r.label}: {d['count']} × {d['kind']}{status}: {d['first_message']}")
+    return lines
+
+
 def runs_table(result: LoadResult, width: int = 200) -> Table:
     """The final table, one row per run; below 120 columns the less essential columns are left out."""
     wide = width >= 120
@@ -132,13 +171,15 @@ def runs_table(result: LoadResult, width: int = 200) -> Table:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
-        caption="latencies in ms, percentiles over successful requests; warm-up excluded",
+        caption="latencies in ms, percentiles over successful requests; warm-up excluded; "
+        "≥: requests were cut off, so the tail is a lower bound",
         caption_justify="left",
     )
     columns: list[tuple[str, bool]] = [
         ("profile", True),
         ("ok", True),
         ("err", True),
+        ("cut\noff", True),
         ("TTFT\np50", True),
         ("TTFT\np99", wide),
         ("ITL\np50", True),
@@ -160,15 +201,16 @@ def runs_table(result: LoadResult, width: int = 200) -> Table:
             (r.label, True),
             (str(s.completed), True),
             (str(s.failed), True),
+            (str(s.cancelled), True),
             (_ms(s.ttft_ms.p50), True),
-            (_ms(s.ttft_ms.p99), wide),
+            (_ms(s.ttft_ms.p99) + ("≥" if s.cancelled else ""), wide),
             (_ms(s.itl_ms.p50), True),
             (_ms(s.tpot_ms.p50), True),
             (_ms(s.e2e_ms.p50), wide),
             (_num(s.requests_per_s), True),
-            (_num(s.output_tokens_per_s, 1), True),
+            ("unknown" if "output_tokens_per_s" in s.unknown else _num(s.output_tokens_per_s, 1), True),
             (_num(s.goodput_requests_per_s), True),
-            (r.status + (" · client-bound" if s.client_bound else ""), True),
+            (flag_marks(r), True),
             (r.run_id[:8], wide),
         ]
         table.add_row(*(text for text, shown in cells if shown))

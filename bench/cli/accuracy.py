@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.cli._context import AppContext
+from bench.cli._context import AppContext, check_writable
 from bench.errors import UsageError
-from bench.records import API_KINDS
+from bench.records import API_KINDS, SERVER_KINDS
 from bench.settings import Settings
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -57,6 +57,13 @@ def _app(ctx: click.Context) -> AppContext:
 @click.option("--out", type=_PATH, default=None, help="Write the llmbench.accuracy/1 JSON here.")
 @click.option("--store", type=_PATH, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead of a table.")
+@click.option(
+    "--server-kind",
+    type=click.Choice(SERVER_KINDS),
+    default=None,
+    help="What the server is, instead of asking it [detected].",
+)
+@click.option("--hardware", default=None, help="models.yaml hardware profile the server runs on (for cost).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool, **options: Any) -> None:
@@ -71,6 +78,8 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
         first = exc.errors()[0]
         flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--suite"
         raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+    if out is not None:
+        check_writable(out, "--out")  # before the run, not after it
     console = Console(stderr=True)
     show_progress = not quiet and not as_json and console.is_terminal
     with Progress(

@@ -11,12 +11,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from bench.cli._context import AppContext
-from bench.cli._live import LiveDisplay, PlainProgress, runs_table
+from bench.cli._context import AppContext, check_writable
+from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, runs_table
 from bench.loadgen.driver import ProgressCallback, run_load
-from bench.loadgen.profiles import DEFAULT_GRACE_S, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
+from bench.loadgen.profiles import DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
-from bench.records import API_KINDS, DEFAULT_TIMEOUT_S
+from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
 from bench.targets import parse_headers
 
 
@@ -52,7 +52,8 @@ from bench.targets import parse_headers
     "--grace",
     type=float,
     default=None,
-    help=f"Cool-down: seconds to wait for in-flight requests [{DEFAULT_GRACE_S:g}].",
+    help="Cool-down: seconds to wait for in-flight requests [until they finish, at most --timeout]; "
+    "requests cut off are counted and their run's tails marked as lower bounds.",
 )
 @click.option("--slo", default=None, help="Goodput bounds, ms: ttft_ms=500,tpot_ms=50 (also itl_ms, e2e_ms).")
 @click.option(
@@ -66,6 +67,13 @@ from bench.targets import parse_headers
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON."
 )
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results store.")
+@click.option(
+    "--server-kind",
+    type=click.Choice(SERVER_KINDS),
+    default=None,
+    help="What the server is, instead of asking it (vllm and llmbench accept ignore_eos) [detected].",
+)
+@click.option("--hardware", default=None, help="models.yaml hardware profile the server runs on (for cost).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_obj
 def load(
@@ -99,6 +107,8 @@ def load(
         grace_s=grace,
         timeout_s=timeout,
     )
+    if out is not None:
+        check_writable(out, "--out")  # before the run, not after it
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # a log file or pipe: do not squeeze the table into 80 columns
@@ -118,9 +128,8 @@ def load(
         out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if not quiet and result.runs:
         console.print(runs_table(result, console.width))
-        for r in result.runs:
-            for reason in r.summary.client_bound_reasons:
-                console.print(f"[yellow]{r.label}: client-bound:[/yellow] {reason}", highlight=False)
+        for line in notes_lines(result):
+            console.print(line, highlight=False, markup=False)
         where = f"stored in {result.store_path}" + (f"; JSON in {out}" if out else "")
         console.print(where, highlight=False)
     if result.aborted is not None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.cli._context import AppContext
-from bench.metrics import summarize
+from bench.loadgen.recompute import recompute as recompute_summary
 from bench.store import Store
 
 _STORE = click.Path(dir_okay=False, path_type=Path)
@@ -30,7 +30,10 @@ def runs() -> None:
 @click.pass_obj
 def list_(app: AppContext, kind: str | None, limit: int, store: Path | None, as_json: bool) -> None:
     """List runs, newest first."""
-    with Store.open(store or app.settings.results_path) as db:
+    if store is None and not app.settings.results_path.exists():
+        click.echo("[]" if as_json else f"no runs yet ({app.settings.results_path} does not exist)")
+        return
+    with Store.open(store or app.settings.results_path, create=False) as db:
         infos = db.list_runs(kind, limit=limit)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps([_brief(i) for i in infos], indent=2))
@@ -52,7 +55,7 @@ def list_(app: AppContext, kind: str | None, limit: int, store: Path | None, as_
 @click.pass_obj
 def show(app: AppContext, run_id: str, store: Path | None, recompute: bool) -> None:
     """Show one run (id or unique prefix) as JSON: target, profile, provenance, summary."""
-    with Store.open(store or app.settings.results_path) as db:
+    with Store.open(store or app.settings.results_path, create=False) as db:
         info = db.get_run(run_id)
         data: dict[str, Any] = {
             "id": info.id,
@@ -69,7 +72,9 @@ def show(app: AppContext, run_id: str, store: Path | None, recompute: bool) -> N
             "provenance": info.provenance,
         }
         if recompute and info.kind == "load":
-            data["summary_recomputed"] = summarize(db.load_records(info.id)).to_json()
+            again = recompute_summary(db.load_records(info.id), info.profile, info.summary).to_json()
+            data["summary_recomputed"] = again
+            data["recompute_matches"] = again == info.summary
     click.echo(json.dumps(data, indent=2, default=str))
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.clients import BaseClient, ClientConfig, make_client
-from bench.errors import InterruptedRunError, RunAbortedError, TargetError
+from bench.clients import ClientConfig, make_client
+from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError
 from bench.loadgen.profiles import (
     ConcurrentProfile,
     ConstantProfile,
@@ -41,12 +41,12 @@ from bench.loadgen.server_metrics import ServerMetricsSampler, metrics_url
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary, summarize
 from bench.prompts import PromptSpec, iter_requests
-from bench.provenance import collect_provenance
+from bench.provenance import collect_provenance, target_provenance
 from bench.records import GenRequest, RequestRecord
 from bench.registry import Registry
 from bench.settings import Settings
-from bench.store import ServerSample, Store
-from bench.targets import Target, resolve_target, serving
+from bench.store import RunStatus, ServerSample, Store, rebase
+from bench.targets import Target, identify_target, resolve_target, serving
 from bench.tokenizer import TextTokenizer, load_tokenizer
 
 SCHEMA = "llmbench.load/1"
@@ -162,8 +162,12 @@ def run_load(
     prompts = spec.prompt_spec(resolved.api)
     tokenizer = load_tokenizer(resolved.tokenizer)
     store_path = spec.store or settings.results_path
-    with serving(resolved) as target:
-        session = _Session(spec, target, prompts, tokenizer, store_path, progress)
+    if spec.hardware is not None:
+        registry.hardware(spec.hardware)  # an unknown profile fails here, before anything starts
+    with serving(resolved, settings) as served:
+        target = identify_target(served, spec.server_kind)
+        provenance = target_provenance(target, registry, hardware=spec.hardware)
+        session = _Session(spec, target, prompts, tokenizer, store_path, progress, provenance)
         return _run_async(session.run(handle_sigint))
 
 
@@ -244,7 +248,10 @@ class _Session:
         tokenizer: TextTokenizer,
         store_path: Path,
         progress: ProgressCallback | None,
+        server_provenance: dict[str, Any],
     ) -> None:
+        self.server_provenance = server_provenance
+        self.config: ClientConfig | None = None
         self.spec = spec
         self.target = target
         self.prompts = prompts
@@ -273,14 +280,14 @@ class _Session:
             tokenizer=None if self.tokenizer.approximate else self.tokenizer,
             keep_text=False,
         )
+        self.config = config
         sigint = handle_sigint and threading.current_thread() is threading.main_thread()
         if sigint:
             loop.add_signal_handler(signal.SIGINT, self._on_sigint)
         try:
             async with make_client(self.target.api, config) as client:
                 await client.check()  # unreachable server or unknown model: fail before any load
-                version = await self._engine_version(client)
-                self.provenance = await asyncio.to_thread(self._provenance, version)
+                self.provenance = await asyncio.to_thread(self._provenance)
                 await self.writer.open()
                 for profile in self.spec.profiles():
                     if isinstance(profile, SweepProfile):
@@ -312,24 +319,22 @@ class _Session:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
 
-    async def _engine_version(self, client: BaseClient) -> str | None:
-        """The server's version from GET /version (vLLM answers it); None when it does not."""
-        if not self.target.exposes_metrics:
-            return None
-        root = self.target.url.removesuffix("/v1")
-        try:
-            status, body, _ = await asyncio.wait_for(client.get_json(root + "/version"), 5.0)
-        except (TargetError, TimeoutError):
-            return None
-        version = body.get("version") if status == 200 and isinstance(body, dict) else None
-        return str(version) if version is not None else None
-
-    def _provenance(self, engine_version: str | None) -> dict[str, Any]:
-        return collect_provenance(
-            engine="mock" if self.target.kind == "mock" else self.target.server_kind,
-            engine_version=engine_version,
-            extra={"load_spec": self.spec.redacted(), "prompts": self.prompts.model_dump(mode="json")},
+    def _provenance(self) -> dict[str, Any]:
+        base = collect_provenance(
+            extra={"load_spec": self.spec.redacted(), "prompts": self.prompts.model_dump(mode="json")}
         )
+        return {**base, **self.server_provenance}
+
+    def _sent(self) -> dict[str, Any]:
+        """What the requests really carry: ignore_eos only reaches servers that accept vLLM's extras."""
+        extras = self.config is not None and self.config.sends_extras
+        identity = self.target.identity
+        return {
+            "ignore_eos_requested": self.prompts.ignore_eos,
+            "ignore_eos": self.prompts.ignore_eos and extras,
+            "server_kind": self.target.server_kind,
+            "server_kind_from": None if identity is None else identity.detected_by,
+        }
 
     async def _requests(self, n: int | None, seed: int) -> Iterator[GenRequest]:
         """Prompts built (on a thread) before the run starts, so the send loop does no tokenizer work.
@@ -397,6 +402,7 @@ class _Session:
             "prompts": self.prompts.model_dump(mode="json"),
             "prompt_seed": prompt_seed,
             "slo": self.spec.slo,
+            "sent": self._sent(),
         }
         if sweep is not None:
             profile_json["sweep"] = sweep
@@ -451,8 +457,14 @@ class _Session:
         samples = [ServerSample(s.t_s, s.name, s.labels, s.value) for s in sampler.samples] if sampler else []
         if samples:
             await self.writer.call(store.add_server_samples, run_id, samples, 0.0)
-        summary = summarize(runner.records, slo=self.spec.slo_bounds(), client=outcome.client)
-        status = "complete" if outcome.ended == "complete" else "partial"
+        # Summarized from the times as stored (seconds since the origin), so a recompute matches exactly.
+        summary = summarize(
+            [rebase(r, origin) for r in runner.records],
+            slo=self.spec.slo_bounds(),
+            client=outcome.client,
+            fixed_length=bool(profile_json["sent"]["ignore_eos"]),
+        )
+        status = run_status(outcome.ended, summary)
         summary_json = summary.to_json()
         await self.writer.call(store.finish_run, run_id, status, summary_json, outcome.reason)
         result = RunResult(
@@ -473,7 +485,18 @@ class _Session:
         if outcome.ended != "complete":
             error = InterruptedRunError if outcome.ended == "interrupted" else RunAbortedError
             self.result.aborted = error(_abort_message(outcome, label), run_id=run_id, kept=buffer.stored)
+        elif status == "failed":
+            self.result.aborted = RunFailedError(
+                f"{label}: every request failed; see the error breakdown", run_id=run_id, kept=buffer.stored
+            )
         return result
+
+
+def run_status(ended: str, summary: RunSummary) -> RunStatus:
+    """'failed' when no request succeeded or the error cap stopped it, 'partial' when it stopped early."""
+    if ended == "error_rate" or (summary.completed == 0 and summary.failed > 0):
+        return "failed"
+    return "complete" if ended == "complete" else "partial"
 
 
 def _abort_message(outcome: RunOutcome, label: str) -> str:

@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.errors import UsageError
+from bench.records import DEFAULT_TIMEOUT_S
 
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
-DEFAULT_GRACE_S = 30.0  # cool-down: how long in-flight requests may still finish (s)
 DEFAULT_SWEEP_POINTS = 5  # rates a sweep measures between the synchronous and the maximum rate
 
 
@@ -148,7 +148,10 @@ class Limits(_Spec):
     duration_s: float | None = Field(None, gt=0, description="measured seconds after warm-up")
     warmup: Warmup = Warmup()
     grace_s: float = Field(
-        DEFAULT_GRACE_S, ge=0, description="cool-down: wait this long for in-flight requests (s)"
+        DEFAULT_TIMEOUT_S,
+        ge=0,
+        description="cool-down: wait this long for in-flight requests (s); by default as long as the "
+        "request timeout, so every request that can finish does (none is left out of the tails)",
     )
     max_error_rate: float | None = Field(
         None, gt=0, le=1, description="stop the run when this share of measured requests has failed"

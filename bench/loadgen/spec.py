@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import UsageError
 from bench.loadgen.profiles import (
-    DEFAULT_GRACE_S,
     DEFAULT_SWEEP_POINTS,
     ConcurrentProfile,
     ConstantProfile,
@@ -26,7 +25,7 @@ from bench.loadgen.profiles import (
 )
 from bench.metrics import Slo
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, PromptSpec, parse_length
-from bench.records import DEFAULT_TIMEOUT_S, ApiKind
+from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
 
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep"]
 
@@ -55,6 +54,8 @@ FLAGS: dict[str, str] = {
     "headers": "--header",
     "max_error_rate": "--max-error-rate",
     "store": "--store",
+    "server_kind": "--server-kind",
+    "hardware": "--hardware",
 }
 
 
@@ -78,7 +79,9 @@ class LoadSpec(BaseModel):
     requests: int | None = Field(None, ge=1, description="measured requests per run")
     duration_s: float | None = Field(None, gt=0, description="measured seconds per run")
     warmup: Warmup = Warmup()
-    grace_s: float = Field(DEFAULT_GRACE_S, ge=0, description="cool-down wait for in-flight requests (s)")
+    grace_s: float | None = Field(
+        None, ge=0, description="cool-down wait for in-flight requests (s); None: until they finish"
+    )
     slo: str | None = None
     ignore_eos: bool = True
     seed: int = 0
@@ -87,6 +90,8 @@ class LoadSpec(BaseModel):
     max_error_rate: float | None = Field(None, gt=0, le=1)
     store: Path | None = None
     server_metrics_every_s: float = Field(1.0, gt=0)
+    server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
+    hardware: str | None = Field(None, description="models.yaml hardware profile the server runs on")
 
     @field_validator("concurrency", "rate")
     @classmethod
@@ -163,7 +168,7 @@ class LoadSpec(BaseModel):
             requests=self.requests,
             duration_s=self.duration_s,
             warmup=self.warmup,
-            grace_s=self.grace_s,
+            grace_s=self.timeout_s if self.grace_s is None else self.grace_s,
             max_error_rate=self.max_error_rate,
         )
 

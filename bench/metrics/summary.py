@@ -15,6 +15,23 @@ from bench.records import RequestRecord, Status
 LAG_FLOOR_MS = 10.0  # p99 scheduling lag above this ...
 LAG_E2E_SHARE = 0.05  # ... and above this share of the median e2e latency means the client sent late
 CPU_SHARE_LIMIT = 0.9  # of one core: the load generator's event loop is one thread
+# coalesced_reads flag: at least this share of ITL gaps are exactly 0 ms (several events in one socket read),
+# over at least COALESCED_MIN_GAPS gaps; such gaps pull ITL percentiles down.
+COALESCED_SHARE = 0.05
+COALESCED_MIN_GAPS = 20
+ERROR_TEXT_CHARS = 300  # of the first message of each error kind, in the summary
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """Why a figure of the run must be read with care: a stable `kind` and a sentence for people."""
+
+    kind: str  # failed, errors, cut_off, unfixed_length, tokens_unknown, tokens_estimated, coalesced_reads,
+    # client_bound
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +47,17 @@ class ClientStats:
         """CPU use in cores (1.0 = one core fully busy); None when wall_s is not positive."""
         return self.cpu_s / self.wall_s if self.wall_s > 0 else None
 
+    def to_json(self) -> dict[str, Any]:
+        """As stored in the summary (`client`): enough to rebuild it exactly."""
+        return {"cpu_share": self.cpu_share, "cores": self.cores, "cpu_s": self.cpu_s, "wall_s": self.wall_s}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClientStats | None:
+        """The stats a stored summary kept, or None when it kept none (older runs: cpu_share only)."""
+        if not isinstance(data, dict) or data.get("cpu_s") is None or data.get("wall_s") is None:
+            return None
+        return cls(cpu_s=float(data["cpu_s"]), wall_s=float(data["wall_s"]), cores=int(data["cores"]))
+
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
@@ -40,6 +68,7 @@ class RunSummary:
     cancelled: int  # stopped by the run (duration end, Ctrl-C); excluded from everything else
     warmup: int  # warm-up records, excluded from everything
     errors: dict[str, int]  # failed requests by error_kind (status when no kind)
+    error_details: list[dict[str, Any]]  # per kind: count, HTTP status and the first message
     ttft_ms: Distribution
     ttfb_ms: Distribution
     ttfc_ms: Distribution
@@ -54,17 +83,30 @@ class RunSummary:
     tokens_from: dict[str, int]  # successful requests by where output_tokens came from
     output_tokens_incomplete: bool  # some successful request has no output token count
     input_tokens_incomplete: bool  # some successful request has no input token count
-    output_tokens_per_s: float | None
+    output_tokens_per_s: float | None  # None when some successful request has no output count
     total_tokens_per_s: float | None
+    coalesced_gaps: int  # ITL gaps of exactly 0 ms: events that arrived in one read
+    fixed_length: bool | None  # whether the output length was fixed (ignore_eos sent); None: not known
     requests_per_s: float | None
     send_rate_per_s: float | None  # measured sends per second between the first and last send
     slo: Slo | None
     slo_met: int  # successful requests meeting every bound (all of them without an SLO)
     goodput_requests_per_s: float | None
-    client_cpu_share: float | None  # cores used by the client process (1.0 = one core)
-    client_cores: int | None
+    client: ClientStats | None  # the load generator's own CPU over the run
     client_bound: bool
     client_bound_reasons: list[str] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    unknown: dict[str, str] = field(default_factory=dict)  # figure -> why it could not be measured
+
+    @property
+    def client_cpu_share(self) -> float | None:
+        """Cores used by the client's event loop (1.0 = one core)."""
+        return None if self.client is None else self.client.cpu_share
+
+    @property
+    def coalesced_share(self) -> float | None:
+        """Share of ITL gaps that are exactly 0 ms; None without gaps."""
+        return self.coalesced_gaps / self.itl_ms.count if self.itl_ms.count else None
 
     @property
     def duration_s(self) -> float | None:
@@ -80,6 +122,7 @@ class RunSummary:
                 "cancelled": self.cancelled,
                 "warmup": self.warmup,
                 "errors": dict(self.errors),
+                "error_details": [dict(d) for d in self.error_details],
             },
             "ttft_ms": self.ttft_ms.to_json(),
             "itl_ms": self.itl_ms.to_json(),
@@ -94,6 +137,14 @@ class RunSummary:
             "goodput_requests_per_s": self.goodput_requests_per_s,
             "client_bound": self.client_bound,
             "client_bound_reasons": list(self.client_bound_reasons),
+            "flags": [f.to_json() for f in self.flags],
+            "unknown": dict(self.unknown),
+            "fixed_length": self.fixed_length,
+            "coalesced": {
+                "gaps": self.coalesced_gaps,
+                "of": self.itl_ms.count,
+                "share": self.coalesced_share,
+            },
             "slo": None if self.slo is None else self.slo.to_json(),
             "slo_met": self.slo_met,
             "send_rate_per_s": self.send_rate_per_s,
@@ -107,7 +158,7 @@ class RunSummary:
                 "input_incomplete": self.input_tokens_incomplete,
             },
             "sched_lag_ms": self.sched_lag_ms.to_json(),
-            "client": {"cpu_share": self.client_cpu_share, "cores": self.client_cores},
+            "client": None if self.client is None else self.client.to_json(),
         }
 
 
@@ -156,6 +207,7 @@ def summarize(
     window: tuple[float, float] | None = None,
     slo: Slo | None = None,
     client: ClientStats | None = None,
+    fixed_length: bool | None = None,
 ) -> RunSummary:
     """Summarize a run's records: warm-up excluded, distributions over successful requests only.
 
@@ -163,13 +215,17 @@ def summarize(
     completion (`measured_window`); pass `window` (start_s, end_s, the records' time base) to override.
     requests_per_s counts successful requests; goodput counts those that also meet every `slo` bound.
     Output tokens/s counts only known output counts and flags the run when some are missing. Cancelled
-    requests are counted apart and take no part in errors, distributions or the window.
+    requests are counted apart and take no part in errors, distributions or the window; when there are
+    any, the run is flagged `cut_off` (its tails are lower bounds). `fixed_length` says whether the output
+    length was fixed (ignore_eos was sent); False flags the run. Everything here is a function of its
+    arguments, so a summary recomputed from the stored records and the stored inputs is the same.
     """
     all_records = list(records)
     measured = [r for r in all_records if not r.warmup]
     ok: list[tuple[RequestRecord, RequestMetrics]] = []
     errors: Counter[str] = Counter()
     lags: list[float] = []
+    first_error: dict[str, RequestRecord] = {}
     failed = cancelled = 0
     for r in measured:
         if r.status is Status.CANCELLED:
@@ -180,7 +236,9 @@ def summarize(
             ok.append((r, request_metrics(r)))
         else:
             failed += 1
-            errors[r.error_kind or r.status.value] += 1
+            kind = r.error_kind or r.status.value
+            errors[kind] += 1
+            first_error.setdefault(kind, r)
 
     win = window if window is not None else measured_window(measured)
     seconds = None if win is None else win[1] - win[0]
@@ -193,16 +251,42 @@ def summarize(
     e2e = Distribution.of(m.e2e_ms for m in metrics)
     lag = Distribution.of(lags)
     reasons = client_bound_reasons(lag, e2e, client)
+    itl = Distribution.of(g for m in metrics for g in m.itl_ms)
+    zero_gaps = sum(1 for m in metrics for g in m.itl_ms if g == 0.0)
+    tokens_from: dict[str, int] = dict(sorted(Counter(str(r.tokens_from) for r, _ in ok).items()))
+    details = [
+        {
+            "kind": kind,
+            "count": count,
+            "http_status": first_error[kind].http_status,
+            "first_message": (first_error[kind].error_text or "")[:ERROR_TEXT_CHARS],
+        }
+        for kind, count in sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    unknown: dict[str, str] = {}
+    if len(out_known) < len(ok):
+        why = (
+            f"{len(ok) - len(out_known)} of {len(ok)} successful requests have no output token count "
+            "(the server sent no usage and no tokenizer was given)"
+        )
+        unknown["output_tokens_per_s"] = unknown["total_tokens_per_s"] = why
+    elif len(in_known) < len(ok):
+        unknown["total_tokens_per_s"] = f"{len(ok) - len(in_known)} successful requests have no input count"
+    flags = _flags(
+        completed=len(ok), failed=failed, cancelled=cancelled, details=details, fixed_length=fixed_length,
+        unknown=unknown, tokens_from=tokens_from, zero_gaps=zero_gaps, gaps=itl.count, reasons=reasons,
+    )  # fmt: skip
     return RunSummary(
         completed=len(ok),
         failed=failed,
         cancelled=cancelled,
         warmup=len(all_records) - len(measured),
         errors=dict(sorted(errors.items())),
+        error_details=details,
         ttft_ms=Distribution.of(m.ttft_ms for m in metrics if m.ttft_ms is not None),
         ttfb_ms=Distribution.of(m.ttfb_ms for m in metrics if m.ttfb_ms is not None),
         ttfc_ms=Distribution.of(m.ttfc_ms for m in metrics if m.ttfc_ms is not None),
-        itl_ms=Distribution.of(g for m in metrics for g in m.itl_ms),
+        itl_ms=itl,
         itl_mean_ms=Distribution.of(m.mean_itl_ms for m in metrics if m.mean_itl_ms is not None),
         tpot_ms=Distribution.of(m.tpot_ms for m in metrics if m.tpot_ms is not None),
         e2e_ms=e2e,
@@ -210,21 +294,80 @@ def summarize(
         window_s=win,
         input_tokens=in_tokens,
         output_tokens=out_tokens,
-        tokens_from=dict(sorted(Counter(r.tokens_from for r, _ in ok).items())),
+        tokens_from=tokens_from,
         output_tokens_incomplete=len(out_known) < len(ok),
         input_tokens_incomplete=len(in_known) < len(ok),
-        output_tokens_per_s=_rate(out_tokens, seconds),
-        total_tokens_per_s=_rate(in_tokens + out_tokens, seconds),
+        output_tokens_per_s=None if "output_tokens_per_s" in unknown else _rate(out_tokens, seconds),
+        total_tokens_per_s=None
+        if "total_tokens_per_s" in unknown
+        else _rate(in_tokens + out_tokens, seconds),
+        coalesced_gaps=zero_gaps,
+        fixed_length=fixed_length,
         requests_per_s=_rate(len(ok), seconds),
         send_rate_per_s=_send_rate(measured),
         slo=slo,
         slo_met=slo_met,
         goodput_requests_per_s=_rate(slo_met, seconds),
-        client_cpu_share=None if client is None else client.cpu_share,
-        client_cores=None if client is None else client.cores,
+        client=client,
         client_bound=bool(reasons),
         client_bound_reasons=reasons,
+        flags=flags,
+        unknown=unknown,
     )
+
+
+def _flags(
+    *,
+    completed: int,
+    failed: int,
+    cancelled: int,
+    details: list[dict[str, Any]],
+    fixed_length: bool | None,
+    unknown: dict[str, str],
+    tokens_from: dict[str, int],
+    zero_gaps: int,
+    gaps: int,
+    reasons: list[str],
+) -> list[Flag]:
+    """Every caveat of a run, in a stable order (see Flag.kind)."""
+    out: list[Flag] = []
+    if failed:
+        top = details[0]
+        status = f" (HTTP {top['http_status']})" if top["http_status"] else ""
+        first = f"{top['kind']}{status}: {top['first_message']}"
+        if completed == 0:
+            out.append(Flag("failed", f"every request failed ({failed}); first: {first}"))
+        else:
+            out.append(Flag("errors", f"{failed} of {failed + completed} requests failed; first: {first}"))
+    if cancelled:
+        out.append(
+            Flag(
+                "cut_off",
+                f"{cancelled} requests were cut off before they finished: e2e, TPOT and ITL tails are lower "
+                "bounds and the slowest requests are missing",
+            )
+        )
+    if fixed_length is False:
+        out.append(Flag("unfixed_length", "output length was not fixed (ignore_eos was not sent)"))
+    if "output_tokens_per_s" in unknown:
+        out.append(Flag("tokens_unknown", unknown["output_tokens_per_s"]))
+    if tokens_from.get("tokenizer"):
+        out.append(
+            Flag(
+                "tokens_estimated",
+                f"{tokens_from['tokenizer']} output counts come from a local tokenizer, not server usage",
+            )
+        )
+    if gaps >= COALESCED_MIN_GAPS and zero_gaps / gaps >= COALESCED_SHARE:
+        out.append(
+            Flag(
+                "coalesced_reads",
+                f"{zero_gaps / gaps:.0%} of ITL gaps are 0 ms (events that arrived in one socket read): "
+                "ITL percentiles are biased low",
+            )
+        )
+    out.extend(Flag("client_bound", r) for r in reasons)
+    return out
 
 
 def _send_rate(measured: list[RequestRecord]) -> float | None:

@@ -444,21 +444,45 @@ def _mock_entry_plan(
         )
     check_backend_flags(options, "mock", "cpu")
     api_key = _api_key(options, name, env)
-    tokenizer: Path | None = None
-    if entry.tokenizer:
-        local = registry.data.local.get(entry.tokenizer)
-        tokenizer = local_model_dir(settings, entry.tokenizer, local) if local else Path(entry.tokenizer)
-    spec = MockSpec(
-        model=entry.model,
+    spec = mock_spec(
+        registry,
+        settings,
+        name,
+        entry,
         host=options.host or "127.0.0.1",
         port=options.port if options.port is not None else entry.port,
-        latency=entry.latency,
-        answers=entry.answers,
-        tokenizer=tokenizer,
-        strict=entry.strict if options.strict is None else options.strict,
-        api_key=SecretStr(api_key) if api_key else None,
-        info={"model": {"name": entry.model, "registry": name, "stands_in_for": entry.provider}},
+        strict=options.strict,
+        api_key=api_key,
     )
     probe: ProbeKind = "messages" if entry.provider == "anthropic" else "chat"
     log_file = options.log_file or default_log_file(settings, name)
     return ServePlan(name, entry.model, "mock", spec, log_file, probe=probe)
+
+
+def mock_spec(
+    registry: Registry,
+    settings: Settings,
+    name: str,
+    entry: MockEndpoint,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    strict: bool | None = None,
+    api_key: str | None = None,
+) -> MockSpec:
+    """The mock server a registry mock entry describes (its tokenizer resolved to a local folder)."""
+    tokenizer: Path | None = None
+    if entry.tokenizer:
+        local = registry.data.local.get(entry.tokenizer)
+        tokenizer = local_model_dir(settings, entry.tokenizer, local) if local else Path(entry.tokenizer)
+    return MockSpec(
+        model=entry.model,
+        host=host,
+        port=port,
+        latency=entry.latency,
+        answers=entry.answers,
+        tokenizer=tokenizer,
+        strict=entry.strict if strict is None else strict,
+        api_key=SecretStr(api_key) if api_key else None,
+        info={"model": {"name": entry.model, "registry": name, "stands_in_for": entry.provider}},
+    )

@@ -96,11 +96,20 @@ class Store(SweepRows):
         *,
         commit_interval_s: float = 0.0,
         migrations: Sequence[Migration] = MIGRATIONS,
+        create: bool = True,
     ) -> Store:
-        """Open (creating it and its folder if needed) and migrate the store at `path`."""
+        """Open (creating it and its folder if needed) and migrate the store at `path`.
+
+        With `create=False` (read-only commands) a missing file is a StoreError: a mistyped path must not
+        leave an empty store behind.
+        """
         p = Path(path).expanduser()
         if p.is_dir():
             raise StoreError(f"results store {p} is a directory; pass the path of a .sqlite file")
+        if not create and not p.is_file():
+            raise StoreError(
+                f"no results store at {p}; check the path (--store, LLMBENCH_STORE or LLMBENCH_HOME)"
+            )
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(p, isolation_level=None, timeout=10.0, check_same_thread=False)

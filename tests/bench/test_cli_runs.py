@@ -9,6 +9,8 @@ from pathlib import Path
 
 from fixtures_vllm import LLMBENCH
 
+from bench.store import Store
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
@@ -39,11 +41,21 @@ def test_list_and_show_a_stored_load_run(tmp_path: Path) -> None:
     assert data["id"] == entry["id"]
     stored, again = data["summary"], data["summary_recomputed"]
     assert again["requests"]["completed"] == stored["requests"]["completed"] == 12
-    assert again["ttft_ms"]["p50"] == stored["ttft_ms"]["p50"]
+    assert again == stored and data["recompute_matches"] is True
     assert "llmbench" in data["provenance"]
 
 
 def test_unknown_run_id_is_a_clear_error(tmp_path: Path) -> None:
     store = tmp_path / "empty.sqlite"
+    Store.open(store).close()
     out = run("runs", "show", "deadbeef", "--store", str(store))
     assert out.returncode != 0 and "deadbeef" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_read_only_commands_never_create_a_store_at_a_mistyped_path(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.sqlite"
+    for args in (["runs", "list"], ["runs", "show", "abc"], ["bench", "diff", "a", "b"]):
+        out = run(*args, "--store", str(typo))
+        assert out.returncode == 1, out.stderr
+        assert "no results store at" in out.stderr and "Traceback" not in out.stderr
+        assert not typo.exists()

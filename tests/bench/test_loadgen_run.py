@@ -73,7 +73,10 @@ def test_concurrent_values_are_separate_stored_runs(registry: Registry, settings
             info = store.get_run(r.run_id)
             assert info.status == "complete" and info.kind == "load" and info.group_id == result.group_id
             assert info.profile["kind"] == "concurrent" and info.target["model"] == "fast"
-            assert info.provenance["llmbench"]["version"] and info.provenance["engine"]["name"] == "mock"
+            assert (
+                info.provenance["llmbench"]["version"]
+                and info.provenance["engine"]["name"] == "llmbench-mock"
+            )
             records = store.load_records(r.run_id)
             assert len(records) == 15 and sum(rec.warmup for rec in records) == 3
             assert all(rec.ok and rec.output_tokens == 8 for rec in records)

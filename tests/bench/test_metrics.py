@@ -245,9 +245,14 @@ def test_tokens_from_breakdown_and_unknown_counts_flagged() -> None:
     ]
     s = summarize(records)
     assert s.tokens_from == {"none": 1, "tokenizer": 1, "usage": 1}
-    assert s.output_tokens == 12 and s.output_tokens_per_s == pytest.approx(12.0)
+    # Known counts are summed, but a rate over an undercount is not a figure: it is unknown, with why.
+    assert s.output_tokens == 12 and s.output_tokens_per_s is None and s.total_tokens_per_s is None
+    assert "1 of 3 successful requests have no output token count" in s.unknown["output_tokens_per_s"]
     assert s.output_tokens_incomplete and s.input_tokens_incomplete
-    assert not summarize(records[:2]).output_tokens_incomplete
+    assert {f.kind for f in s.flags} >= {"tokens_unknown", "tokens_estimated"}
+    assert s.to_json()["output_tokens_per_s"] is None and s.to_json()["unknown"] == s.unknown
+    known = summarize(records[:2])
+    assert not known.output_tokens_incomplete and known.output_tokens_per_s == pytest.approx(12.0)
 
 
 def test_empty_run_summarizes_to_nothing() -> None:
@@ -326,6 +331,8 @@ def test_client_bound_when_client_cpu_saturates_one_core() -> None:
     assert busy.client_bound and busy.client_cpu_share == pytest.approx(0.95)
     assert "CPU" in busy.client_bound_reasons[0]
     idle = summarize(records, client=ClientStats(cpu_s=3.0, wall_s=10.0, cores=2))
-    assert not idle.client_bound and idle.to_json()["client"] == {"cpu_share": 0.3, "cores": 2}
+    assert not idle.client_bound
+    assert idle.to_json()["client"] == {"cpu_share": 0.3, "cores": 2, "cpu_s": 3.0, "wall_s": 10.0}
+    assert ClientStats.from_json(idle.to_json()["client"]) == idle.client
     both = summarize(_lagged(lag_s=0.05, e2e_s=0.2), client=ClientStats(cpu_s=10.0, wall_s=10.0, cores=2))
     assert len(both.client_bound_reasons) == 2

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from timing_server import Timing, TimingServer
 
@@ -12,7 +14,7 @@ from bench.clients import normalize_base_url as base_url
 from bench.errors import MissingKeyError, TargetError, UsageError
 from bench.registry import Registry, load_registry
 from bench.settings import Settings
-from bench.targets import parse_headers, resolve_target, serving
+from bench.targets import identify_target, parse_headers, resolve_target, serving
 
 OVERLAY = """\
 schema: llmbench.models/1
@@ -141,12 +143,19 @@ def test_url_target_unreachable(registry: Registry, settings: Settings) -> None:
         resolve_target("http://127.0.0.1:9/v1", registry, settings)
 
 
-def test_mock_entry_is_served_for_the_run(registry: Registry, settings: Settings) -> None:
+def test_mock_entry_is_served_for_the_run_in_its_own_process(registry: Registry, settings: Settings) -> None:
     t = resolve_target("quick-mock", registry, settings)
     assert t.kind == "mock" and t.url == "" and t.server_kind == "openai"
-    with serving(t) as live:
+    with serving(t, settings) as live:
         assert live.url.startswith("http://127.0.0.1:") and live.url.endswith("/v1")
         models = httpx.get(live.url + "/models", timeout=5).json()
         assert [m["id"] for m in models["data"]] == ["quick"]
+        # The server is not a thread of this process: its listening socket belongs to another pid.
+        port = int(live.url.rsplit(":", 1)[1].split("/")[0])
+        owners = {c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port}
+        assert owners and os.getpid() not in owners
+        identified = identify_target(live)
+        assert identified.identity is not None and identified.identity.detected_by == "/llmbench/info"
+        assert identified.server_kind == "openai"  # a strict mock takes no vLLM extras
     with pytest.raises(httpx.ConnectError):
         httpx.get(live.url + "/models", timeout=2)
