@@ -16,19 +16,25 @@ class Proportion:
 
     correct: int
     n: int
-    score: float
-    ci95: tuple[float, float]
+    score: float | None  # None when nothing was scored: no score, not 0%
+    ci95: tuple[float, float] | None
 
 
 def wilson(correct: int, n: int, z: float = Z95) -> Proportion:
-    """Accuracy and its Wilson score interval (good at small n and near 0 or 1)."""
+    """Accuracy and its Wilson score interval (good at small n and near 0 or 1).
+
+    The bounds always hold the estimate, lo ≤ score ≤ hi, inside [0, 1]: exactly 0 when nothing is right
+    and exactly 1 when everything is (rounding would otherwise give, say, 8.7e-19 above a score of 0).
+    """
     if n == 0:
-        return Proportion(0, 0, 0.0, (0.0, 1.0))
+        return Proportion(0, 0, None, None)
     p = correct / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Proportion(correct, n, p, (max(0.0, centre - half), min(1.0, centre + half)))
+    lo = 0.0 if correct == 0 else min(p, max(0.0, centre - half))
+    hi = 1.0 if correct == n else max(p, min(1.0, centre + half))
+    return Proportion(correct, n, p, (lo, hi))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -115,7 +116,37 @@ class SuiteItem(_Spec):
             raise ValueError(f"scorer {self.scorer.kind!r} needs 'reference' or 'references'")
         if isinstance(self.scorer, JudgeSpec) and not self.rubric:
             raise ValueError("scorer 'judge' needs a 'rubric'")
+        self._check_references()
         return self
+
+    def _check_references(self) -> None:
+        """A reference the scorer cannot use is an error when the suite loads, not in the middle of a run."""
+        scorer = self.scorer
+        if isinstance(scorer, RegexSpec):
+            try:
+                re.compile(scorer.pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"scorer 'regex': pattern {scorer.pattern!r} does not compile: {exc}"
+                ) from exc
+        if isinstance(scorer, NumericSpec):
+            for ref in self.all_references:
+                try:
+                    float(ref.replace(",", ""))
+                except ValueError:
+                    raise ValueError(f"scorer 'numeric': reference {ref!r} is not a number") from None
+        if isinstance(scorer, JsonSchemaSpec):
+            import jsonschema  # lazy: only suites with JSON items pay for the import
+
+            try:
+                jsonschema.validators.validator_for(scorer.schema_).check_schema(scorer.schema_)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"scorer 'json_schema': the schema is invalid: {exc.message}") from None
+            for ref in self.all_references:
+                try:
+                    json.loads(ref)
+                except ValueError:
+                    raise ValueError(f"scorer 'json_schema': reference {ref[:60]!r} is not JSON") from None
 
     @property
     def all_references(self) -> list[str]:

@@ -24,7 +24,7 @@ def _group(items: Sequence[ItemRecord]) -> dict[str, Any]:
         "score": prop.score,
         "n": prop.n,
         "correct": prop.correct,
-        "ci95": list(prop.ci95),
+        "ci95": None if prop.ci95 is None else list(prop.ci95),
         "failed": sum(i.status == "error" for i in items),
         "unscored": sum(i.status == "ok" and i.correct is None for i in items),
     }

@@ -15,7 +15,17 @@ def test_wilson_known_values() -> None:
     assert p.ci95[1] == pytest.approx(0.7810, abs=1e-4)
     assert wilson(0, 10).ci95[0] == 0.0 and wilson(0, 10).ci95[1] == pytest.approx(0.2775, abs=1e-4)
     assert wilson(10, 10).ci95[1] == pytest.approx(1.0)
-    assert wilson(0, 0).ci95 == (0.0, 1.0)
+    assert wilson(0, 0).ci95 is None and wilson(0, 0).score is None  # nothing scored: no score
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 50, 101, 400, 1000, 12345])
+def test_wilson_bounds_hold_the_estimate(n: int) -> None:
+    for correct in {0, 1, n // 3, n // 2, n - 1, n}:
+        p = wilson(correct, n)
+        assert p.score is not None and p.ci95 is not None
+        lo, hi = p.ci95
+        assert 0.0 <= lo <= p.score <= hi <= 1.0
+    assert wilson(0, n).ci95[0] == 0.0 and wilson(n, n).ci95[1] == 1.0  # type: ignore[index]
 
 
 def test_mcnemar_exact() -> None:

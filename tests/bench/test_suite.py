@@ -34,7 +34,7 @@ def test_loads_items_hash_and_scorer_shorthand(tmp_path: Path) -> None:
                 "id": "b",
                 "area": "math",
                 "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
-                "references": ["4", "four"],
+                "references": ["4", "4.0"],
                 "scorer": {"kind": "numeric", "tolerance": 0.5},
             },
             {"id": "c", "area": "json", "prompt": "JSON", "scorer": {"kind": "json_schema", "schema": {}}},
@@ -49,7 +49,7 @@ def test_loads_items_hash_and_scorer_shorthand(tmp_path: Path) -> None:
     assert isinstance(suite.items[1].scorer, NumericSpec) and suite.items[1].scorer.tolerance == 0.5
     assert isinstance(suite.items[2].scorer, JsonSchemaSpec)
     assert isinstance(suite.items[3].scorer, KeywordSpec) and suite.items[3].scorer.mode == "all"
-    assert suite.items[1].all_references == ["4", "four"]
+    assert suite.items[1].all_references == ["4", "4.0"]
     assert suite.items[0].chat_messages() == [{"role": "user", "content": "1+1?"}]
     assert suite.items[1].chat_messages()[0] == {"role": "system", "content": "Be brief."}
     assert suite.areas == ["json", "kw", "math"]
@@ -119,3 +119,29 @@ def test_limit_keeps_the_first_n_of_every_area() -> None:
         "string": 3,
     }
     assert suite.limit(None) is suite
+
+
+@pytest.mark.parametrize(
+    ("scorer", "refs", "message"),
+    [
+        ({"kind": "numeric"}, ["four"], "reference 'four' is not a number"),
+        ({"kind": "json_schema", "schema": {"type": "objekt"}}, [], "the schema is invalid"),
+        ({"kind": "json_schema", "schema": {"type": "object"}}, ["{not json"], "is not JSON"),
+        ({"kind": "regex", "pattern": "(unclosed"}, ["x"], "does not compile"),
+    ],
+)
+def test_a_reference_the_scorer_cannot_use_fails_when_the_suite_loads(
+    tmp_path: Path, scorer: dict[str, object], refs: list[str], message: str
+) -> None:
+    good = {"id": "ok", "area": "a", "prompt": "p", "reference": "1", "scorer": "numeric"}
+    bad = {
+        "id": "bad",
+        "area": "a",
+        "prompt": "p",
+        "scorer": scorer,
+        **({"references": refs} if refs else {}),
+    }
+    f = write(tmp_path / "s.jsonl", [good, bad])
+    with pytest.raises(ConfigError, match=message) as err:
+        load_suite(str(f))
+    assert f"{f}:2" in str(err.value)  # file and line, before any request is sent
