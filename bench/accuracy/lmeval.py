@@ -47,6 +47,7 @@ class LmEvalSpec:
     apply_chat_template: bool | None = None  # None: True for chat, False for completions
     max_length: int | None = None  # context window for loglikelihood truncation (tokens)
     max_retries: int = 3
+    headers: dict[str, str] | None = None  # sent with every request (the recording proxy's token)
 
     def model_name(self) -> str:
         return MODEL_FOR_API[self.api]
@@ -72,6 +73,8 @@ class LmEvalSpec:
             args["tokenizer_backend"] = "none"
         if self.max_length is not None:
             args["max_length"] = self.max_length
+        if self.headers:
+            args["header"] = dict(self.headers)  # lm-eval's API models send it instead of their own
         return args
 
     def chat_template(self) -> bool:

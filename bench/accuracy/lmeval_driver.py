@@ -47,6 +47,7 @@ def run_lmeval_tasks(
             limit=spec.limit,
             concurrency=spec.concurrency,
             apply_chat_template=spec.chat_template,
+            headers=proxy.client_headers,
         )
         try:
             outcome = run_lmeval(lm_spec, proxy.calls, prices, manager)

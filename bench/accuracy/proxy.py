@@ -1,7 +1,10 @@
 """A recording pass-through on 127.0.0.1 in front of an endpoint, for clients we do not own (lm-eval).
 
 It forwards every request unchanged except for the headers: it adds the API key itself, so the client in
-front never sees it. Responses are read whole (lm-eval does not stream). Per request it records status,
+front never sees it. Only its own client may use it: every request must carry `Authorization: Bearer
+TOKEN` with the random per-run `token` (any other local process gets 401 and no key), and error texts it
+records or returns have the key and the token redacted, as the clients redact theirs.
+Responses are read whole (lm-eval does not stream). Per request it records status,
 latency (send to last byte) and the usage the server reported, as RequestRecords. It runs its own event
 loop in a background thread, because lm-eval's `simple_evaluate` is synchronous and runs its own loop.
 """
@@ -9,7 +12,9 @@ loop in a background thread, because lm-eval's `simple_evaluate` is synchronous 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -63,6 +68,9 @@ class RecordingProxy:
         self._prefix = parts.path  # e.g. /v1
         self._headers = dict(headers or {})
         self._timeout_s = timeout_s
+        self.token = secrets.token_urlsafe(32)  # what the client must send; new for every run
+        # Secrets that must never leave in a record or a response: the header values we add, the token.
+        self._secrets = [v.split(" ", 1)[-1] for v in self._headers.values() if len(v) >= 8] + [self.token]
         self.calls: list[ProxyCall] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,7 +142,30 @@ class RecordingProxy:
             finally:
                 await runner.cleanup()
 
+    @property
+    def client_headers(self) -> dict[str, str]:
+        """What the client in front must send with every request."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def redact(self, text: str) -> str:
+        """`text` without the upstream key or the proxy token."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return text
+
     async def _forward(self, session: aiohttp.ClientSession, request: web.Request) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            # Another local process: it gets neither the upstream nor the key.
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "llmbench proxy: missing or wrong token",
+                        "type": "authentication_error",
+                    }
+                },
+                status=401,
+            )
         raw = await request.read()
         with self._lock:
             request_id = len(self.calls)
@@ -154,7 +185,7 @@ class RecordingProxy:
             record.end_s = time.perf_counter()
             record.status = Status.TIMEOUT if isinstance(exc, TimeoutError) else Status.ERROR
             record.error_kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
-            record.error_text = f"{type(exc).__name__}: {exc}"[:500]
+            record.error_text = self.redact(f"{type(exc).__name__}: {exc}")[:500]
             return web.json_response(
                 {"error": {"message": f"llmbench proxy: {record.error_text}"}}, status=502
             )
@@ -162,6 +193,7 @@ class RecordingProxy:
         if record.http_status != 200:
             record.status = Status.ERROR
             record.error_kind = f"http_{record.http_status}"
+            body = self.redact(body.decode("utf-8", "replace")).encode()
             record.error_text = body.decode("utf-8", "replace")[:500]
         return web.Response(body=body, status=upstream.status, headers={"Content-Type": content_type})
 

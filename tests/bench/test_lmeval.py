@@ -43,6 +43,9 @@ async def echo_upstream() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
         body = await request.json()
         if body.get("prompt") == "fail":
             return web.json_response({"error": {"message": "boom"}}, status=500)
+        if body.get("prompt") == "echo-key":  # some providers echo the key they were given
+            key = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"Incorrect API key {key}"}}, status=401)
         return web.json_response(
             {"choices": [{"index": 0, "text": "ok"}], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}
         )
@@ -60,22 +63,36 @@ async def test_proxy_adds_the_key_and_records_usage(echo_upstream: tuple[str, li
     url, seen = echo_upstream
     with RecordingProxy(url, {"Authorization": "Bearer sk-secret", "X-Team": "bench"}) as proxy:
         assert proxy.base_url.endswith("/v1") and proxy.base_url != url
-        async with httpx.AsyncClient(trust_env=False) as client:
-            headers = {"Authorization": "Bearer from-client"}
-            ok = await client.post(proxy.base_url + "/completions", json={"prompt": "hi"}, headers=headers)
+        async with httpx.AsyncClient(trust_env=False, headers=proxy.client_headers) as client:
+            ok = await client.post(proxy.base_url + "/completions", json={"prompt": "hi"})
             bad = await client.post(proxy.base_url + "/completions", json={"prompt": "fail"})
+            echoed = await client.post(proxy.base_url + "/completions", json={"prompt": "echo-key"})
+        # Any other local caller: no token, or a wrong one, gets 401 and never reaches the upstream.
+        async with httpx.AsyncClient(trust_env=False) as stranger:
+            anon = await stranger.post(proxy.base_url + "/completions", json={"prompt": "hi"})
+            wrong = await stranger.post(
+                proxy.base_url + "/completions", json={"prompt": "hi"}, headers={"Authorization": "Bearer x"}
+            )
     assert ok.status_code == 200 and ok.json()["choices"][0]["text"] == "ok"
     assert bad.status_code == 500
+    assert anon.status_code == wrong.status_code == 401 and len(seen) == 3
     assert seen[0]["Authorization"] == "Bearer sk-secret" and seen[0]["X-Team"] == "bench"
-    first, second = proxy.records()
+    first, second, third = proxy.records()
     assert first.ok and (first.input_tokens, first.output_tokens) == (7, 2) and first.end_s >= first.start_s
     assert not second.ok and second.error_kind == "http_500" and "boom" in (second.error_text or "")
+    assert "sk-secret" not in (third.error_text or "") and "[REDACTED]" in (third.error_text or "")
+    assert "sk-secret" not in echoed.text  # the client in front never sees the key either
     assert proxy.calls[0].body == {"prompt": "hi"}
 
 
 def test_proxy_reports_an_unreachable_upstream() -> None:
     with RecordingProxy("http://127.0.0.1:9/v1") as proxy:
-        resp = httpx.post(proxy.base_url + "/completions", json={"prompt": "x"}, trust_env=False)
+        resp = httpx.post(
+            proxy.base_url + "/completions",
+            json={"prompt": "x"},
+            headers=proxy.client_headers,
+            trust_env=False,
+        )
     assert resp.status_code == 502
     (record,) = proxy.records()
     assert record.error_kind == "connection"
