@@ -113,6 +113,8 @@ def resolve_target(
             tokenizer=tokenizer,
             headers=extra,
         )
+    if ":" in name:  # NAME:VARIANT names a local variant entry
+        name, _ = registry.local(name)
     kind, entry = registry.get(name)
     if isinstance(entry, ApiEndpoint):
         key = None

@@ -33,9 +33,9 @@ QUANT_MANIFEST = "llmbench-quant.json"  # written by `llmbench quantize` into th
 
 def refuse_given(options: Any, names: list[str], why: str) -> None:
     """UsageError for the first of `names` the user gave: a flag a backend would ignore is refused."""
+    fields = type(options).model_fields
     for name in names:
-        value = getattr(options, name)
-        if value not in (None, False, {}, ()):
+        if getattr(options, name) != fields[name].get_default(call_default_factory=True):
             raise UsageError(f"{FLAGS[name]} does not apply: {why}", flag=FLAGS[name])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -58,7 +59,9 @@ def test_detach_and_stop(tmp_path: Path) -> None:
     assert re.fullmatch(
         rf"ready: http://127\.0\.0\.1:{port}/v1 model=mock-claude backend=mock\n", done.stdout
     )
-    pid = int(pid_file.read_text())
+    recorded = json.loads(pid_file.read_text())
+    pid = recorded["pid"]
+    assert recorded["cmdline"] and recorded["create_time"]  # who it is, so --stop signals no stranger
     assert psutil.pid_exists(pid)
     assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
     stopped = subprocess.run([*cli, "--stop", "--pid-file", str(pid_file)], cwd=REPO, env=cli_env(tmp_path),
