@@ -25,7 +25,7 @@ from serve.process import ProbeKind
 from serve.pull import PullSpec, read_manifest
 from serve.specs import MockSpec
 from serve.vllm.command import VllmEngine, build_launch, find_vllm
-from serve.vllm.config import CHATML_TEMPLATE, EngineValue, VllmSpec
+from serve.vllm.config import CHATML_TEMPLATE, EngineValue, VllmSpec, render_config
 
 if TYPE_CHECKING:
     pass
@@ -70,6 +70,7 @@ class ServeOptions(BaseModel):
 
 
 # --engine-arg values that become typed VllmSpec fields: checked here so that a bad value names its flag.
+_NOT_ENGINE_ARGS = frozenset({"served-model-name", "host", "port", "middleware"})
 _TYPED_CHECKS: dict[str, tuple[bool, str]] = {  # key: (must be a whole number, what it must be)
     "max-model-len": (True, "a positive whole number of tokens"),
     "tensor-parallel-size": (True, "a positive whole number"),
@@ -350,14 +351,14 @@ def _vllm_plan(ctx: _Ctx, engine: VllmEngine, gpu_query: QueryFn) -> ServePlan:
             api_key=SecretStr(api_key) if api_key else None,
             python=options.vllm_python,
             log_file=log_file,
-            info=serve_info(
-                name, entry, backend="vllm", folder=folder, revision=revision,
-                engine_args={**rest, **options.engine_args, **typed},
-            ),
+            info=serve_info(name, entry, backend="vllm", folder=folder, revision=revision),
             **typed,
         )  # fmt: skip
     except ValidationError as exc:
         raise UsageError(first_error(exc), flag="serve options") from exc
+    # The engine arguments as vLLM gets them (its own option names), for provenance.
+    rendered = {k: v for k, v in render_config(spec).items() if k not in _NOT_ENGINE_ARGS}
+    spec = spec.model_copy(update={"info": {**spec.info, "engine_args": rendered}})
     launch = build_launch(spec, engine, log_file.with_name(log_file.stem + ".config.yaml"))
     if engine.source != "--vllm-python":
         notes.append(f"vLLM from {engine.source} ({engine.style} entry point)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import signal
 import socket
 import tempfile
@@ -14,6 +15,7 @@ from types import FrameType
 
 from serve.errors import PortInUseError, ServerStartError
 from serve.hints import hint_for
+from serve.info import INFO_ENV, runtime_info
 from serve.process import EngineProcess, LogFn
 from serve.vllm.command import Launch, VllmEngine, build_launch, find_vllm
 from serve.vllm.config import VllmSpec
@@ -86,6 +88,9 @@ class VllmServer:
         """Check the port, write the config, start the engine and wait until ready; returns the root URL."""
         ensure_port_free(self.spec.host, self.spec.port)
         self.launch.write_files()
+        if self.spec.info:
+            # Completed here, on the serving machine: its accelerators, llmbench's version, the start time.
+            self.engine.env_add[INFO_ENV] = json.dumps(runtime_info(self.spec.info), sort_keys=True)
         self.engine.start()
         api_key = self.spec.api_key.get_secret_value() if self.spec.api_key else None
         try:

@@ -48,7 +48,7 @@ def test_load_against_vllm(vllm_server: VllmServerInfo, tmp_path: Path) -> None:
             assert run["server_samples"] > 0  # vLLM's /metrics was sampled
             info = s.get_run(run["run_id"])
             assert info.status == "complete" and len(s.load_records(info.id)) == 14
-            assert info.provenance["engine"]["version"]  # from vLLM's GET /version
+            assert info.provenance["engine"]["version"]  # from the server itself (llmbench info page)
             assert "vllm:num_requests_running" in {x.name for x in s.load_server_samples(info.id)}
 
 
@@ -75,3 +75,32 @@ def test_wrong_model_is_reported_before_load(vllm_server: VllmServerInfo, tmp_pa
     )
     assert done.returncode == 1 and "not-served" in done.stderr
     assert not store.exists() or not Store.open(store).list_runs()
+
+
+def test_a_url_target_that_is_vllm_gets_fixed_lengths_and_its_provenance(
+    vllm_server: VllmServerInfo, tmp_path: Path
+) -> None:
+    """By bare URL as by registry name: the server says it is vLLM (through llmbench's info middleware),
+    so ignore_eos is sent and every request returns exactly --output-tokens."""
+    out, store = tmp_path / "out.json", tmp_path / "s.sqlite"
+    done = bench_load(
+        vllm_server,
+        "--target", vllm_server.base_url, "--tokenizer", str(vllm_server.model_dir),
+        "--profile", "concurrent", "--concurrency", "4", "--requests", "30", "--output-tokens", "64",
+        "--out", str(out), "--store", str(store), "--hardware", "h100-80gb-x1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    assert run["profile"]["sent"] == {
+        "ignore_eos_requested": True,
+        "ignore_eos": True,
+        "server_kind": "vllm",
+        "server_kind_from": "/llmbench/info",
+    }
+    assert run["summary"]["tokens"]["output"] == 30 * 64 and run["summary"]["fixed_length"] is True
+    with Store.open(store) as s:
+        prov = s.get_run(run["run_id"]).provenance
+    assert prov["engine"]["name"] == "vllm" and "0.32" in prov["engine"]["version"]
+    assert prov["server"]["backend"] == "vllm" and prov["server"]["accelerators"]
+    assert prov["model"]["name"] == "tiny-random" and prov["model"]["builtin"] == "tiny-random"
+    assert prov["engine_args"]["max-model-len"] and prov["hardware_profile"] == "h100-80gb-x1"
