@@ -34,6 +34,33 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     yield home
+    check_stored_summaries(tmp_path)
+
+
+def check_stored_summaries(root: Path) -> None:
+    """Every load run the load generator stored in a test must recompute to its stored summary exactly.
+
+    (`runs show --recompute`.) Runs that store unit tests write by hand, with made-up summaries, carry no
+    `sent` in their profile and are left out.
+    """
+    from bench.loadgen.recompute import recompute
+    from bench.store import Store
+
+    for path in root.rglob("*.sqlite"):
+        if path.name == "judge-cache.sqlite" or not path.is_file():
+            continue
+        try:
+            store = Store.open(path, create=False)
+        except Exception:  # not a results store (a test's own file, or a deliberately broken one)
+            continue
+        with store:
+            for info in store.list_runs("load", limit=None):
+                if info.summary is None or info.status == "running" or "sent" not in info.profile:
+                    continue
+                again = recompute(store.load_records(info.id), info.profile, info.summary).to_json()
+                assert again == info.summary, (
+                    f"run {info.id} in {path}: recompute differs from the stored summary"
+                )
 
 
 @pytest.fixture(scope="session")
