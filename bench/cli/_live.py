@@ -215,3 +215,24 @@ def runs_table(result: LoadResult, width: int = 200) -> Table:
         ]
         table.add_row(*(text for text, shown in cells if shown))
     return table
+
+
+def operating_point_lines(result: LoadResult) -> list[str]:
+    """For a goodput search: the operating point found, its attainment and throughput, and the warnings."""
+    lines: list[str] = []
+    for r in result.runs:
+        point = r.profile.get("operating_point")
+        if r.profile.get("kind") != "goodput" or not isinstance(point, dict):
+            continue
+        s = r.summary
+        ci = point.get("attainment_ci") or [None, None]
+        share = f"{point['attainment']:.1%}" if point.get("attainment") is not None else "n/a"
+        bounds = f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci[0] is not None else ""
+        tps = "unknown" if s.output_tokens_per_s is None else f"{s.output_tokens_per_s:.1f} output tok/s"
+        lines.append(
+            f"operating point: {point['dimension']} {point['value']:g} (SLO attainment {share}{bounds} in "
+            f"the search, target {point['target_attainment']:.1%}; {len(point['probes'])} probes) → {tps}, "
+            f"goodput {_num(s.goodput_requests_per_s)} req/s (run {r.run_id[:8]})"
+        )
+        lines.extend(f"operating point: warning: {w}" for w in point.get("warnings") or [])
+    return lines

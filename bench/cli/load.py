@@ -12,9 +12,9 @@ import click
 from rich.console import Console
 
 from bench.cli._context import AppContext, check_writable
-from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, runs_table
+from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_point_lines, runs_table
 from bench.loadgen.driver import ProgressCallback, run_load
-from bench.loadgen.profiles import DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
+from bench.loadgen.profiles import DEFAULT_ATTAINMENT, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
 from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
 from bench.targets import parse_headers
@@ -74,6 +74,20 @@ from bench.targets import parse_headers
     help="What the server is, instead of asking it (vllm and llmbench accept ignore_eos) [detected].",
 )
 @click.option("--hardware", default=None, help="models.yaml hardware profile the server runs on (for cost).")
+@click.option(
+    "--attainment",
+    type=float,
+    default=None,
+    help=f"goodput: share of requests that must meet --slo [{DEFAULT_ATTAINMENT:g}].",
+)
+@click.option(
+    "--search",
+    type=click.Choice(["rate", "concurrency"]),
+    default=None,
+    help="goodput: vary the request rate or the concurrency [concurrency; rate when --rate is given].",
+)
+@click.option("--max-load", type=float, default=None, help="goodput: stop doubling at this load [1024].")
+@click.option("--search-steps", type=int, default=None, help="goodput: bisection steps after doubling [3].")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_obj
 def load(
@@ -129,6 +143,8 @@ def load(
     if not quiet and result.runs:
         console.print(runs_table(result, console.width))
         for line in notes_lines(result):
+            console.print(line, highlight=False, markup=False)
+        for line in operating_point_lines(result):
             console.print(line, highlight=False, markup=False)
         where = f"stored in {result.store_path}" + (f"; JSON in {out}" if out else "")
         console.print(where, highlight=False)

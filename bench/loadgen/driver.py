@@ -25,9 +25,11 @@ from typing import Any
 
 from bench.clients import ClientConfig, make_client
 from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError
+from bench.loadgen.goodput import GoodputSearch
 from bench.loadgen.profiles import (
     ConcurrentProfile,
     ConstantProfile,
+    GoodputProfile,
     PoissonProfile,
     RunProfile,
     SweepProfile,
@@ -292,6 +294,8 @@ class _Session:
                 for profile in self.spec.profiles():
                     if isinstance(profile, SweepProfile):
                         await self._sweep(client, profile)
+                    elif isinstance(profile, GoodputProfile):
+                        await self._goodput(client, profile)
                     else:
                         await self._run_one(client, profile, total=len(self.spec.profiles()))
                     if self.result.aborted is not None:
@@ -378,6 +382,52 @@ class _Session:
             if self.result.aborted is not None:
                 return
 
+    async def _goodput(self, client: StreamingClient, goodput: GoodputProfile) -> None:
+        """Probe by doubling then bisection; then one run at the highest passing load: the operating point."""
+        search = GoodputSearch(
+            goodput.dimension, goodput.start, goodput.max_load, goodput.target, goodput.steps
+        )
+        common = {"search": self.result.group_id, "target": goodput.target, "dimension": goodput.dimension}
+        while (step := search.next_load()) is not None:
+            load, stage = step
+            probe = goodput.probe(load)
+            extra = {"goodput": {**common, "stage": stage, "load": load}, "attainment_target": goodput.target}
+            run = await self._run_one(client, probe, extra=extra)
+            if run is None or self.result.aborted is not None:
+                return
+            share = run.summary.slo_attainment or {}
+            ci = share.get("ci95")
+            search.record(load, stage, run.run_id, share.get("value"), None if ci is None else (ci[0], ci[1]))
+        best = search.best
+        if best is None:
+            first = search.probes[0]
+            self.result.aborted = RunFailedError(
+                f"{goodput.label}: even the first probe ({first.load:g}) met the SLO for only "
+                f"{(first.attainment or 0):.1%} of requests; lower --{goodput.dimension} or relax --slo",
+                run_id=first.run_id,
+                kept=0,
+            )
+            return
+        point = {
+            "dimension": goodput.dimension,
+            "value": best.load,
+            "target_attainment": goodput.target,
+            "attainment": best.attainment,
+            "attainment_ci": None if best.ci95 is None else list(best.ci95),
+            "probes": [p.run_id for p in search.probes],
+            "search": [p.to_json() for p in search.probes],
+            "warnings": search.warnings(),
+        }
+        pacing = goodput.probe(best.load)
+        extra = {
+            "kind": "goodput",
+            "pacing": pacing.model_dump(mode="json"),
+            "operating_point": point,
+            "attainment_target": goodput.target,
+            "search_profile": goodput.model_dump(mode="json"),
+        }
+        await self._run_one(client, pacing, extra=extra, label=f"goodput @ {pacing.label}")
+
     async def _run_one(
         self,
         client: StreamingClient,
@@ -385,6 +435,8 @@ class _Session:
         *,
         total: int | None = None,
         sweep: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        label: str | None = None,
     ) -> RunResult | None:
         limits = self.spec.limits()
         plan = make_plan(profile, limits)
@@ -394,7 +446,7 @@ class _Session:
         if self.stop.is_set():
             self._interrupted_between_runs(profile.label)
             return None
-        label = profile.label
+        label = label or profile.label
         profile_json: dict[str, Any] = {
             **profile.model_dump(mode="json"),
             "label": label,
@@ -406,6 +458,7 @@ class _Session:
         }
         if sweep is not None:
             profile_json["sweep"] = sweep
+        profile_json.update(extra or {})
         store = self.writer.store
         run_id: str = await self.writer.call(
             functools.partial(
@@ -463,6 +516,7 @@ class _Session:
             slo=self.spec.slo_bounds(),
             client=outcome.client,
             fixed_length=bool(profile_json["sent"]["ignore_eos"]),
+            attainment_target=profile_json.get("attainment_target"),
         )
         status = run_status(outcome.ended, summary)
         summary_json = summary.to_json()

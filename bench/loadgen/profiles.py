@@ -18,6 +18,7 @@ from bench.records import DEFAULT_TIMEOUT_S
 
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
 DEFAULT_SWEEP_POINTS = 5  # rates a sweep measures between the synchronous and the maximum rate
+DEFAULT_ATTAINMENT = 0.99  # the goodput operating point: share of requests meeting every SLO bound
 
 
 class _Spec(BaseModel):
@@ -90,8 +91,38 @@ class SweepProfile(_Spec):
         return f"sweep {self.points} points"
 
 
+class GoodputProfile(_Spec):
+    """The SLO operating point: the highest load whose SLO attainment is at least `target`.
+
+    Probes double the load from `start` until one misses, then bisect between the last pass and the first
+    miss `steps` times; a final run at the highest passing load is the operating point. Attainment is the
+    share of measured requests that met every SLO bound (errors and cut-off requests count as misses).
+    """
+
+    kind: Literal["goodput"] = "goodput"
+    dimension: Literal["rate", "concurrency"] = "concurrency"
+    start: float = Field(1.0, gt=0, description="first probe's load (req/s or requests in flight)")
+    max_load: float = Field(1024.0, gt=0, description="doubling stops here")
+    target: float = Field(DEFAULT_ATTAINMENT, gt=0, le=1, description="SLO attainment to meet")
+    steps: int = Field(3, ge=0, le=12, description="bisection steps after the doubling")
+    rate_kind: Literal["constant", "poisson"] = "poisson"
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"goodput ({self.dimension}, attainment ≥ {self.target:g})"
+
+    def probe(self, load: float) -> ConcurrentProfile | ConstantProfile | PoissonProfile:
+        """The run profile of one probe at `load`."""
+        if self.dimension == "concurrency":
+            return ConcurrentProfile(concurrency=max(1, round(load)))
+        if self.rate_kind == "poisson":
+            return PoissonProfile(rate=load, seed=self.seed)
+        return ConstantProfile(rate=load)
+
+
 Profile = Annotated[
-    SynchronousProfile | ConcurrentProfile | ConstantProfile | PoissonProfile | SweepProfile,
+    SynchronousProfile | ConcurrentProfile | ConstantProfile | PoissonProfile | SweepProfile | GoodputProfile,
     Field(discriminator="kind"),
 ]
 RunProfile = SynchronousProfile | ConcurrentProfile | ConstantProfile | PoissonProfile
@@ -102,6 +133,7 @@ PROFILES: dict[str, type[_Spec]] = {
     "constant": ConstantProfile,
     "poisson": PoissonProfile,
     "sweep": SweepProfile,
+    "goodput": GoodputProfile,
 }
 OPEN_LOOP = ("constant", "poisson")
 

@@ -21,6 +21,7 @@ def summary_inputs(profile: Mapping[str, Any], summary: Mapping[str, Any] | None
         "slo": Slo.parse(profile["slo"]) if profile.get("slo") else None,
         "client": ClientStats.from_json((summary or {}).get("client")),
         "fixed_length": bool(sent["ignore_eos"]) if isinstance(sent, Mapping) else None,
+        "attainment_target": profile.get("attainment_target"),
     }
 
 

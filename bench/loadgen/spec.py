@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import UsageError
 from bench.loadgen.profiles import (
+    DEFAULT_ATTAINMENT,
     DEFAULT_SWEEP_POINTS,
     ConcurrentProfile,
     ConstantProfile,
+    GoodputProfile,
     Limits,
     PoissonProfile,
     Profile,
@@ -27,7 +29,7 @@ from bench.metrics import Slo
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, PromptSpec, parse_length
 from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
 
-ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep"]
+ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep", "goodput"]
 
 # Field name -> the flag that sets it, so validation errors name what the user typed.
 FLAGS: dict[str, str] = {
@@ -56,6 +58,10 @@ FLAGS: dict[str, str] = {
     "store": "--store",
     "server_kind": "--server-kind",
     "hardware": "--hardware",
+    "attainment": "--attainment",
+    "search": "--search",
+    "max_load": "--max-load",
+    "search_steps": "--search-steps",
 }
 
 
@@ -92,6 +98,12 @@ class LoadSpec(BaseModel):
     server_metrics_every_s: float = Field(1.0, gt=0)
     server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
     hardware: str | None = Field(None, description="models.yaml hardware profile the server runs on")
+    attainment: float = Field(
+        DEFAULT_ATTAINMENT, gt=0, le=1, description="goodput: share of requests that must meet the SLO"
+    )
+    search: Literal["rate", "concurrency"] | None = Field(None, description="goodput: what to vary")
+    max_load: float | None = Field(None, gt=0, description="goodput: the doubling stops at this load")
+    search_steps: int = Field(3, ge=0, le=12, description="goodput: bisection steps after doubling")
 
     @field_validator("concurrency", "rate")
     @classmethod
@@ -121,6 +133,10 @@ class LoadSpec(BaseModel):
             raise UsageError("the concurrent profile needs --concurrency (e.g. 1,4,16)", flag="--concurrency")
         if kind in ("constant", "poisson") and not self.rate:
             raise UsageError(f"the {kind} profile needs --rate in requests/s (e.g. 1,2,4)", flag="--rate")
+        if kind == "goodput":
+            self._goodput_values()
+            self.prompt_spec("openai-chat")
+            return self
         if self.concurrency and kind not in ("concurrent", "sweep"):
             raise UsageError(f"--concurrency does not apply to the {kind} profile", flag="--concurrency")
         if kind == "sweep" and self.concurrency and len(self.concurrency) != 1:
@@ -132,6 +148,27 @@ class LoadSpec(BaseModel):
             raise UsageError(f"--rate does not apply to the {kind} profile", flag="--rate")
         self.prompt_spec("openai-chat")  # dataset and lengths fail here, before any server starts
         return self
+
+    def _goodput_values(self) -> None:
+        if self.slo is None:
+            raise UsageError(
+                "the goodput profile searches for the highest load that meets an SLO: pass --slo "
+                "(e.g. ttft_ms=500,tpot_ms=50)",
+                flag="--slo",
+            )
+        if self.concurrency and self.rate:
+            raise UsageError("give the first probe as --concurrency or as --rate, not both", flag="--rate")
+        for values, flag in ((self.concurrency, "--concurrency"), (self.rate, "--rate")):
+            if values and len(values) != 1:
+                raise UsageError(f"the goodput search takes one {flag}: its first probe", flag=flag)
+        dimension = self.goodput_dimension
+        if (dimension == "rate" and self.concurrency) or (dimension == "concurrency" and self.rate):
+            raise UsageError(f"--search {dimension} starts from --{dimension}", flag="--search")
+
+    @property
+    def goodput_dimension(self) -> Literal["rate", "concurrency"]:
+        """What the goodput search varies: --search, else what the first probe was given as."""
+        return self.search or ("rate" if self.rate else "concurrency")
 
     @classmethod
     def from_options(cls, **options: Any) -> LoadSpec:
@@ -159,6 +196,15 @@ class LoadSpec(BaseModel):
             return [ConstantProfile(rate=r) for r in self.rate or []]
         if kind == "poisson":
             return [PoissonProfile(rate=r, seed=self.seed) for r in self.rate or []]
+        if kind == "goodput":
+            start = (self.concurrency or self.rate or [1.0])[0]
+            ceiling = {"max_load": self.max_load} if self.max_load is not None else {}
+            return [
+                GoodputProfile(
+                    dimension=self.goodput_dimension, start=start, target=self.attainment,
+                    steps=self.search_steps, seed=self.seed, **ceiling,
+                )
+            ]  # fmt: skip
         extra: dict[str, Any] = {"throughput_concurrency": self.concurrency[0]} if self.concurrency else {}
         return [SweepProfile(points=self.sweep_points, seed=self.seed, **extra)]
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.accuracy.stats import wilson
 from bench.metrics.distribution import Distribution
 from bench.metrics.request import RequestMetrics, Slo, request_metrics
 from bench.records import RequestRecord, Status
@@ -91,6 +92,7 @@ class RunSummary:
     send_rate_per_s: float | None  # measured sends per second between the first and last send
     slo: Slo | None
     slo_met: int  # successful requests meeting every bound (all of them without an SLO)
+    slo_attainment: dict[str, Any] | None  # share of measured requests meeting the SLO, Wilson CI, target
     goodput_requests_per_s: float | None
     client: ClientStats | None  # the load generator's own CPU over the run
     client_bound: bool
@@ -147,6 +149,7 @@ class RunSummary:
             },
             "slo": None if self.slo is None else self.slo.to_json(),
             "slo_met": self.slo_met,
+            "slo_attainment": None if self.slo_attainment is None else dict(self.slo_attainment),
             "send_rate_per_s": self.send_rate_per_s,
             "duration_s": self.duration_s,
             "window_s": None if self.window_s is None else list(self.window_s),
@@ -208,6 +211,7 @@ def summarize(
     slo: Slo | None = None,
     client: ClientStats | None = None,
     fixed_length: bool | None = None,
+    attainment_target: float | None = None,
 ) -> RunSummary:
     """Summarize a run's records: warm-up excluded, distributions over successful requests only.
 
@@ -272,9 +276,11 @@ def summarize(
         unknown["output_tokens_per_s"] = unknown["total_tokens_per_s"] = why
     elif len(in_known) < len(ok):
         unknown["total_tokens_per_s"] = f"{len(ok) - len(in_known)} successful requests have no input count"
+    attainment = _attainment(slo, slo_met, len(ok) + failed + cancelled, attainment_target)
     flags = _flags(
         completed=len(ok), failed=failed, cancelled=cancelled, details=details, fixed_length=fixed_length,
         unknown=unknown, tokens_from=tokens_from, zero_gaps=zero_gaps, gaps=itl.count, reasons=reasons,
+        attainment=attainment,
     )  # fmt: skip
     return RunSummary(
         completed=len(ok),
@@ -307,6 +313,7 @@ def summarize(
         send_rate_per_s=_send_rate(measured),
         slo=slo,
         slo_met=slo_met,
+        slo_attainment=attainment,
         goodput_requests_per_s=_rate(slo_met, seconds),
         client=client,
         client_bound=bool(reasons),
@@ -314,6 +321,20 @@ def summarize(
         flags=flags,
         unknown=unknown,
     )
+
+
+def _attainment(slo: Slo | None, met: int, measured: int, target: float | None) -> dict[str, Any] | None:
+    """SLO attainment over every measured request (errors and cut-off requests are misses), Wilson 95% CI."""
+    if slo is None:
+        return None
+    share = wilson(met, measured)
+    return {
+        "value": share.score,
+        "ci95": None if share.ci95 is None else list(share.ci95),
+        "met": met,
+        "n": measured,
+        "target": target,
+    }
 
 
 def _flags(
@@ -328,6 +349,7 @@ def _flags(
     zero_gaps: int,
     gaps: int,
     reasons: list[str],
+    attainment: dict[str, Any] | None = None,
 ) -> list[Flag]:
     """Every caveat of a run, in a stable order (see Flag.kind)."""
     out: list[Flag] = []
@@ -367,6 +389,9 @@ def _flags(
             )
         )
     out.extend(Flag("client_bound", r) for r in reasons)
+    value, target = (attainment or {}).get("value"), (attainment or {}).get("target")
+    if value is not None and target is not None and value < target:
+        out.append(Flag("below_target", f"SLO attainment {value:.1%} is below the target {target:.1%}"))
     return out
 
 

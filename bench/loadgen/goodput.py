@@ -1,0 +1,118 @@
+"""The goodput search as a pure state machine: which load to probe next, and the operating point.
+
+Doubling from `start` until a probe misses the attainment target (or `max_load` is reached), then
+`steps` bisections between the highest passing and the lowest missing load. A probe passes when its
+attainment point estimate meets the target; its Wilson interval is kept, and a probe whose interval
+straddles the target is named in the warnings (more requests per probe would decide it). Concurrency is
+a whole number, so bisection stops when the two bounds are adjacent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Stage = Literal["double", "bisect"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One measured load: its run, attainment with its 95% interval, and whether it passed."""
+
+    load: float
+    stage: Stage
+    run_id: str
+    attainment: float | None
+    ci95: tuple[float, float] | None
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "load": self.load,
+            "stage": self.stage,
+            "run_id": self.run_id,
+            "attainment": self.attainment,
+            "ci95": None if self.ci95 is None else list(self.ci95),
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class GoodputSearch:
+    """Feed it each probe's attainment; it says the next load, and at the end the operating point."""
+
+    dimension: Literal["rate", "concurrency"]
+    start: float
+    max_load: float
+    target: float
+    steps: int
+    probes: list[Probe] = field(default_factory=list)
+    _bisections: int = 0
+
+    def _round(self, load: float) -> float:
+        return float(max(1, round(load))) if self.dimension == "concurrency" else load
+
+    @property
+    def best(self) -> Probe | None:
+        """The highest passing probe."""
+        passed = [p for p in self.probes if p.passed]
+        return max(passed, key=lambda p: p.load) if passed else None
+
+    @property
+    def lowest_miss(self) -> Probe | None:
+        misses = [p for p in self.probes if not p.passed]
+        return min(misses, key=lambda p: p.load) if misses else None
+
+    def next_load(self) -> tuple[float, Stage] | None:
+        """The next load to probe, or None when the search is over."""
+        if not self.probes:
+            return self._round(self.start), "double"
+        best, miss = self.best, self.lowest_miss
+        if miss is None:
+            assert best is not None
+            if best.load >= self.max_load:
+                return None
+            return self._round(min(best.load * 2, self.max_load)), "double"
+        if best is None:
+            return None  # even the first probe missed: no operating point at or above `start`
+        if self._bisections >= self.steps:
+            return None
+        middle = self._round((best.load + miss.load) / 2)
+        if middle <= best.load or middle >= miss.load:
+            return None  # adjacent whole numbers: nothing left to bisect
+        return middle, "bisect"
+
+    def record(
+        self,
+        load: float,
+        stage: Stage,
+        run_id: str,
+        attainment: float | None,
+        ci95: tuple[float, float] | None,
+    ) -> Probe:
+        """Add one probe's outcome (attainment None: nothing could be measured, a miss)."""
+        passed = attainment is not None and attainment >= self.target
+        probe = Probe(load, stage, run_id, attainment, ci95, passed)
+        self.probes.append(probe)
+        if stage == "bisect":
+            self._bisections += 1
+        return probe
+
+    def warnings(self) -> list[str]:
+        """Probes whose interval straddles the target, and a search that ended at its ceiling."""
+        out = []
+        for p in self.probes:
+            if p.attainment is None or p.ci95 is None or not p.ci95[0] < self.target <= p.ci95[1]:
+                continue
+            out.append(
+                f"probe at {p.load:g} {'passed' if p.passed else 'missed'} on its point estimate "
+                f"({p.attainment:.1%}), but its 95% interval [{p.ci95[0]:.1%}, {p.ci95[1]:.1%}] straddles "
+                f"the target {self.target:.1%}: more requests per probe would decide it"
+            )
+        best = self.best
+        if best is not None and self.lowest_miss is None and best.load >= self.max_load:
+            out.append(
+                f"every probe up to the ceiling {self.max_load:g} met the SLO: the operating point is at "
+                "least that (raise --max-load)"
+            )
+        return out
