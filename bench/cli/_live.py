@@ -151,11 +151,16 @@ def flag_marks(r: RunResult) -> str:
 def notes_lines(result: LoadResult) -> list[str]:
     """What to read under the table: each run's flags and its error breakdown (kind, HTTP status, message)."""
     lines: list[str] = []
+    shared: dict[tuple[str, str], list[str]] = {}  # the same caveat on several runs is said once
+    for r in result.runs:
+        for flag in r.summary.flags:
+            if flag.kind not in ("failed", "errors"):
+                shared.setdefault((flag.kind, flag.detail), []).append(r.label)
+    for (kind, detail), labels in shared.items():
+        who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
+        lines.append(f"{who}: {MARKS.get(kind, kind)}: {detail}")
     for r in result.runs:
         s = r.summary
-        for flag in s.flags:
-            if flag.kind not in ("failed", "errors"):
-                lines.append(f"{r.label}: {MARKS.get(flag.kind, flag.kind)}: {flag.detail}")
         for d in s.error_details:
             status = f" HTTP {d['http_status']}" if d["http_status"] else ""
             lines.append(f"{r.label}: {d['count']} × {d['kind']}{status}: {d['first_message']}")

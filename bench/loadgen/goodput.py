@@ -101,13 +101,17 @@ class GoodputSearch:
     def warnings(self) -> list[str]:
         """Probes whose interval straddles the target, and a search that ended at its ceiling."""
         out = []
-        for p in self.probes:
-            if p.attainment is None or p.ci95 is None or not p.ci95[0] < self.target <= p.ci95[1]:
-                continue
+        straddling = [
+            p
+            for p in self.probes
+            if p.attainment is not None and p.ci95 is not None and p.ci95[0] < self.target <= p.ci95[1]
+        ]
+        if straddling:
+            loads = ", ".join(f"{p.load:g} ({'pass' if p.passed else 'miss'})" for p in straddling)
             out.append(
-                f"probe at {p.load:g} {'passed' if p.passed else 'missed'} on its point estimate "
-                f"({p.attainment:.1%}), but its 95% interval [{p.ci95[0]:.1%}, {p.ci95[1]:.1%}] straddles "
-                f"the target {self.target:.1%}: more requests per probe would decide it"
+                f"{len(straddling)} of {len(self.probes)} probes were judged on their point estimate while "
+                f"their 95% interval straddles the target {self.target:.1%}: {loads}; more requests per "
+                "probe would decide them"
             )
         best = self.best
         if best is not None and self.lowest_miss is None and best.load >= self.max_load:
