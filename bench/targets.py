@@ -199,6 +199,7 @@ def serving(target: Target) -> Iterator[Target]:
     if target.mock is None:
         yield target
         return
+    from bench.serving.answers import resolve_answers
     from serve.mock.server import running_mock
     from serve.specs import MockSpec
 
@@ -208,7 +209,7 @@ def serving(target: Target) -> Iterator[Target]:
         model=entry.model,
         port=entry.port,
         latency=entry.latency,
-        answers=entry.answers,
+        answers=resolve_answers(entry.answers),
         tokenizer=tokenizer,
     )
     with running_mock(spec) as url:

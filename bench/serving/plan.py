@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bench.errors import ConfigError, MissingKeyError, UsageError
 from bench.registry import LocalModel, MockEndpoint, Registry
+from bench.serving.answers import resolve_answers
 from bench.settings import Settings
 from serve.errors import EngineNotFound, ServeError
 from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, select_gpus
@@ -390,7 +391,7 @@ def _mock_entry_plan(
         host=options.host or "127.0.0.1",
         port=options.port if options.port is not None else entry.port,
         latency=entry.latency,
-        answers=entry.answers,
+        answers=resolve_answers(entry.answers),
         tokenizer=tokenizer,
     )
     probe: ProbeKind = "messages" if entry.provider == "anthropic" else "chat"
