@@ -22,6 +22,9 @@ COMMANDS = {
     "serve": "bench.cli.serve:serve",
     "bench": "bench.cli.bench:bench",
     "runs": "bench.cli.runs:runs",
+    "report": "bench.cli.report:report",
+    "card": "bench.cli.card:card",
+    "compare": "bench.cli.compare:compare",
 }
 
 
