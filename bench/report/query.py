@@ -152,6 +152,15 @@ class StoreReader:
             for i, s, a, r, c in rows
         ]
 
+    def item_rows(self, run_id: str) -> list[tuple[Any, ...]]:
+        """(item_id, repeat, correct, input, output, cache reads, cache writes) of the items scored."""
+        return self._all(
+            "SELECT item_id, repeat, correct, input_tokens, output_tokens,"
+            " json_extract(extra, '$.cached_input_tokens'), json_extract(extra, '$.cache_write_tokens')"
+            " FROM items WHERE run_id = ? AND status = 'ok' AND correct IS NOT NULL ORDER BY rowid",
+            (run_id,),
+        )
+
     def item_usage(self, run_id: str) -> tuple[Usage, int, bool]:
         """Billed usage summed over an accuracy run's answered items, their count, and whether every
         answered item had a token count."""
