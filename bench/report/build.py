@@ -169,6 +169,18 @@ def _histograms(rows: Sequence[Row], reader: StoreReader) -> list[Histogram]:
     return out
 
 
+def _ranked(rows: Sequence[Row], head: Headline) -> list[Row]:
+    """The recommendation, the runner-up, then the rest by $/1M output tokens (n/a last)."""
+    first = [k for k in (head.recommended, head.runner_up) if k]
+
+    def key(r: Row) -> tuple[int, int, float]:
+        pos = first.index(r.key) if r.key in first else len(first)
+        cost = r.usd_per_1m_output.value
+        return (pos, cost is None, cost or 0.0)
+
+    return sorted(rows, key=key)
+
+
 def _common_slo(rows: Sequence[Row]) -> tuple[dict[str, float] | None, list[str]]:
     slos = {str(r.option.op.slo): r.option.op.slo for r in rows if r.option.op.slo}
     if len(slos) > 1:
@@ -197,6 +209,7 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         rows = [compute_row(o, pricing, reader, utilization=spec.utilization) for o in options]
         comparisons = Comparisons(reader.verdicts)
         head = headline(rows, comparisons, spec.max_drop)
+        rows = _ranked(rows, head)
         ladder = downgrade(rows, comparisons)
         histograms = _histograms(rows, reader)
     slo, notes = _common_slo(rows)

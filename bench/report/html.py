@@ -18,7 +18,7 @@ from bench.report.value import Value, fmt_tokens, fmt_usd, show
 
 COLUMNS = (
     "option", "model", "variant", "hardware", "accuracy [95% CI]", "TTFT p50 ms", "TTFT p95 ms",
-    "TPOT p50 ms", "output tok/s at op", "goodput req/s", "$/hour", "$/1M out", "$/1M blended", "$/1k req",
+    "TPOT p50 ms", "output tok/s at op", "goodput req/s", "$/1M out", "$/1M blended", "$/1k req",
     "$/correct", "flags",
 )  # fmt: skip
 PROVENANCE = (
@@ -45,7 +45,10 @@ def _row(report: Report, row: Row) -> dict[str, Any]:
     else:
         ci = f" [{100 * row.ci95[0]:.1f}, {100 * row.ci95[1]:.1f}]" if row.ci95 else ""
         acc = {"text": f"{100 * row.accuracy.value:.1f}%{ci} (n = {row.n_items})", "num": True}
-    hw = row.hardware.label if row.hardware else (o.hardware or ("API" if o.kind == "api" else None))
+    if row.hardware is not None:
+        hw = f"{o.hardware}: {row.hardware.label}, ${row.hardware.usd_per_hour:g}/hour"
+    else:
+        hw = o.hardware or ("API" if o.kind == "api" else None)
     css = "recommended" if row.key == report.headline.recommended else ""
     css = "runner-up" if row.key == report.headline.runner_up else css
     return {
@@ -62,7 +65,6 @@ def _row(report: Report, row: Row) -> dict[str, Any]:
             _cell(row.tpot_p50, "ms"),
             _cell(row.output_tok_s),
             _cell(row.goodput_rps),
-            _cell(row.usd_per_hour, "usd"),
             _cell(row.usd_per_1m_output, "usd"),
             _cell(row.usd_per_1m_blended, "usd"),
             _cell(row.usd_per_1k_requests, "usd"),
