@@ -45,6 +45,7 @@ def _row(report: Report, row: Row) -> dict[str, Any]:
     else:
         ci = f" [{100 * row.ci95[0]:.1f}, {100 * row.ci95[1]:.1f}]" if row.ci95 else ""
         acc = {"text": f"{100 * row.accuracy.value:.1f}%{ci} (n = {row.n_items})", "num": True}
+    hw: str | None
     if row.hardware is not None:
         hw = f"{o.hardware}: {row.hardware.label}, ${row.hardware.usd_per_hour:g}/hour"
     else:
