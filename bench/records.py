@@ -59,7 +59,7 @@ class RequestRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
-    cached_input_tokens: int | None = None
+    cached_input_tokens: int | None = None  # cache reads, part of input_tokens
     tokens_from: TokenSource = "none"  # where output_tokens came from
     http_status: int | None = None
     error_kind: str | None = None  # e.g. http_429, http_500, timeout, connection, protocol, cancelled
@@ -67,6 +67,9 @@ class RequestRecord:
     output_text: str = ""
     reasoning_text: str = ""
     warmup: bool = False
+    # Cache writes, part of input_tokens (Anthropic's cache_creation_input_tokens); the store has no column
+    # for it yet, so accuracy items carry it in `extra` and load runs do not keep it.
+    cache_write_tokens: int | None = None
 
     @property
     def ok(self) -> bool:

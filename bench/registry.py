@@ -160,16 +160,34 @@ class ApiEndpoint(_Entry):
 
 
 class Hardware(_Entry):
-    """A priced hardware profile for self-hosting cost."""
+    """A priced hardware profile for self-hosting cost: GPUs, or a CPU-only machine (`cpu`, `vcpus`)."""
 
-    gpu: str
-    count: int = Field(ge=1)
-    gpu_memory_gib: float = Field(gt=0, description="memory per GPU, GiB")
+    gpu: str | None = Field(None, description="GPU model; unset for a CPU-only profile")
+    count: int = Field(1, ge=1, description="GPUs in the profile")
+    gpu_memory_gib: float | None = Field(None, gt=0, description="memory per GPU, GiB")
+    cpu: str | None = Field(None, description="CPU or instance type of a CPU-only profile")
+    vcpus: int | None = Field(None, ge=1)
+    memory_gib: float | None = Field(None, gt=0, description="host memory, GiB")
     usd_per_hour: float = Field(gt=0, description="price of the whole profile (all GPUs), USD/hour")
     provider: str = ""
     as_of: date
     source: str = Field(min_length=1)
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _gpu_or_cpu(self) -> Hardware:
+        if self.gpu is None and self.cpu is None:
+            raise ValueError("set 'gpu' (with gpu_memory_gib) or, for a CPU-only profile, 'cpu'")
+        if self.gpu is not None and self.gpu_memory_gib is None:
+            raise ValueError("a GPU profile needs gpu_memory_gib")
+        return self
+
+    @property
+    def label(self) -> str:
+        """One line naming the hardware, e.g. '1x H100 SXM 80GB' or 't3.large (2 vCPU)'."""
+        if self.gpu is not None:
+            return f"{self.count}x {self.gpu}"
+        return f"{self.cpu} ({self.vcpus} vCPU)" if self.vcpus else str(self.cpu)
 
 
 class MockEndpoint(_Entry):

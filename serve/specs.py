@@ -39,12 +39,21 @@ class AnswerModel(_Spec):
     default_output_tokens: int = Field(128, ge=1, description="length when the request sets no max_tokens")
     oracle_file: Path | None = Field(None, description="JSONL with prompt or messages and reference(s)")
     accuracy: float = Field(1.0, ge=0, le=1, description="probability that the oracle answers correctly")
+    area_accuracy: dict[str, float] = Field(
+        default_factory=dict, description="per-area probability (by the file's `area` field), else accuracy"
+    )
+    unknown: Literal["dont-know", "filler"] = Field(
+        "dont-know", description="an unknown question gets 'I don't know.' or filler of the full budget"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
     def _oracle_needs_file(self) -> AnswerModel:
         if self.kind == "oracle" and self.oracle_file is None:
             raise ValueError("an oracle answer model needs oracle_file")
+        for area, share in self.area_accuracy.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"area_accuracy[{area!r}] = {share} is not a probability in [0, 1]")
         return self
 
 

@@ -35,16 +35,24 @@ def token_cost(
     input_tokens: int | None,
     output_tokens: int | None,
     cached_input: int | None = None,
+    cache_write: int | None = None,
 ) -> float | None:
-    """USD for one request from per-1M-token prices; None without prices or without usage."""
+    """USD for one request from per-1M-token prices; None without prices or without usage.
+
+    `input_tokens` is the whole prompt (the clients' normalized shape); `cached_input` (cache reads) and
+    `cache_write` are parts of it, priced at their own rates (base input where the entry has none).
+    """
     if prices is None or input_tokens is None or output_tokens is None:
         return None
     cached = cached_input or 0
+    written = min(cache_write or 0, max(0, input_tokens - cached))
     cached_price = (
         prices.cached_input_per_1m if prices.cached_input_per_1m is not None else prices.input_per_1m
     )
-    fresh = max(0, input_tokens - cached)
-    return (fresh * prices.input_per_1m + cached * cached_price + output_tokens * prices.output_per_1m) / 1e6
+    write_price = prices.cache_write_per_1m if prices.cache_write_per_1m is not None else prices.input_per_1m
+    fresh = max(0, input_tokens - cached - written)
+    billed_input = fresh * prices.input_per_1m + cached * cached_price + written * write_price
+    return (billed_input + output_tokens * prices.output_per_1m) / 1e6
 
 
 @dataclass
@@ -158,6 +166,19 @@ def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> 
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,
         "latency_ms": (record.end_s - record.start_s) * 1000,
-        "cost_usd": token_cost(prices, record.input_tokens, record.output_tokens, record.cached_input_tokens),
-        "extra": {"ttft_ms": ttft, "http_status": record.http_status, "tokens_from": record.tokens_from},
+        "cost_usd": token_cost(
+            prices,
+            record.input_tokens,
+            record.output_tokens,
+            record.cached_input_tokens,
+            record.cache_write_tokens,
+        ),
+        "extra": {
+            "ttft_ms": ttft,
+            "http_status": record.http_status,
+            "tokens_from": record.tokens_from,
+            # The items table has no columns for these: bench.cost reads them from here.
+            "cached_input_tokens": record.cached_input_tokens,
+            "cache_write_tokens": record.cache_write_tokens,
+        },
     }

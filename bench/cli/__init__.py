@@ -22,6 +22,9 @@ COMMANDS = {
     "serve": "bench.cli.serve:serve",
     "bench": "bench.cli.bench:bench",
     "runs": "bench.cli.runs:runs",
+    "report": "bench.cli.report:report",
+    "card": "bench.cli.card:card",
+    "compare": "bench.cli.compare:compare",
 }
 
 
@@ -48,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI; map known errors to one message and an exit code."""
     debug = os.environ.get("LLMBENCH_DEBUG") == "1"
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="llmbench", standalone_mode=False)
+        args = list(argv) if argv is not None else None
+        code = cli.main(args=args, prog_name="llmbench", standalone_mode=False)
+        # Outside standalone mode click returns a command's ctx.exit(N) code instead of exiting with it.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

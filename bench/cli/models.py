@@ -120,7 +120,8 @@ def _cells(name: str, entry: Entry) -> list[str]:
         return [name, entry.provider, entry.model, _num(p.input_per_1m), _num(p.output_per_1m),
                 _num(p.cached_input_per_1m), p.as_of.isoformat()]  # fmt: skip
     if isinstance(entry, Hardware):
-        return [name, entry.gpu, str(entry.count), _num(entry.gpu_memory_gib), _num(entry.usd_per_hour),
+        return [name, entry.gpu or f"CPU: {entry.label}", str(entry.count if entry.gpu else 0),
+                _num(entry.gpu_memory_gib), _num(entry.usd_per_hour),
                 entry.provider, entry.as_of.isoformat()]  # fmt: skip
     assert isinstance(entry, MockEndpoint)
     answers = entry.answers.kind + (

@@ -1,4 +1,4 @@
-"""`llmbench runs`: list stored runs, show one, and recompute its summary from the raw records."""
+"""`llmbench runs`: list stored runs, show one, recompute its summary, and export runs as CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -90,3 +90,50 @@ def _brief(info: Any) -> dict[str, Any]:
         "profile": str(profile),
         "records": info.n_requests or info.n_items,
     }
+
+
+@runs.command("export")
+@click.option("--csv", "fmt", flag_value="csv", help="Write CSV.")
+@click.option("--parquet", "fmt", flag_value="parquet", help="Write Parquet (pyarrow).")
+@click.option("--out", type=_STORE, required=True, help="Output file.")
+@click.option(
+    "--what",
+    type=click.Choice(["runs", "requests", "items"]),
+    default="runs",
+    show_default=True,
+    help="One row per run (key figures and provenance), or the raw request or item rows.",
+)
+@click.option("--kind", type=click.Choice(["load", "accuracy"]), default=None, help="Only runs of this kind.")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the newest N runs [all].")
+@click.option("--sweep", default=None, help="Only the runs of this sweep.")
+@click.option("--store", type=_STORE, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
+@click.argument("run_ids", nargs=-1)
+@click.pass_obj
+def export(
+    app: AppContext,
+    fmt: str | None,
+    out: Path,
+    what: str,
+    kind: str | None,
+    last: int | None,
+    sweep: str | None,
+    store: Path | None,
+    run_ids: tuple[str, ...],
+) -> None:
+    """Export stored runs (all, RUN_IDs, --last N or --sweep ID) as --csv or --parquet."""
+    from bench.errors import UsageError
+    from bench.report.export import export as write_export
+    from bench.report.jsonout import pricing_from_registry
+    from bench.report.query import select_runs
+
+    if fmt is None:
+        raise UsageError("choose a format: --csv or --parquet", flag="--csv")
+    path = store or app.settings.results_path
+    with Store.open(path) as db:
+        infos = [
+            i for i in select_runs(db, run_ids, last=last, sweep=sweep) if kind is None or i.kind == kind
+        ]
+    n = write_export(infos, path, out, fmt, what, pricing_from_registry(app.registry))
+    click.echo(
+        f"wrote {n:,} {what if what != 'runs' else 'run'} rows of {len(infos)} runs to {out}", err=True
+    )

@@ -3,8 +3,8 @@
 Token-bearing events: `content_block_delta` with a `text_delta` (visible), `thinking_delta` (reasoning) or
 `input_json_delta` (a tool call being written; visible, no text kept). Usage: `message_start` carries the
 input tokens, `message_delta` the cumulative output tokens. The record's `input_tokens` is the whole prompt
-(input + cache read + cache creation, as OpenAI's prompt_tokens counts it) and `cached_input_tokens` the
-cache reads, so cost can price the two apart.
+(input + cache read + cache creation, as OpenAI's prompt_tokens counts it), `cached_input_tokens` the
+cache reads and `cache_write_tokens` the cache creation, so cost can price the three apart.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ class AnthropicStream:
         if "input_tokens" in usage or "cache_read_input_tokens" in usage:
             rec.input_tokens = self._input + self._cache_read + self._cache_create
             rec.cached_input_tokens = self._cache_read
+            rec.cache_write_tokens = self._cache_create
         output = usage.get("output_tokens")
         # message_start's output_tokens is a placeholder (often 1); message_delta's is the cumulative count.
         if final and isinstance(output, int):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from bench.errors import ConfigError, MissingKeyError, UsageError
 from bench.registry import LocalModel, MockEndpoint, Registry
+from bench.serving.answers import resolve_answers
 from bench.serving.checks import HF_DTYPES, check_backend_flags, not_pulled, serve_info
 from bench.settings import Settings
 from serve.errors import EngineNotFound, ServeError
@@ -481,7 +482,7 @@ def mock_spec(
         host=host,
         port=port,
         latency=entry.latency,
-        answers=entry.answers,
+        answers=resolve_answers(entry.answers),
         tokenizer=tokenizer,
         strict=entry.strict if strict is None else strict,
         api_key=SecretStr(api_key) if api_key else None,

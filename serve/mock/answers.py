@@ -124,28 +124,38 @@ class FillerText:
 
 @dataclass(frozen=True, slots=True)
 class OracleItem:
-    """One question: its id, whitespace-normalized prompt and acceptable references."""
+    """One question: its id, whitespace-normalized prompt, acceptable references and area (if given)."""
 
     id: str
     key: str
     references: tuple[str, ...]
+    area: str | None = None
 
 
 class Oracle:
-    """Answers known questions right with probability `accuracy`, decided per (seed, item id)."""
+    """Answers known questions right with probability `accuracy` (or its area's), decided per (seed, id)."""
 
-    def __init__(self, items: list[OracleItem], accuracy: float, seed: int) -> None:
+    def __init__(
+        self,
+        items: list[OracleItem],
+        accuracy: float,
+        seed: int,
+        area_accuracy: dict[str, float] | None = None,
+    ) -> None:
         self.items = items
         self.accuracy = accuracy
         self.seed = seed
+        self.area_accuracy = dict(area_accuracy or {})
         self._by_key: dict[str, OracleItem] = {}
         for item in items:
             self._by_key.setdefault(item.key, item)
         self._firsts = list(dict.fromkeys(item.references[0] for item in items))
 
     @classmethod
-    def load(cls, path: Path, accuracy: float, seed: int) -> Oracle:
-        """Read a JSONL file of {id, prompt | messages, reference | references}."""
+    def load(
+        cls, path: Path, accuracy: float, seed: int, area_accuracy: dict[str, float] | None = None
+    ) -> Oracle:
+        """Read a JSONL file of {id, prompt | messages, reference | references, area?} (a suite file)."""
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as e:
@@ -157,7 +167,7 @@ class Oracle:
                     items.append(_parse_item(json.loads(line), number))
                 except (ValueError, TypeError, KeyError) as e:
                     raise ServerStartError(f"{path}:{number}: bad oracle item: {e}") from e
-        return cls(items, accuracy, seed)
+        return cls(items, accuracy, seed, area_accuracy)
 
     def lookup(self, text: str) -> OracleItem | None:
         """The item asked in `text`: exact match, else the known question nearest the end of `text`."""
@@ -177,7 +187,8 @@ class Oracle:
 
     def is_correct(self, item: OracleItem) -> bool:
         """Whether this item is answered right; the same for every run with the same seed."""
-        return _unit(f"{self.seed}:{item.id}") < self.accuracy
+        share = self.area_accuracy.get(item.area, self.accuracy) if item.area else self.accuracy
+        return _unit(f"{self.seed}:{item.id}") < share
 
     def reply(self, item: OracleItem | None) -> str:
         """The answer text for an item (or for an unknown question)."""
@@ -211,16 +222,19 @@ class Answerer:
         self.oracle: Oracle | None = None
         if spec.kind == "oracle":
             assert spec.oracle_file is not None
-            self.oracle = Oracle.load(spec.oracle_file, spec.accuracy, spec.seed)
+            self.oracle = Oracle.load(spec.oracle_file, spec.accuracy, spec.seed, spec.area_accuracy)
 
     def answer(self, gen: Generation, match_text: str | None = None) -> Answer:
         """The answer to `gen` (or to one prompt of its batch, given as `match_text`)."""
         limit = gen.max_tokens if gen.max_tokens is not None else self.spec.default_output_tokens
-        if self.oracle is None:
+        item = None
+        if self.oracle is not None:
+            item = self.oracle.lookup(gen.match_text if match_text is None else match_text)
+        if self.oracle is None or (item is None and self.spec.unknown == "filler"):
             finish: Finish = "length" if gen.max_tokens is not None or gen.ignore_eos else "stop"
             out = Answer(self.filler.tokens(limit, gen.seed or 0), limit, finish, plain=True)
         else:
-            text = self.oracle.reply(self.oracle.lookup(gen.match_text if match_text is None else match_text))
+            text = self.oracle.reply(item)
             pieces, count, truncated = self.counter.pieces(text, limit)
             out = Answer(pieces, count, "length" if truncated else "stop")
             # vLLM's ignore_eos and min_tokens keep generating past the end of the answer.
@@ -272,7 +286,13 @@ def _parse_item(raw: Any, number: int) -> OracleItem:
     refs = raw["references"] if "references" in raw else [raw["reference"]]
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str | int | float) for r in refs):
         raise TypeError("references must be a non-empty list of strings")
-    return OracleItem(str(raw.get("id", number)), normalize(prompt), tuple(str(r) for r in refs))
+    area = raw.get("area")
+    return OracleItem(
+        str(raw.get("id", number)),
+        normalize(prompt),
+        tuple(str(r) for r in refs),
+        area if isinstance(area, str) else None,
+    )
 
 
 def content_text(content: Any) -> str:

@@ -1,0 +1,240 @@
+"""`build_report`: the library function behind `llmbench report`. Reads the store, computes, renders nothing.
+
+Runs are selected (ids, the last N, a sweep, or all), grouped into options, given figures (cost through
+bench.cost), judged (paired accuracy, recommendation, Pareto frontier, downgrade ladder, break-even), and
+handed to a renderer as one `Report`. Per-request data is aggregated in SQL (see `query`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.errors import UsageError
+from bench.report.analysis import (
+    DEFAULT_MAX_DROP,
+    BreakEvenRow,
+    Comparisons,
+    Downgrade,
+    Headline,
+    break_evens,
+    downgrade,
+    headline,
+)
+from bench.report.figures import Row, compute_row
+from bench.report.flags import Flag
+from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment, load_point
+from bench.report.options import Pricing, SuiteKey, group_options, provenance_row
+from bench.report.query import StoreReader, select_runs
+from bench.report.recovery import SCHEMA as RECOVERY_SCHEMA
+from bench.report.recovery import Recovery, read_recovery
+from bench.store import RunInfo, Store
+
+SCHEMA = "llmbench.report/1"
+HIST_BINS = 40
+ITL_SAMPLE_REQUESTS = 400
+
+
+class ReportSpec(BaseModel):
+    """What to report on and how to judge it (the CLI builds it from flags)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_ids: tuple[str, ...] = ()
+    last: int | None = Field(None, ge=1, description="the newest N runs")
+    sweep: str | None = Field(None, description="every run of one sweep")
+    max_drop: float = Field(DEFAULT_MAX_DROP, ge=0, description="accuracy points an option may lose")
+    utilization: float | None = Field(None, gt=0, le=1, description="share of time a box is busy")
+    target_attainment: float = Field(DEFAULT_TARGET_ATTAINMENT, gt=0, le=1)
+    hardware: dict[str, str] = Field(default_factory=dict, description="TARGET -> hardware profile")
+
+    def selection(self) -> str:
+        if self.run_ids:
+            return f"{len(self.run_ids)} runs given by id"
+        if self.sweep:
+            return f"the runs of sweep {self.sweep}"
+        return f"the newest {self.last} runs" if self.last else "every stored run"
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """One load run of an option, for the latency-against-throughput chart."""
+
+    run_id: str
+    label: str
+    output_tok_s: float | None
+    requests_per_s: float | None
+    ttft_p50: float | None
+    ttft_p95: float | None
+    tpot_p50: float | None
+    tpot_p95: float | None
+    attainment: float | None
+    is_operating_point: bool
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts in equal bins from `lo` to `hi` (ms), for one option's operating-point run."""
+
+    key: str
+    metric: str  # 'ttft' or 'itl'
+    lo: float
+    hi: float
+    counts: list[int]
+    note: str
+
+
+@dataclass
+class Report:
+    """Everything a renderer shows."""
+
+    spec: ReportSpec
+    store: str
+    generated_at: str
+    n_runs: int
+    rows: list[Row]
+    suite: SuiteKey | None
+    other_suites: dict[str, int]
+    headline: Headline
+    downgrade: Downgrade
+    break_evens: list[BreakEvenRow]
+    recovery: Recovery
+    provenance: list[dict[str, Any]]
+    curves: dict[str, list[LoadPoint]] = field(default_factory=dict)
+    histograms: list[Histogram] = field(default_factory=list)
+    slo: dict[str, float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flags(self) -> list[Flag]:
+        return [f for r in self.rows for f in r.option.flags]
+
+    def row(self, key: str | None) -> Row | None:
+        return next((r for r in self.rows if r.key == key), None)
+
+
+def _curve(runs: Sequence[RunInfo], op: RunInfo | None) -> list[LoadPoint]:
+    points = []
+    for run in runs:
+        s = run.summary
+        if s is None:
+            continue
+        point = load_point(run.profile)
+        label = str(run.profile.get("label") or (point and f"{point[0]} {point[1]:g}") or run.id[:8])
+        points.append(
+            LoadPoint(
+                run.id,
+                label,
+                s.get("output_tokens_per_s"),
+                s.get("requests_per_s"),
+                (s.get("ttft_ms") or {}).get("p50"),
+                (s.get("ttft_ms") or {}).get("p95"),
+                (s.get("tpot_ms") or {}).get("p50"),
+                (s.get("tpot_ms") or {}).get("p95"),
+                attainment(s),
+                op is not None and run.id == op.id,
+            )
+        )
+    points.sort(key=lambda p: p.output_tok_s or 0.0)
+    return points
+
+
+def _histograms(rows: Sequence[Row], reader: StoreReader) -> list[Histogram]:
+    out: list[Histogram] = []
+    for row in rows:
+        run = row.option.op.run or row.option.op.display
+        if run is None or run.summary is None:
+            continue
+        ttft = run.summary.get("ttft_ms") or {}
+        if ttft.get("count") and ttft.get("min") is not None and ttft.get("max") is not None:
+            lo, hi = float(ttft["min"]), float(ttft["max"])
+            counts = reader.ttft_histogram(run.id, lo, hi, HIST_BINS)
+            out.append(
+                Histogram(row.key, "ttft", lo, hi, counts, f"all {sum(counts):,} requests of {run.id[:8]}")
+            )
+        gaps, sampled = reader.itl_sample_ms(run.id, ITL_SAMPLE_REQUESTS)
+        if len(gaps) >= 2:
+            lo, hi = min(gaps), max(gaps)
+            width = (hi - lo) / HIST_BINS if hi > lo else 1.0
+            counts = [0] * HIST_BINS
+            for g in gaps:
+                counts[min(HIST_BINS - 1, int((g - lo) / width))] += 1
+            note = f"{len(gaps):,} gaps of {sampled:,} requests sampled from {run.id[:8]}"
+            out.append(Histogram(row.key, "itl", lo, hi, counts, note))
+    return out
+
+
+def _ranked(rows: Sequence[Row], head: Headline) -> list[Row]:
+    """The recommendation, the runner-up, then the rest by $/1M output tokens (n/a last)."""
+    first = [k for k in (head.recommended, head.runner_up) if k]
+
+    def key(r: Row) -> tuple[int, int, float]:
+        pos = first.index(r.key) if r.key in first else len(first)
+        cost = r.usd_per_1m_output.value
+        return (pos, cost is None, cost or 0.0)
+
+    return sorted(rows, key=key)
+
+
+def _common_slo(rows: Sequence[Row]) -> tuple[dict[str, float] | None, list[str]]:
+    slos = {str(r.option.op.slo): r.option.op.slo for r in rows if r.option.op.slo}
+    if len(slos) > 1:
+        return next(iter(slos.values())), [
+            f"the runs' SLOs differ ({'; '.join(slos)}): each is judged by its own"
+        ]
+    return (next(iter(slos.values())) if slos else None), []
+
+
+def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report:
+    """Read the store at `store_path` and compute the report (nothing is written)."""
+    for name, profile in spec.hardware.items():
+        if profile not in pricing.hardware:
+            known = ", ".join(sorted(pricing.hardware))
+            raise UsageError(
+                f"{name}={profile}: unknown hardware profile (known: {known})", flag="--hardware"
+            )
+    pricing = Pricing(
+        pricing.prices, pricing.providers, pricing.hardware, {**pricing.overrides, **spec.hardware}
+    )
+    with Store.open(store_path) as store:
+        runs = select_runs(store, spec.run_ids, last=spec.last, sweep=spec.sweep)
+        docs = store.list_documents(RECOVERY_SCHEMA)
+    with StoreReader(store_path) as reader:
+        options, suite, other = group_options(runs, pricing, spec.target_attainment)
+        rows = [compute_row(o, pricing, reader, utilization=spec.utilization) for o in options]
+        comparisons = Comparisons(reader.verdicts)
+        head = headline(rows, comparisons, spec.max_drop)
+        rows = _ranked(rows, head)
+        ladder = downgrade(rows, comparisons)
+        histograms = _histograms(rows, reader)
+    slo, notes = _common_slo(rows)
+    if other:
+        notes.append(
+            "accuracy runs on other suites are not compared: "
+            + ", ".join(f"{k} ({v} runs)" for k, v in sorted(other.items()))
+        )
+    if not runs:
+        notes.append("the store holds no runs for this selection")
+    return Report(
+        spec=spec,
+        store=str(store_path),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        n_runs=len(runs),
+        rows=rows,
+        suite=suite,
+        other_suites=other,
+        headline=head,
+        downgrade=ladder,
+        break_evens=break_evens(rows),
+        recovery=read_recovery(docs),
+        provenance=[provenance_row(r, pricing) for r in runs],
+        curves={o.key: _curve(o.load_runs, o.op.run) for o in options if o.load_runs},
+        histograms=histograms,
+        slo=slo,
+        notes=notes,
+    )

@@ -1,0 +1,165 @@
+"""The HTML report: one self-contained file (plotly.js inlined, no network), opens from file://."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from bench import __version__
+from bench.report.analysis import BreakEvenRow, Step
+from bench.report.build import Report
+from bench.report.figures import Row
+from bench.report.flags import SERIOUS
+from bench.report.markdown import _one_line as one_line
+from bench.report.value import Value, fmt_tokens, fmt_usd, show
+
+COLUMNS = (
+    "option", "model", "variant", "hardware", "accuracy [95% CI]", "TTFT p50 ms", "TTFT p95 ms",
+    "TPOT p50 ms", "output tok/s at op", "goodput req/s", "$/1M out", "$/1M blended", "$/1k req",
+    "$/correct", "flags",
+)  # fmt: skip
+PROVENANCE = (
+    "run_id", "kind", "status", "started_at", "target", "profile", "engine", "model_repo",
+    "model_revision", "quantization", "hardware", "llmbench", "git_sha", "sweep_id",
+)  # fmt: skip
+
+
+def _cell(value: Value, kind: str = "number") -> dict[str, Any]:
+    if value.value is None:
+        return {"na": value.reason or "not measured", "num": True}
+    return {"text": show(value, kind), "num": True, "note": value.note}
+
+
+def _text(text: str | None) -> dict[str, Any]:
+    return {"text": text or "-", "num": False}
+
+
+def _row(report: Report, row: Row) -> dict[str, Any]:
+    o = row.option
+    acc: dict[str, Any]
+    if row.accuracy.value is None:
+        acc = _cell(row.accuracy)
+    else:
+        ci = f" [{100 * row.ci95[0]:.1f}, {100 * row.ci95[1]:.1f}]" if row.ci95 else ""
+        acc = {"text": f"{100 * row.accuracy.value:.1f}%{ci} (n = {row.n_items})", "num": True}
+    hw: str | None
+    if row.hardware is not None:
+        hw = f"{o.hardware}: {row.hardware.label}, ${row.hardware.usd_per_hour:g}/hour"
+    else:
+        hw = o.hardware or ("API" if o.kind == "api" else None)
+    css = "recommended" if row.key == report.headline.recommended else ""
+    css = "runner-up" if row.key == report.headline.runner_up else css
+    return {
+        "key": row.key,
+        "css": css,
+        "cells": [
+            _text(row.key),
+            _text(o.model),
+            _text(o.variant),
+            _text(hw),
+            acc,
+            _cell(row.ttft_p50, "ms"),
+            _cell(row.ttft_p95, "ms"),
+            _cell(row.tpot_p50, "ms"),
+            _cell(row.output_tok_s),
+            _cell(row.goodput_rps),
+            _cell(row.usd_per_1m_output, "usd"),
+            _cell(row.usd_per_1m_blended, "usd"),
+            _cell(row.usd_per_1k_requests, "usd"),
+            _cell(row.usd_per_correct, "usd"),
+        ],
+        "flags": [
+            {"kind": f.kind, "detail": f"{f.run_id[:8]}: {f.detail}", "serious": f.kind in SERIOUS}
+            for f in o.flags
+        ],
+    }
+
+
+def _charts(report: Report) -> tuple[list[dict[str, Any]], str]:
+    from bench.report.charts import CHARTS  # plotly is imported only to draw
+
+    shown: list[dict[str, Any]] = []
+    data: dict[str, Any] = {}
+    for chart_id, (title, build, why) in CHARTS.items():
+        fig = build(report)
+        if fig is None:
+            shown.append({"id": chart_id, "title": title, "json": False, "na": why(report)})
+        else:
+            shown.append({"id": chart_id, "title": title, "json": True})
+            data[chart_id] = json.loads(fig.to_json())
+    # "</" would end the script element early.
+    return shown, json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _step(s: Step) -> dict[str, str]:
+    p = s.paired
+    change = (
+        "n/a" if p is None else f"{p.diff_points:+.1f} [{p.ci95_points[0]:+.1f}, {p.ci95_points[1]:+.1f}]"
+    )
+    return {
+        "step": f"{s.stronger} → {s.cheaper}",
+        "change": change,
+        "p": "n/a" if p is None else f"{p.p_value:.2g}",
+        "saving": f"{fmt_usd(s.saving_per_1m)} ({100 * s.saving_share:.0f}%)",
+    }
+
+
+def _break_even(b: BreakEvenRow) -> dict[str, str]:
+    be = b.result
+    return {
+        "selfhosted": b.selfhosted,
+        "api": b.api,
+        "price": fmt_usd(b.api_usd_per_1m_output),
+        "volume": fmt_tokens(be.volume) if be.volume is not None else f"never: {be.reason}",
+        "utilization": f"{100 * be.utilization:.1f}%",
+        "above": fmt_tokens(be.always_above) if be.always_above is not None else "-",
+    }
+
+
+def render_html(report: Report) -> str:
+    """The report as one HTML page."""
+    from plotly.offline import get_plotlyjs
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(
+        resources.files("bench.report").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+    )
+    h = report.headline
+    spec = report.spec
+    charts, charts_json = _charts(report)
+    return template.render(
+        plotly_js=get_plotlyjs(),
+        generated_at=report.generated_at,
+        n_runs=report.n_runs,
+        selection=spec.selection(),
+        store=report.store,
+        version=__version__,
+        headline={
+            "recommended_line": one_line(report, h.recommended).replace("**", ""),
+            "runner_up_line": one_line(report, h.runner_up).replace("**", "") if h.runner_up else None,
+            "summary": h.summary,
+            "excluded": list(h.reasons.items()),
+        },
+        suite=report.suite.label if report.suite else "none",
+        slo=", ".join(f"{k}={v:g}" for k, v in (report.slo or {}).items()) or "none stored",
+        attainment=f"{spec.target_attainment:.0%}",
+        max_drop=f"{spec.max_drop:g}",
+        basis="allocation" if spec.utilization is None else f"utilization {spec.utilization:.0%}",
+        columns=COLUMNS,
+        rows=[_row(report, r) for r in report.rows],
+        charts=charts,
+        charts_json=charts_json,
+        downgrade=[_step(s) for s in report.downgrade.steps],
+        dominated=list(report.downgrade.dominated.items()),
+        break_even=[_break_even(b) for b in report.break_evens],
+        flags=[
+            {"run": f.run_id[:8], "kind": f.kind, "detail": f.detail, "serious": f.kind in SERIOUS}
+            for f in dict.fromkeys(report.flags)
+        ],
+        notes=report.notes,
+        provenance_columns=PROVENANCE,
+        provenance=[[p.get(c) for c in PROVENANCE] for p in report.provenance],
+    )
