@@ -139,7 +139,16 @@ M002_SWEEPS_DOCUMENTS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL, M002_SWEEPS_DOCUMENTS)
+M003_CACHE_WRITES = Migration(
+    "m003_cache_writes",
+    (
+        # Prompt tokens written to the provider's cache (Anthropic's cache_creation_input_tokens): billed
+        # above base input, so cost needs them per request.
+        "ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL, M002_SWEEPS_DOCUMENTS, M003_CACHE_WRITES)
 
 _BOOTSTRAP = "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 

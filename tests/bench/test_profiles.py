@@ -27,7 +27,7 @@ from bench.loadgen.spec import LoadSpec
 
 
 def test_registry_is_keyed_by_kind() -> None:
-    assert set(PROFILES) == {"synchronous", "concurrent", "constant", "poisson", "sweep"}
+    assert set(PROFILES) == {"synchronous", "concurrent", "constant", "poisson", "sweep", "goodput"}
     for kind, cls in PROFILES.items():
         assert cls.model_fields["kind"].default == kind
 

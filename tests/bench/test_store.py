@@ -45,6 +45,7 @@ def records() -> list[RequestRecord]:
             output_tokens=7,
             reasoning_tokens=2,
             cached_input_tokens=64,
+            cache_write_tokens=32,
             tokens_from="usage",
             http_status=200,
             output_text="héllo wörld ✓",
@@ -314,7 +315,11 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
 
 def test_shipped_migrations_are_never_edited() -> None:
     # Add a new migration instead of editing one; then add its digest here.
-    shipped = {"m001_initial": "b6f29ad9", "m002_sweeps_documents": "2beed59e"}
+    shipped = {
+        "m001_initial": "b6f29ad9",
+        "m002_sweeps_documents": "2beed59e",
+        "m003_cache_writes": "c98c49bd",
+    }
     for m in MIGRATIONS:
         digest = hashlib.sha256("\n".join(m.statements).encode()).hexdigest()[:8]
         assert shipped.get(m.name) == digest, f"{m.name} changed or is not pinned (digest {digest})"
