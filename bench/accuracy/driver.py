@@ -100,7 +100,14 @@ def run_accuracy(
             **collect_provenance(extra={"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}),
             **target_provenance(target, registry, hardware=spec.hardware),
         }
-        run_id = store.start_run("accuracy", target.to_json(), profile, provenance)
+        run_id = store.start_run(
+            "accuracy",
+            target.to_json(),
+            profile,
+            provenance,
+            sweep_id=spec.sweep_id,
+            point_id=spec.point_id,
+        )
         base = {
             "suite": suite.name if suite else spec.suite,
             "target": target.name,

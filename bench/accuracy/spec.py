@@ -38,6 +38,8 @@ class AccuracySpec(BaseModel):
     store: Path | None = None
     server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
     hardware: str | None = Field(None, description="models.yaml hardware profile the server runs on")
+    sweep_id: str | None = Field(None, description="the sweep this run belongs to (set by sweeps)")
+    point_id: str | None = Field(None, description="its point in that sweep")
 
     @property
     def lm_eval_tasks(self) -> tuple[str, ...] | None:

@@ -468,6 +468,8 @@ class _Session:
                 profile_json,
                 self.provenance,
                 group_id=self.result.group_id,
+                sweep_id=self.spec.sweep_id,
+                point_id=self.spec.point_id,
             )
         )
         self._emit(RunStarted(self.index, total, label, profile_json, run_id))

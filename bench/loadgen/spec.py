@@ -104,6 +104,8 @@ class LoadSpec(BaseModel):
     search: Literal["rate", "concurrency"] | None = Field(None, description="goodput: what to vary")
     max_load: float | None = Field(None, gt=0, description="goodput: the doubling stops at this load")
     search_steps: int = Field(3, ge=0, le=12, description="goodput: bisection steps after doubling")
+    sweep_id: str | None = Field(None, description="the sweep this invocation belongs to (set by sweeps)")
+    point_id: str | None = Field(None, description="its point in that sweep")
 
     @field_validator("concurrency", "rate")
     @classmethod
