@@ -22,6 +22,7 @@ COMMANDS = {
     "serve": "bench.cli.serve:serve",
     "bench": "bench.cli.bench:bench",
     "runs": "bench.cli.runs:runs",
+    "quantize": "bench.cli.quantize:quantize",
 }
 
 
