@@ -44,7 +44,11 @@ def find_quant_python(
     search_dirs: Sequence[Path] = (),
     probe: ProbeFn = _probe,
 ) -> Path:
-    """The interpreter of the llm-compressor venv; QuantToolNotFound says how to make one."""
+    """The interpreter of the llm-compressor venv; QuantToolNotFound says how to make one.
+
+    `search_dirs` are the folders whose .venv-quant is tried (default: the working directory, then the
+    checkout this package lives in).
+    """
     env = os.environ if env is None else env
     candidates: list[tuple[Path, str]] = []
     if explicit is not None:
@@ -52,7 +56,7 @@ def find_quant_python(
     elif env.get(ENV_VAR):
         candidates.append((Path(env[ENV_VAR]), ENV_VAR))
     else:
-        dirs = list(dict.fromkeys([*search_dirs, Path.cwd(), REPO_ROOT]))
+        dirs = list(dict.fromkeys(search_dirs or (Path.cwd(), REPO_ROOT)))
         candidates.extend((d / VENV / "bin" / "python", f"{d / VENV}") for d in dirs)
     for python, source in candidates:
         if not python.exists():
