@@ -32,6 +32,9 @@ MIB = 1024**2
 @click.option("--threshold", type=float, default=None, help="Recovery under this is flagged [0.95].")
 @click.option("--limit", type=int, default=None, help="Items per area.")
 @click.option(
+    "--max-tokens", type=int, default=None, help="Output budget per item [256, ≤ half the context]."
+)
+@click.option(
     "--backend",
     type=click.Choice(["vllm", "hf"]),
     default=None,
@@ -60,6 +63,7 @@ def run_and_print(settings: Settings, base: str, variant: str, suites: str, **fl
         "suites": [s.strip() for s in suites.split(",") if s.strip()],
         "threshold": flags.get("threshold"),
         "limit": flags.get("limit"),
+        "max_tokens": flags.get("max_tokens"),
         "backend": flags.get("backend"),
         "speed_requests": flags.get("speed_requests"),
         "speed": not flags.get("no_speed", False),
@@ -120,6 +124,9 @@ def render(doc: dict[str, Any]) -> list[str]:
     out.append(f"size: weights {sizes}; ratio {_fig(doc['size_ratio'])}")
     for name, s in doc["suites"].items():
         rec, ci = _recovery(s)
+        if s["base_score"] is None:
+            out.append(f"suite {name}: n/a ({ci})  FLAGGED")
+            continue
         out.append(
             f"suite {name}: base {s['base_score']:.1%}, variant {s['variant_score']:.1%}, recovery {rec} "
             f"95% CI {ci}, n={s['n']}{'  FLAGGED' if s['flagged'] else ''}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy.driver import run_accuracy
+from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.accuracy.spec import AccuracySpec
 from bench.errors import UsageError
 from bench.loadgen.driver import run_load
@@ -109,6 +110,8 @@ def run_recovery(
     backend = choose_backend(registry, settings, var_name, spec)
     store_path = spec.store or settings.results_path
     notes = [f"both served by the {backend} backend (the one that runs {spec.variant} here)"]
+    budget = spec.max_tokens or min(DEFAULT_MAX_TOKENS, var.context.served // 2, base.context.served // 2)
+    spec = spec.model_copy(update={"max_tokens": budget})
     base_runs: dict[str, tuple[str, list[Any]]] = {}
     say(f"serving {base_name} ({backend})")
     with serve(base_name, backend) as served:
@@ -170,7 +173,7 @@ def _score(
     say(f"  accuracy: {name} on {suite}")
     acc = AccuracySpec(
         target=name, url=url + "/v1", suite=suite, limit=spec.limit, concurrency=spec.accuracy_concurrency,
-        store=spec.store,
+        max_tokens=spec.max_tokens or DEFAULT_MAX_TOKENS, store=spec.store,
     )  # fmt: skip
     result = run_accuracy(acc, registry, settings)
     with Store.open(spec.store or settings.results_path) as store:

@@ -125,8 +125,27 @@ def _comparison(c: PairedComparison, threshold: float) -> dict[str, Any]:
     return out
 
 
+def _scored(items: Sequence[ItemRecord]) -> set[str]:
+    return {f"{i.item_id}#{i.repeat}" for i in items if i.status == "ok" and i.correct is not None}
+
+
 def suite_recovery(runs: SuiteRuns, threshold: float) -> dict[str, Any]:
     """Recovery of one suite, overall and per area, each with its paired 95% CI and flag."""
+    if not _scored(runs.base_items) & _scored(runs.variant_items):
+        failed = {
+            "base": sum(i.status == "error" for i in runs.base_items),
+            "variant": sum(i.status == "error" for i in runs.variant_items),
+        }
+        first = next((i.error_text for i in [*runs.base_items, *runs.variant_items] if i.error_text), None)
+        reason = (
+            f"no item was scored on both sides (failed: base {failed['base']}, variant {failed['variant']}"
+        )
+        reason += f"; first error: {first})" if first else ")"
+        return {
+            "base_run": runs.base_run, "variant_run": runs.variant_run, "n": 0, "base_score": None,
+            "variant_score": None, "recovery": na(reason), "flagged": True, "areas": {}, "failed": failed,
+            "unpaired": {"base": len(runs.base_items), "variant": len(runs.variant_items)},
+        }  # fmt: skip
     diff = diff_items(runs.base_run, runs.base_items, runs.variant_run, runs.variant_items)
     return {
         "base_run": runs.base_run,

@@ -22,6 +22,9 @@ class RecoverySpec(BaseModel):
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0, le=2, description="recovery below this is flagged")
     limit: int | None = Field(None, ge=1, description="items per area")
     accuracy_concurrency: int = Field(8, ge=1, description="accuracy requests in flight")
+    max_tokens: int | None = Field(
+        None, ge=1, description="output budget per item; None = 256 capped at half the served context"
+    )
     backend: Literal["vllm", "hf"] | None = Field(
         None, description="serve both on this backend; None = the one that runs the variant here"
     )

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from fixtures_quant import fake_checkpoint
 
 from bench.cli import main
 from bench.errors import ConfigError, UsageError
@@ -23,31 +21,6 @@ from serve.hf.server import HfServeSpec
 from serve.lifecycle import ServePlan
 from serve.vllm.command import VllmEngine
 from serve.vllm.config import VllmSpec
-
-BNB = {"quant_method": "bitsandbytes", "load_in_4bit": True}
-CT = {"quant_method": "compressed-tensors", "format": "float-quantized"}
-METHODS = {"nf4": ("bnb-nf4", BNB), "int8": ("bnb-int8", BNB), "fp8-dynamic": ("fp8", CT),
-           "w8a8": ("w8a8", CT), "w4a16": ("w4a16", CT)}  # fmt: skip
-GPU_CSV = "0, 80000, 81920\n"
-
-
-@pytest.fixture
-def home(hermetic_env: Path, tmp_path: Path) -> Path:
-    """tiny-skills and one variant per method in the cache, registered in an overlay."""
-    models = hermetic_env / "models"
-    fake_checkpoint(models / "tiny-skills")
-    local = {}
-    for name, (registry_method, config) in METHODS.items():
-        fake_checkpoint(models / f"tiny-skills-{name}", quantization=config)
-        local[f"tiny-skills-{name}"] = {
-            "builtin": "tiny-skills", "license": "apache-2.0", "context": {"native": 256, "served": 256},
-            "chat_template": "chatml", "vllm_args": {"max-model-len": 256, "dtype": "bfloat16"},
-            "derived_from": "tiny-skills", "variant": name,
-            "quantization": {"method": registry_method, "source": "llmbench"},
-        }  # fmt: skip
-    overlay = tmp_path / "models.yaml"
-    overlay.write_text(yaml.safe_dump({"schema": "llmbench.models/1", "local": local}), encoding="utf-8")
-    return overlay
 
 
 def _engine(options: ServeOptions, cwd: Path, env: object) -> VllmEngine:
@@ -65,37 +38,39 @@ def plan(overlay: Path, name: str, **options: Any) -> ServePlan:
 
 
 @pytest.mark.parametrize("name", ["nf4", "int8"])
-def test_bitsandbytes_variants_serve_on_the_hf_backend_without_a_gpu(home: Path, name: str) -> None:
-    got = plan(home, f"tiny-skills:{name}")
+def test_bitsandbytes_variants_serve_on_the_hf_backend_without_a_gpu(
+    variants_overlay: Path, name: str
+) -> None:
+    got = plan(variants_overlay, f"tiny-skills:{name}")
     assert got.backend == "hf"
     spec = got.spec
     assert isinstance(spec, HfServeSpec)
     assert spec.model_dir.name == f"tiny-skills-{name}"  # the saved checkpoint, not the base
     with pytest.raises(UsageError, match="vLLM on CPU cannot load bitsandbytes; serve it with --backend hf"):
-        plan(home, f"tiny-skills:{name}", backend="vllm")
+        plan(variants_overlay, f"tiny-skills:{name}", backend="vllm")
 
 
 @pytest.mark.parametrize("name", ["fp8-dynamic", "w8a8", "w4a16"])
-def test_compressed_tensors_variants_serve_on_vllm_cpu(home: Path, name: str) -> None:
-    got = plan(home, f"tiny-skills:{name}")
+def test_compressed_tensors_variants_serve_on_vllm_cpu(variants_overlay: Path, name: str) -> None:
+    got = plan(variants_overlay, f"tiny-skills:{name}")
     assert got.backend == "vllm"
     spec = got.spec
     assert isinstance(spec, VllmSpec)
     assert spec.device == "cpu" and spec.quantization is None  # vLLM reads the checkpoint's own config
     assert Path(spec.model).name == f"tiny-skills-{name}"
     with pytest.raises(UsageError, match="cannot load"):
-        plan(home, f"tiny-skills:{name}", backend="hf")
+        plan(variants_overlay, f"tiny-skills:{name}", backend="hf")
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", ["nf4", "int8", "fp8-dynamic", "w8a8", "w4a16"])
 def test_dry_run_on_a_gpu_shows_the_flags_of_each_variant(
-    home: Path, name: str, hermetic_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    variants_overlay: Path, name: str, hermetic_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     python = tmp_path / "venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
     python.chmod(0o755)
-    argv = ["--models-file", str(home), "serve", f"tiny-skills:{name}", "--backend", "vllm",
+    argv = ["--models-file", str(variants_overlay), "serve", f"tiny-skills:{name}", "--backend", "vllm",
             "--device", "cuda", "--gpus", "0", "--dry-run", "--vllm-python", str(python)]  # fmt: skip
     try:
         main(argv)
@@ -106,14 +81,14 @@ def test_dry_run_on_a_gpu_shows_the_flags_of_each_variant(
     assert f"--model {folder} " in out
     assert f"served-model-name: tiny-skills-{name}" in out
     assert "CUDA_VISIBLE_DEVICES=0" in out and "VLLM_CPU_KVCACHE_SPACE" not in out
-    if name in ("nf4", "int8"):
+    if name in ("nf4", "int8"):  # the two bitsandbytes methods
         assert "quantization: bitsandbytes" in out
     else:
         assert "quantization:" not in out  # compressed-tensors: vLLM detects it from config.json
 
 
-def test_unbuilt_gptq_variant_says_to_quantize_first(home: Path, hermetic_env: Path) -> None:
+def test_unbuilt_gptq_variant_says_to_quantize_first(variants_overlay: Path, hermetic_env: Path) -> None:
     shutil.rmtree(hermetic_env / "models" / "tiny-skills-w4a16")
     with pytest.raises(ConfigError) as info:
-        plan(home, "tiny-skills:w4a16")
+        plan(variants_overlay, "tiny-skills:w4a16")
     assert "llmbench quantize tiny-skills --method w4a16" in info.value.fix
