@@ -143,3 +143,33 @@ def test_quantize_to_another_folder_links_registers_and_serves(
     assert code == 0, err
     assert "backend: hf" in out and f"model folder: {link} (local folder)" in out
     assert '"quantization": "bnb-int8"' in out
+
+
+def test_a_pulled_hub_model_is_quantized_from_its_snapshot_at_its_revision(
+    hermetic_env: Path, tmp_path: Path
+) -> None:
+    from serve.pull import MANIFEST, PullResult
+
+    sha = "c" * 40
+    snapshot = fake_checkpoint(tmp_path / "hub" / "snapshots" / sha)
+    folder = hermetic_env / "models" / "hubby"
+    folder.mkdir(parents=True)
+    pulled = PullResult(
+        name="hubby", repo="org/hubby", revision=sha, path=snapshot, files=[], bytes=1, source="hub"
+    )
+    (folder / MANIFEST).write_text(pulled.model_dump_json(), encoding="utf-8")
+    overlay = tmp_path / "models.yaml"
+    entry = {
+        "repo": "org/hubby",
+        "revision": sha,
+        "license": "mit",
+        "context": {"native": 256, "served": 256},
+    }
+    overlay.write_text(yaml.safe_dump({"schema": "llmbench.models/1", "local": {"hubby": entry}}))
+    planned = plan_variant(
+        QuantizeRequest(name="hubby", method="int8"), load_registry([overlay]), Settings.from_env()
+    )
+    assert planned.plan is not None
+    source = planned.plan.spec.source
+    assert (source.repo, source.revision, source.path) == ("org/hubby", sha, snapshot)
+    assert planned.out_dir == hermetic_env / "models" / "hubby-int8"
