@@ -12,6 +12,11 @@ import platformdirs
 APP = "llmbench"
 
 
+def user_models_file() -> Path:
+    """The user's own registry overlay (`~/.config/llmbench/models.yaml`, under XDG_CONFIG_HOME)."""
+    return Path(platformdirs.user_config_dir(APP)) / "models.yaml"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where llmbench keeps models and results, and which registry overlays apply."""
@@ -38,7 +43,7 @@ class Settings:
         env = os.environ if env is None else env
         home = Path(env.get("LLMBENCH_HOME") or platformdirs.user_cache_dir(APP)).expanduser()
         overlays: list[Path] = []
-        user_file = Path(platformdirs.user_config_dir(APP)) / "models.yaml"
+        user_file = user_models_file()
         if user_file.is_file():
             overlays.append(user_file)
         for part in (env.get("LLMBENCH_MODELS") or "").split(os.pathsep):

@@ -49,6 +49,8 @@ class PairedComparison:
     a_only: int  # items A got right and B wrong
     b_only: int  # items B got right and A wrong
     p_value: float
+    ratio: float | None = None  # B ÷ A score (recovery when B is a quantized A); None when A scores 0
+    ratio_ci95: tuple[float, float] | None = None  # paired bootstrap percentile interval of B ÷ A
 
     def sentence(self, a: str = "A", b: str = "B") -> str:
         """'B is X points below A, 95% CI [lo, hi]' in plain words."""
@@ -78,7 +80,11 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
 def paired_compare(
     a: Mapping[str, bool], b: Mapping[str, bool], *, resamples: int = 5000, seed: int = 0
 ) -> PairedComparison:
-    """Compare two runs on their common items: paired bootstrap CI of B−A and exact McNemar."""
+    """Compare two runs on their common items: paired bootstrap CIs of B−A and B÷A, exact McNemar.
+
+    Both intervals come from the same resamples of item pairs (B÷A resamples where A scores 0 count as
+    infinite, so a mostly-zero A gives an open-ended interval rather than a wrong one).
+    """
     common = sorted(set(a) & set(b))
     n = len(common)
     if n == 0:
@@ -86,12 +92,26 @@ def paired_compare(
     pairs = [(a[i], b[i]) for i in common]
     a_only = sum(1 for x, y in pairs if x and not y)
     b_only = sum(1 for x, y in pairs if y and not x)
-    deltas = [int(y) - int(x) for x, y in pairs]
-    diff = 100.0 * sum(deltas) / n
+    a_vals = [int(x) for x, _ in pairs]
+    b_vals = [int(y) for _, y in pairs]
+    diff = 100.0 * (sum(b_vals) - sum(a_vals)) / n
     rng = random.Random(seed)
-    boots = sorted(100.0 * sum(rng.choices(deltas, k=n)) / n for _ in range(resamples))
+    boots: list[float] = []
+    ratios: list[float] = []
+    population = range(n)
+    for _ in range(resamples):
+        idx = rng.choices(population, k=n)
+        sa = sum(map(a_vals.__getitem__, idx))
+        sb = sum(map(b_vals.__getitem__, idx))
+        boots.append(100.0 * (sb - sa) / n)
+        ratios.append(sb / sa if sa else math.inf)
+    boots.sort()
+    ratios.sort()
     lo = _quantile(boots, 0.025)
     hi = _quantile(boots, 0.975)
+    a_correct = sum(a_vals)
+    ratio = sum(b_vals) / a_correct if a_correct else None
+    ratio_ci = (_quantile(ratios, 0.025), _quantile(ratios, 0.975)) if a_correct else None
     return PairedComparison(
         n=n,
         a_score=sum(x for x, _ in pairs) / n,
@@ -101,6 +121,8 @@ def paired_compare(
         a_only=a_only,
         b_only=b_only,
         p_value=mcnemar_exact(a_only, b_only),
+        ratio=ratio,
+        ratio_ci95=ratio_ci,
     )
 
 
@@ -108,4 +130,6 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
     pos = q * (len(sorted_values) - 1)
     lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
+    if sorted_values[hi] == math.inf or pos == lo:
+        return sorted_values[lo] if pos == lo else sorted_values[hi]
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -25,6 +25,7 @@ COMMANDS = {
     "report": "bench.cli.report:report",
     "card": "bench.cli.card:card",
     "compare": "bench.cli.compare:compare",
+    "quantize": "bench.cli.quantize:quantize",
 }
 
 

@@ -59,6 +59,13 @@ def _option(exc: BaseException) -> str:
     return f"invalid value for {exc.option}: {exc}"
 
 
+def _quantize_failed(exc: BaseException) -> str:
+    assert isinstance(exc, qe.QuantizeFailed)
+    if not exc.log_tail:
+        return str(exc)
+    return f"{exc}\nlast log lines:\n" + "\n".join("  | " + line for line in exc.log_tail.splitlines())
+
+
 def _plain(exc: BaseException) -> str:
     return str(exc)
 
@@ -81,7 +88,13 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (se.ModelDoesNotFit, EXIT_USAGE, _plain),
     (se.InvalidServeOption, EXIT_USAGE, _option),
     (se.ServeError, EXIT_FAILURE, _plain),
+    (qe.UnknownMethod, EXIT_USAGE, _plain),
     (qe.UnsupportedQuantization, EXIT_USAGE, _plain),
+    (qe.OutputExists, EXIT_USAGE, _plain),
+    (qe.SourceNotFound, EXIT_USAGE, _plain),
+    (qe.QuantToolNotFound, EXIT_USAGE, _plain),
+    (qe.NotEnoughDisk, EXIT_FAILURE, _plain),
+    (qe.QuantizeFailed, EXIT_FAILURE, _quantize_failed),
     (qe.QuantizeError, EXIT_FAILURE, _plain),
     (be.LlmbenchError, EXIT_FAILURE, _plain),
 ]

@@ -1,4 +1,4 @@
-"""`llmbench bench`: the measuring commands (load, accuracy, diff)."""
+"""`llmbench bench`: the measuring commands (load, accuracy, diff, recovery)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from bench.cli._lazy import LazyGroup
         "load": "bench.cli.load:load",
         "accuracy": "bench.cli.accuracy:accuracy",
         "diff": "bench.cli.accuracy:diff",
+        "recovery": "bench.cli.recovery:recovery",
     },
 )
 def bench() -> None:
-    """Measure endpoints: speed under load, task accuracy, and differences between runs."""
+    """Measure endpoints: speed under load, task accuracy, differences between runs, quantization recovery."""

@@ -1,4 +1,4 @@
-"""`llmbench models`: list, show and validate registry entries."""
+"""`llmbench models`: list, show and validate registry entries; fit a model and its variants on hardware."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.cli._context import AppContext
+from bench.errors import UsageError
 from bench.registry import ApiEndpoint, Entry, Hardware, LocalModel, MockEndpoint, validate_file
 
 
@@ -87,6 +88,74 @@ def validate(file: Path) -> None:
         click.echo(
             f"unpinned (no revision; `llmbench pull` records the commit it resolves): {', '.join(unpinned)}"
         )
+
+
+@models.command("fit")
+@click.argument("name")
+@click.option(
+    "--hardware",
+    required=True,
+    metavar="PROFILE",
+    help="A hardware entry (llmbench models list --kind hardware).",
+)
+@click.option("--max-model-len", type=int, default=None, help="Context served, tokens [the registry's].")
+@click.option(
+    "--concurrency", type=int, default=1, show_default=True, help="Sequences that must fit at once."
+)
+@click.option(
+    "--gpu-memory-utilization", type=float, default=0.9, show_default=True, help="Share vLLM may use."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the llmbench.fit/1 JSON.")
+@click.pass_obj
+def fit(app: AppContext, /, name: str, hardware: str, max_model_len: int | None, concurrency: int,
+        gpu_memory_utilization: float, as_json: bool) -> None:  # fmt: skip
+    """NAME and every variant on a hardware profile: weights, KV cache, max sequences, fits or not."""
+    import os
+
+    from bench.serving.fit_table import fit_table
+    from serve.fit import hub_fit_inputs
+
+    if concurrency < 1 or not 0 < gpu_memory_utilization <= 1:
+        raise UsageError("--concurrency ≥ 1 and 0 < --gpu-memory-utilization ≤ 1", flag="--concurrency")
+    hub = (
+        None
+        if os.environ.get("HF_HUB_OFFLINE")
+        else (lambda r, v: hub_fit_inputs(r, v, os.environ.get("HF_TOKEN")))
+    )
+    table = fit_table(app.registry, app.settings, name, hardware, max_model_len=max_model_len,
+                      concurrency=concurrency, gpu_memory_utilization=gpu_memory_utilization,
+                      hub=hub)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(table.to_json(), indent=2))
+        return
+    p = table.profile
+    console = Console(width=150)
+    console.print(
+        f"{table.hardware}: {p.count} × {p.gpu} ({p.gpu_memory_gib:g} GiB), "
+        f"{table.gpu_memory_utilization:.0%} usable = {_gib(table.usable_bytes)}; "
+        f"context {table.max_model_len} tokens; concurrency {table.concurrency}"
+    )
+    grid = Table(show_lines=False)
+    for col in ("variant", "method", "weights", "from", "KV/token", f"KV/seq ({table.max_model_len})",
+                "max seqs", f"fits c={table.concurrency}"):  # fmt: skip
+        grid.add_column(col)
+    for r in table.rows:
+        grid.add_row(
+            r.label, r.method or "-", _gib(r.weight_bytes), r.weight_source,
+            "n/a" if r.kv_bytes_per_token is None else f"{r.kv_bytes_per_token / 1024:.1f} KiB",
+            _gib(r.kv_bytes_per_seq), "n/a" if r.max_seqs is None else str(r.max_seqs),
+            "n/a" if r.fits is None else ("yes" if r.fits else "NO"),
+        )  # fmt: skip
+    console.print(grid)
+    for r in table.rows:
+        if r.reason:
+            console.print(f"n/a for {r.label}: {r.reason}", markup=False)
+
+
+def _gib(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 // 10 else f"{n / 1024**2:.2f} MiB"
 
 
 def _table(section: str, entries: list[tuple[str, Entry]]) -> Table:

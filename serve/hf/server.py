@@ -8,6 +8,7 @@ Base URLs handed out are the server root, e.g. "http://127.0.0.1:8000" (OpenAI c
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import signal
 import socket
@@ -45,7 +46,9 @@ class HfServeSpec(BaseModel):
     max_batch_size: int = Field(32, ge=1, description="requests decoded together; more wait")
     api_key: str | None = Field(None, repr=False, exclude=True, description="required Bearer key (value)")
     quantization: Literal["bnb-int8", "bnb-nf4"] | None = Field(
-        None, description="bitsandbytes, applied at load time to the full-precision folder (CPU)"
+        None,
+        description="bitsandbytes, applied at load time to a full-precision folder (CPU); a folder saved "
+        "quantized (llmbench quantize) loads with its own config",
     )
     seed: int = Field(0, description="seeds requests that sample without their own seed")
     info: dict[str, Any] = Field(default_factory=dict, description="static part of GET /llmbench/info")
@@ -86,7 +89,14 @@ def load_engine(spec: HfServeSpec) -> HfEngine:
 
         dtype: Any = {"bfloat16": torch.bfloat16, "float32": torch.float32, "auto": "auto"}[spec.dtype]
         kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
-        if spec.quantization is not None:
+        saved = saved_quantization(model_dir)
+        if saved is not None:
+            # A quantized checkpoint (`llmbench quantize`) carries its own config: passing another one too
+            # makes transformers warn and ignore it.
+            if saved.get("load_in_8bit"):
+                _mute_int8_cast_warning()
+            kwargs["device_map"] = "cpu"
+        elif spec.quantization is not None:
             compute = torch.float32 if spec.dtype == "float32" else torch.bfloat16
             if spec.quantization == "bnb-int8":
                 quant = tf.BitsAndBytesConfig(load_in_8bit=True)
@@ -106,7 +116,7 @@ def load_engine(spec: HfServeSpec) -> HfEngine:
             if bar_was_on:
                 hf_logging.enable_progress_bar()
         model.eval()
-        if spec.quantization is None and torch.cuda.is_available():
+        if spec.quantization is None and saved is None and torch.cuda.is_available():
             model.to("cuda")
     except ServeError:
         raise
@@ -122,6 +132,18 @@ def load_engine(spec: HfServeSpec) -> HfEngine:
     return HfEngine(
         model, tokenizer, max_batch_size=spec.max_batch_size, max_model_len=int(max_len), seed=spec.seed
     )
+
+
+def saved_quantization(model_dir: Path) -> dict[str, Any] | None:
+    """The bitsandbytes quantization_config a checkpoint was saved with, or None (full precision or other)."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    quant = config.get("quantization_config") if isinstance(config, dict) else None
+    if isinstance(quant, dict) and quant.get("quant_method") == "bitsandbytes":
+        return quant
+    return None
 
 
 class _DropInt8CastWarning(logging.Filter):

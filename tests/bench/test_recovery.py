@@ -1,0 +1,160 @@
+"""The recovery report: per-area flags under a passing average, n/a with reasons, the paired ratio CI,
+and the driver end to end against two mock servers (an exact oracle as the base, a worse one as the variant).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.accuracy.stats import _quantile, paired_compare
+from bench.accuracy.suite import builtin_suites_dir
+from bench.records import ItemRecord
+from bench.recovery import RecoverySpec, Served, run_recovery, saturation_level
+from bench.recovery.report import ModelFacts, SpeedPoint, SpeedRuns, SuiteRuns, recovery_document
+from bench.registry import load_registry
+from bench.settings import Settings
+from bench.store import Store
+from serve.mock.server import running_mock
+from serve.specs import AnswerModel, LatencyModel, MockSpec
+
+
+def items(correct: dict[str, list[bool]]) -> list[ItemRecord]:
+    return [
+        ItemRecord(
+            item_id=f"{area}-{i}", status="ok", area=area, correct=c, score=float(c), output="", reference=""
+        )
+        for area, verdicts in correct.items()
+        for i, c in enumerate(verdicts)
+    ]
+
+
+def doc(base: list[ItemRecord], var: list[ItemRecord], speed: SpeedRuns | None = None) -> dict[str, Any]:
+    return recovery_document(
+        ModelFacts("m", "m", "hf", weights_bytes=1000, disk_bytes=1100, dtype="float32"),
+        ModelFacts("m:q", "m-q", "hf", "bnb-int8", weights_bytes=300, disk_bytes=320),
+        {"s": SuiteRuns("A", base, "B", var)},
+        speed or SpeedRuns(skipped="--no-speed"),
+        threshold=0.95,
+    )
+
+
+def test_an_area_under_the_threshold_is_flagged_even_when_the_average_passes() -> None:
+    base = items({a: [True] * 50 for a in ("w", "x", "y", "z")})
+    var = items({"w": [True] * 44 + [False] * 6, "x": [True] * 50, "y": [True] * 50, "z": [True] * 50})
+    d = doc(base, var)
+    suite = d["suites"]["s"]
+    assert suite["recovery"]["value"] == 194 / 200 and not suite["flagged"]  # 0.97: the average passes
+    assert suite["areas"]["w"]["recovery"]["value"] == 44 / 50 and suite["areas"]["w"]["flagged"]
+    assert d["flagged"] == ["s/w"] and d["passed"] is False
+    lo, hi = suite["areas"]["w"]["recovery"]["ci95"]
+    assert lo < 44 / 50 <= hi <= 1.0
+    assert d["size_ratio"] == {"value": 0.3, "basis": "weight bytes (safetensors headers)"}
+    assert d["speed"]["ratio"]["concurrency_1"] == {"value": None, "reason": "speed not measured: --no-speed"}
+
+
+def test_missing_figures_are_na_with_a_reason_never_zero() -> None:
+    base = items({"a": [False] * 10, "b": [True] * 10})
+    var = items({"a": [False] * 10, "b": [True] * 10})
+    d = doc(
+        base, var, SpeedRuns(base=[SpeedPoint(1, None, None, None, 0, 8, "r1")], variant=[], saturation=None)
+    )
+    area = d["suites"]["s"]["areas"]["a"]
+    assert area["recovery"]["value"] is None and "base scores 0" in area["recovery"]["reason"]
+    ratio = d["speed"]["ratio"]
+    assert ratio["concurrency_1"]["value"] is None and "8 failed requests" in ratio["concurrency_1"]["reason"]
+    assert ratio["saturation"]["value"] is None and "saturation point" in ratio["saturation"]["reason"]
+    nothing = items({"a": []})
+    failed = [ItemRecord(item_id="a-0", status="error", area="a", error_text="http_400: too long")]
+    d = doc(nothing + failed, failed)
+    assert d["suites"]["s"]["recovery"]["value"] is None
+    assert "http_400: too long" in d["suites"]["s"]["recovery"]["reason"] and d["flagged"] == ["s"]
+
+
+def test_saturation_is_the_lowest_level_near_the_best_throughput() -> None:
+    points = [SpeedPoint(c, t, None, None, 10, 0, None) for c, t in ((1, 100.0), (4, 370.0), (16, 400.0))]
+    assert saturation_level(points, 0.9) == 4
+    assert saturation_level(points, 0.95) == 16
+    assert saturation_level([], 0.9) is None
+
+
+def test_the_ratio_ci_comes_from_the_same_resamples_as_the_difference() -> None:
+    rng = random.Random(3)
+    a = {str(i): rng.random() < 0.8 for i in range(300)}
+    b = {k: v if rng.random() < 0.9 else not v for k, v in a.items()}
+    got = paired_compare(a, b)
+    # The difference CI as it was computed before the ratio was added: resample the deltas.
+    keys = sorted(a)
+    deltas = [int(b[k]) - int(a[k]) for k in keys]
+    r2 = random.Random(0)
+    boots = sorted(100.0 * sum(r2.choices(deltas, k=len(deltas))) / len(deltas) for _ in range(5000))
+    assert got.ci95_points == (_quantile(boots, 0.025), _quantile(boots, 0.975))
+    assert got.ratio == sum(b.values()) / sum(a.values())
+    assert got.ratio_ci95 is not None and got.ratio_ci95[0] < got.ratio < got.ratio_ci95[1]
+    zero = paired_compare({"1": False, "2": False}, {"1": True, "2": False})
+    assert zero.ratio is None and zero.ratio_ci95 is None
+    assert math.isfinite(paired_compare({"1": True, "2": False}, {"1": True, "2": True}).ratio or math.inf)
+
+
+OVERLAY = {
+    "schema": "llmbench.models/1",
+    "local": {
+        "rbase": {"builtin": "tiny-skills", "license": "x", "context": {"native": 256, "served": 256}},
+        "rbase-int8": {
+            "builtin": "tiny-skills", "license": "x", "context": {"native": 256, "served": 256},
+            "derived_from": "rbase", "variant": "int8",
+            "quantization": {"method": "bnb-int8", "source": "llmbench"},
+        },
+    },
+}  # fmt: skip
+
+
+def test_run_recovery_serves_both_scores_loads_and_stores_the_document(tmp_path: Path) -> None:
+    overlay = tmp_path / "models.yaml"
+    overlay.write_text(yaml.safe_dump(OVERLAY), encoding="utf-8")
+    registry, settings = load_registry([overlay]), Settings.from_env(models_files=[overlay])
+    oracle = builtin_suites_dir() / "tiny-skills.jsonl"
+    accuracy = {"rbase": 1.0, "rbase-int8": 0.75}
+    served: list[tuple[str, str]] = []
+
+    @contextmanager
+    def serve(name: str, backend: str) -> Iterator[Served]:
+        served.append((name, backend))
+        spec = MockSpec(
+            model=name, port=0, strict=False,
+            latency=LatencyModel(itl_ms=2.0, capacity=2),
+            answers=AnswerModel(kind="oracle", oracle_file=oracle, accuracy=accuracy[name], seed=1),
+        )  # fmt: skip
+        with running_mock(spec) as url:
+            yield Served(url=url.removesuffix("/v1"), backend=backend)
+
+    spec = RecoverySpec(
+        base="rbase", variant="rbase:int8", suites=["builtin:tiny-skills"], limit=20, backend="hf",
+        speed_levels=[1, 2, 4], speed_requests=8, output_tokens=8, input_tokens=16,
+    )  # fmt: skip
+    result = run_recovery(spec, registry, settings, serve)
+    assert served == [("rbase", "hf"), ("rbase-int8", "hf")]
+    d = result.document
+    suite = d["suites"]["builtin:tiny-skills"]
+    assert suite["n"] == 80 and suite["base_score"] == 1.0 and 0.5 < suite["variant_score"] < 0.95
+    assert set(suite["areas"]) == {"arithmetic", "comparison", "lookup", "string"}
+    assert suite["flagged"] and "builtin:tiny-skills" in d["flagged"]
+    assert d["size_ratio"]["value"] is None and "not in the local model cache" in d["size_ratio"]["reason"]
+    speed = d["speed"]
+    assert [p["concurrency"] for p in speed["base"]] == [1, 2, 4]
+    sat = speed["saturation_concurrency"]
+    best = max(p["output_tokens_per_s"] for p in speed["base"])
+    assert sat == min(p["concurrency"] for p in speed["base"] if p["output_tokens_per_s"] >= 0.9 * best)
+    assert [p["concurrency"] for p in speed["variant"]] == sorted({1, sat})
+    assert speed["ratio"]["concurrency_1"]["value"] > 0 and speed["ratio"]["saturation"]["concurrency"] == sat
+    with Store.open(settings.results_path) as store:
+        docs = store.list_documents("llmbench.recovery/1", subject="rbase:int8")
+        assert [x.id for x in docs] == [result.document_id] and docs[0].body["suites"] == d["suites"]
+        assert store.get_run(suite["base_run"]).kind == "accuracy"
+        assert store.get_run(speed["base"][0]["run_id"]).kind == "load"
