@@ -83,7 +83,8 @@ def read_recovery(docs: Iterable[Document]) -> Recovery:
     seen: set[str] = set()
     for doc in docs:
         body = doc.body
-        variant = str(body.get("variant") or doc.subject or "?")
+        side = body.get("variant")
+        variant = str(side.get("name") if isinstance(side, dict) else side or doc.subject or "?")
         if variant in seen:
             continue
         seen.add(variant)
@@ -95,10 +96,12 @@ def read_recovery(docs: Iterable[Document]) -> Recovery:
                 continue
             for area, raw in areas.items():
                 value = raw if _num(raw) is not None else (raw or {}).get("recovery")
-                rec = _num(value)
+                # llmbench.recovery/1 writes {"value": x, "ci95": [lo, hi]}, or {"value": null, "reason"}.
+                figure = value if isinstance(value, dict) else None
+                rec = _num(figure.get("value") if figure is not None else value)
                 if rec is None:
                     continue
-                ci = _ci(raw) if isinstance(raw, dict) else None
+                ci = _ci(figure) if figure is not None else (_ci(raw) if isinstance(raw, dict) else None)
                 flagged = (
                     bool(raw.get("flagged"))
                     if isinstance(raw, dict) and "flagged" in raw

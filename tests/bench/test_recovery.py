@@ -158,3 +158,14 @@ def test_run_recovery_serves_both_scores_loads_and_stores_the_document(tmp_path:
         assert [x.id for x in docs] == [result.document_id] and docs[0].body["suites"] == d["suites"]
         assert store.get_run(suite["base_run"]).kind == "accuracy"
         assert store.get_run(speed["base"][0]["run_id"]).kind == "load"
+    # The answer page reads exactly this document: every area, with its recovery and CI.
+    from bench.report.recovery import read_recovery
+
+    read = read_recovery(docs)
+    assert read.empty_reason is None and not read.unreadable
+    by_area = {a.area: a for a in read.areas}
+    for area, figure in d["suites"]["builtin:tiny-skills"]["areas"].items():
+        if figure["recovery"]["value"] is not None:
+            assert by_area[area].recovery == figure["recovery"]["value"]
+            assert by_area[area].flagged == figure["flagged"]
+    assert {a.variant for a in read.areas} == {d["variant"]["name"]}
