@@ -9,6 +9,7 @@ LlmbenchError
 ├── RunAbortedError          a run stopped early (server died, Ctrl-C); records so far are kept
 │   ├── InterruptedRunError  stopped by Ctrl-C (exit 130)
 │   └── RunFailedError       every request failed, or the error cap stopped the run
+├── SweepInterrupted         Ctrl-C during a sweep: the server is stopped, the data kept (exit 130)
 └── StoreError               the results store cannot be opened or migrated
 """
 
@@ -84,6 +85,17 @@ class InterruptedRunError(RunAbortedError):
 
 class RunFailedError(RunAbortedError):
     """Every request of a run failed (or --max-error-rate stopped it); its records are stored as failed."""
+
+
+class SweepInterrupted(LlmbenchError):
+    """A sweep stopped by Ctrl-C; every record so far is stored and `--resume` finishes it."""
+
+    def __init__(self, sweep_id: str) -> None:
+        super().__init__(
+            f"sweep {sweep_id} interrupted (Ctrl-C): its server was stopped and every record kept; "
+            f"finish it with `llmbench sweep --resume {sweep_id[:8]}`"
+        )
+        self.sweep_id = sweep_id
 
 
 class StoreError(LlmbenchError):

@@ -26,6 +26,7 @@ COMMANDS = {
     "card": "bench.cli.card:card",
     "compare": "bench.cli.compare:compare",
     "quantize": "bench.cli.quantize:quantize",
+    "sweep": "bench.cli.sweep:sweep",
 }
 
 

@@ -78,6 +78,7 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (be.MissingKeyError, EXIT_USAGE, _plain),
     (be.TargetError, EXIT_FAILURE, _target),
     (be.InterruptedRunError, EXIT_INTERRUPTED, _aborted),
+    (be.SweepInterrupted, EXIT_INTERRUPTED, _plain),
     (be.RunAbortedError, EXIT_FAILURE, _aborted),
     (be.StoreError, EXIT_FAILURE, _plain),
     (se.GatedModelError, EXIT_USAGE, _plain),

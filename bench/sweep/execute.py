@@ -1,0 +1,245 @@
+"""One sweep point, run here: (quantize) → serve → readiness → load profiles → accuracy suites → stop.
+
+A local target is served once for the point by `llmbench serve` in its own process group; before every
+run the engine's prefix cache is reset where the engine allows it (vLLM's /reset_prefix_cache), so runs do
+not flatter each other. API and mock targets are measured directly. Every run is stored with the sweep
+and point ids as it goes; a point that fails keeps what it measured and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.accuracy.driver import run_accuracy
+from bench.accuracy.spec import AccuracySpec
+from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
+from bench.loadgen.driver import run_load
+from bench.loadgen.spec import LoadSpec
+from bench.registry import Prices, Registry, load_registry
+from bench.serving.managed import managed_server
+from bench.settings import Settings, user_models_file
+from bench.store import PointStatus
+from bench.sweep.plan import Point
+from serve.errors import ServeError, ServerStartError
+
+Say = Callable[[str], None]
+
+
+class SpendCapReached(LlmbenchError):
+    """The sweep's API spend reached max_usd; what was measured is kept."""
+
+
+@dataclass
+class Spend:
+    """API spend so far against the cap (USD); simulated (mock) prices are counted apart."""
+
+    cap: float | None
+    spent: float = 0.0
+    simulated: float = 0.0
+
+    def add(self, kind: str, usd: float | None) -> None:
+        if usd is None:
+            return
+        if kind == "api":
+            self.spent += usd
+        elif kind == "mock":
+            self.simulated += usd
+        if self.cap is not None and self.spent >= self.cap:
+            raise SpendCapReached(
+                f"the sweep spent ${self.spent:.4f} on API targets, at its cap ${self.cap:g}"
+            )
+
+
+@dataclass
+class PointContext:
+    """What every point needs: where to store, the sweep's ids, the spend, how to talk to the user."""
+
+    settings: Settings
+    registry: Registry
+    store_path: Path
+    sweep_id: str
+    spend: Spend
+    say: Say = lambda _m: None
+
+
+@dataclass
+class PointOutcome:
+    """How a point ended: its status, the runs it made, why it failed, and what else is worth keeping."""
+
+    status: PointStatus
+    run_ids: list[str] = field(default_factory=list)
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def reset_prefix_cache(url: str) -> bool:
+    """POST /reset_prefix_cache on the server root; False when the server has no such endpoint."""
+    root = url.rstrip("/").removesuffix("/v1")
+    try:
+        resp = httpx.post(root + "/reset_prefix_cache", timeout=30, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == 200
+
+
+def run_point(point: Point, ctx: PointContext) -> PointOutcome:
+    """Run one point to the end; a failure is an outcome (with the reason), a Ctrl-C is re-raised."""
+    outcome = PointOutcome(status="complete")
+    try:
+        registry = _ensure_variant(point, ctx)
+        if point.kind == "local":
+            with _served(point, ctx) as url:
+                outcome.detail["url"] = url
+                _measure(point, ctx, registry, url, outcome)
+        else:
+            _measure(point, ctx, registry, None, outcome)
+    except (InterruptedRunError, KeyboardInterrupt):
+        outcome.status = "partial"
+        outcome.error = "interrupted (Ctrl-C)"
+        raise
+    except SpendCapReached as exc:
+        outcome.status = "partial"
+        outcome.error = str(exc)
+        raise
+    except ServerStartError as exc:
+        outcome.status = "failed"
+        tail = f"\n{exc.log_tail}" if exc.log_tail else ""
+        hint = f"\nhint: {exc.hint}" if exc.hint else ""
+        outcome.error = f"the server did not start: {exc}{hint}{tail}"
+    except (LlmbenchError, ServeError) as exc:
+        outcome.status = "failed"
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+def _ensure_variant(point: Point, ctx: PointContext) -> Registry:
+    """Make the point's quantized variant first when the registry has no built checkpoint of it."""
+    if point.quantize is None:
+        return ctx.registry
+    from bench.variants import QuantizeRequest, quantize_variant
+
+    registry = ctx.registry
+    try:
+        _, entry = registry.local(point.serve_name)
+        from bench.serving.plan import local_model_dir
+
+        if local_model_dir(ctx.settings, registry.local(point.serve_name)[0], entry) is not None:
+            return registry
+    except LlmbenchError:
+        pass  # not declared yet: quantize declares it
+    ctx.say(f"  quantizing {point.target} with {point.quantize['method']} (first use)")
+    request = QuantizeRequest(
+        name=point.target, method=point.quantize["method"], group_size=point.quantize.get("group_size")
+    )
+    quantize_variant(request, registry, ctx.settings, lambda m: ctx.say(f"    {m}"))
+    overlays = tuple(dict.fromkeys([user_models_file(), *ctx.settings.overlays]))
+    ctx.registry = load_registry([p for p in overlays if p.is_file()])
+    return ctx.registry
+
+
+@contextlib.contextmanager
+def _served(point: Point, ctx: PointContext) -> Iterator[str]:
+    args: list[str] = []
+    if point.backend != "auto":
+        args += ["--backend", point.backend]
+    for key, value in sorted(point.engine_args.items()):
+        args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    ctx.say(
+        f"  serving {point.serve_name} ({point.backend}{' ' + ' '.join(args[2:]) if len(args) > 2 else ''})"
+    )
+    with managed_server(ctx.settings, point.serve_name, args) as server:
+        ctx.say(f"  ready: {server.url} ({server.backend})")
+        yield server.url
+
+
+def _measure(
+    point: Point, ctx: PointContext, registry: Registry, url: str | None, outcome: PointOutcome
+) -> None:
+    resets = {"done": 0, "unsupported": 0}
+
+    def fresh() -> None:
+        if url is not None:
+            resets["done" if reset_prefix_cache(url) else "unsupported"] += 1
+
+    for rep in range(point.repetitions):
+        for load in point.loads:
+            fresh()
+            run_ids, aborted = _load(point, ctx, registry, url, load, rep)
+            outcome.run_ids += run_ids
+            if aborted is not None:
+                if isinstance(aborted, InterruptedRunError):
+                    raise aborted
+                outcome.status = "failed"  # the server died or every request failed: the point stops here
+                outcome.error = str(aborted)
+                return
+        for suite in point.suites:
+            fresh()
+            outcome.run_ids.append(_suite(point, ctx, registry, url, suite, rep))
+    outcome.detail["prefix_cache"] = (
+        f"reset before each of {resets['done']} runs" if resets["done"] else
+        ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
+    )  # fmt: skip
+    outcome.detail["spend_usd"] = ctx.spend.spent
+    outcome.detail["simulated_spend_usd"] = ctx.spend.simulated
+
+
+def _load(
+    point: Point, ctx: PointContext, registry: Registry, url: str | None, load: dict[str, Any], rep: int
+) -> tuple[list[str], RunAbortedError | None]:
+    options = {k: v for k, v in load.items() if k not in ("warmup", "seed") and v is not None}
+    spec = LoadSpec.from_options(
+        **options,
+        target=point.serve_name,
+        url=url,
+        warmup={"requests": load.get("warmup", 0)},
+        hardware=point.hardware,
+        store=ctx.store_path,
+        sweep_id=ctx.sweep_id,
+        point_id=point.point_id,
+        seed=int(load.get("seed") or 0) + 1000 * rep,  # fresh prompts in every repetition
+    )
+    ctx.say(f"  load {load['profile']} (repetition {rep + 1}/{point.repetitions})")
+    result = run_load(spec, ctx.settings, registry)
+    for run in result.runs:
+        ctx.spend.add(
+            point.kind, _load_cost(registry, point, run.summary.input_tokens, run.summary.output_tokens)
+        )
+    return [r.run_id for r in result.runs], result.aborted
+
+
+def _suite(
+    point: Point, ctx: PointContext, registry: Registry, url: str | None, suite: dict[str, Any], rep: int
+) -> str:
+    options = {k: v for k, v in suite.items() if v is not None}
+    spec = AccuracySpec.model_validate(
+        {
+            **options,
+            "target": point.serve_name,
+            "url": url,
+            "hardware": point.hardware,
+            "store": ctx.store_path,
+            "sweep_id": ctx.sweep_id,
+            "point_id": point.point_id,
+        }
+    )
+    ctx.say(f"  accuracy {suite['suite']} (repetition {rep + 1}/{point.repetitions})")
+    result = run_accuracy(spec, registry, ctx.settings)
+    ctx.spend.add(point.kind, result.summary.get("cost_usd"))
+    return result.run_id
+
+
+def _load_cost(registry: Registry, point: Point, tokens_in: int, tokens_out: int) -> float | None:
+    """A load run's cost at the target's prices (API and mock targets), USD."""
+    if point.kind == "local":
+        return None
+    _, entry = registry.get(point.target)
+    prices: Prices | None = getattr(entry, "prices", None)
+    if prices is None:
+        return None
+    return (tokens_in * prices.input_per_1m + tokens_out * prices.output_per_1m) / 1e6

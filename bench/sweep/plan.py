@@ -1,0 +1,250 @@
+"""A sweep file expanded into points, checked against the registry, with time and spend estimates.
+
+A point is one serve configuration (target × variant × engine-argument combination): llmbench serves it
+once and runs every load and suite of the sweep against it, `repetitions` times. API and mock targets are
+one point each. Point ids hash the point's definition, so they are stable across `--resume`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.errors import ConfigError, LlmbenchError
+from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry
+from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
+
+# Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
+START_S = {"vllm": 60.0, "hf": 20.0, "mock": 2.0, "api": 0.0, "auto": 60.0}
+REQUEST_S = {"local": 0.5, "api": 1.5, "mock": 0.5}  # one request of about 128 output tokens, alone
+PROMPT_TOKENS_PER_ITEM = 60  # a suite item's prompt, for the spend estimate
+DEFAULT_OUTPUT = 128
+
+
+@dataclass(frozen=True)
+class Point:
+    """One serve configuration and everything measured against it."""
+
+    point_id: str
+    label: str  # e.g. "tiny-skills:w8a8 [max-num-seqs=16]"
+    target: str  # the registry name of the base entry
+    kind: str  # local, api or mock
+    serve_name: str  # what `serve` or `--target` is given: NAME or NAME:VARIANT
+    variant: str  # base or the variant name
+    backend: str  # local: auto, vllm, hf or mock; else the kind
+    engine_args: dict[str, Any]
+    hardware: str | None
+    quantize: dict[str, Any] | None  # {"method", "group_size"} when the variant is made first
+    loads: list[dict[str, Any]]
+    suites: list[dict[str, Any]]
+    repetitions: int
+    estimate_s: float = 0.0
+    estimate_usd: float = 0.0  # real money: API targets
+    estimate_simulated_usd: float = 0.0  # mock targets' simulated prices
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Point:
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Every point in order, and the totals of the estimates."""
+
+    name: str
+    points: list[Point]
+
+    @property
+    def estimate_s(self) -> float:
+        return sum(p.estimate_s for p in self.points)
+
+    @property
+    def estimate_usd(self) -> float:
+        return sum(p.estimate_usd for p in self.points)
+
+    @property
+    def estimate_simulated_usd(self) -> float:
+        return sum(p.estimate_simulated_usd for p in self.points)
+
+    def only(self, pattern: str | None) -> list[Point]:
+        """The points whose label or id matches the glob `pattern` (all without one)."""
+        if pattern is None:
+            return list(self.points)
+        return [p for p in self.points if fnmatch.fnmatch(p.label, pattern) or p.point_id.startswith(pattern)]
+
+
+def _combinations(target: TargetSpec) -> list[dict[str, Any]]:
+    """Cartesian product of the list-valued engine args, times each linked set."""
+    keys = sorted(target.engine_args)
+    axes = [v if isinstance(v, list) else [v] for v in (target.engine_args[k] for k in keys)]
+    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes)] or [{}]
+    linked = target.linked or [{}]
+    return [{**g, **link} for g in grid for link in linked]
+
+
+def _variant(v: str | NamedVariant | QuantizedVariant) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(variant name, backend override, quantize request)."""
+    if isinstance(v, str):
+        return v, None, None
+    if isinstance(v, NamedVariant):
+        return v.variant, v.backend, None
+    return v.quantize, v.backend, {"method": v.quantize, "group_size": v.group_size}
+
+
+def _point_id(definition: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def expand(sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None = None) -> SweepPlan:
+    """Every point of the sweep, checked; ConfigError lists every problem at once."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    points: list[Point] = []
+    for ti, target in enumerate(sweep.targets):
+        where = f"targets.{ti}"
+        try:
+            kind, entry = registry.get(target.name)
+        except LlmbenchError as exc:
+            problems.append(f"{where}.name: {exc}" + (f"; {exc.fix}" if isinstance(exc, ConfigError) else ""))
+            continue
+        problems += _check_target(where, target, kind, entry, sweep, registry, env)
+        for variant in target.variants:
+            name, backend, quantize = _variant(variant)
+            serve_name = target.name if name == "base" else f"{target.name}:{name}"
+            if kind == "local" and name != "base" and quantize is None:
+                try:
+                    registry.local(serve_name)
+                except LlmbenchError as exc:
+                    problems.append(f"{where}.variants: {exc}; or make it with {{quantize: METHOD}}")
+                    continue
+            for args in _combinations(target) if kind == "local" else [{}]:
+                points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize, args))
+    if not points and not problems:
+        problems.append("targets: no point to run")
+    if problems:
+        head = problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+        raise ConfigError(head, fix="fix the sweep file (or the environment) and run it again")
+    return SweepPlan(sweep.name, points)
+
+
+def _check_target(
+    where: str,
+    target: TargetSpec,
+    kind: str,
+    entry: Any,
+    sweep: SweepFile,
+    registry: Registry,
+    env: Mapping[str, str],
+) -> list[str]:
+    problems = []
+    if kind not in ("local", "api", "mock"):
+        problems.append(f"{where}.name: {target.name} is a {kind} entry, not something to measure")
+    if kind != "local" and (target.engine_args or target.linked or target.variants != ["base"]):
+        problems.append(
+            f"{where}: variants and engine args apply to local targets only ({target.name} is {kind})"
+        )
+    hardware = target.hardware or (sweep.hardware if kind == "local" else None)
+    if hardware is not None and hardware not in registry.data.hardware:
+        problems.append(
+            f"{where}.hardware: unknown hardware profile {hardware!r}; see `llmbench models list`"
+        )
+    if isinstance(entry, ApiEndpoint) and entry.api_key_env and not env.get(entry.api_key_env):
+        problems.append(
+            f"{where}: {target.name} needs an API key: set the environment variable {entry.api_key_env}"
+        )
+    return problems
+
+
+def _point(
+    sweep: SweepFile,
+    target: TargetSpec,
+    kind: str,
+    entry: Any,
+    serve_name: str,
+    variant: str,
+    backend: str | None,
+    quantize: dict[str, Any] | None,
+    args: dict[str, Any],
+) -> Point:
+    slo = target.slo or sweep.slo
+    loads = [{**load.model_dump(mode="json"), "slo": load.slo or slo} for load in sweep.loads]
+    suites = [suite.model_dump(mode="json") for suite in sweep.suites]
+    hardware = target.hardware or (sweep.hardware if kind == "local" else None)
+    chosen = (backend or target.backend) if kind == "local" else kind
+    definition = {"target": target.name, "serve": serve_name, "backend": chosen, "args": args,
+                  "hardware": hardware, "quantize": quantize, "loads": loads, "suites": suites,
+                  "repetitions": sweep.repetitions}  # fmt: skip
+    extra = " [" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + "]" if args else ""
+    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, sweep.suites, sweep.repetitions)
+    return Point(
+        point_id=_point_id(definition),
+        label=f"{serve_name}{extra}",
+        target=target.name,
+        kind=kind,
+        serve_name=serve_name,
+        variant=variant,
+        backend=chosen,
+        engine_args=args,
+        hardware=hardware,
+        quantize=quantize,
+        loads=loads,
+        suites=suites,
+        repetitions=sweep.repetitions,
+        estimate_s=seconds,
+        estimate_usd=usd if kind == "api" else 0.0,
+        estimate_simulated_usd=usd if kind == "mock" else 0.0,
+    )
+
+
+def _requests(load: LoadStep) -> int:
+    """Requests one load step sends, roughly (a goodput search probes about six loads)."""
+    per_run = load.requests or 100
+    runs = len(load.concurrency or load.rate or [1])
+    if load.profile == "sweep" or load.profile == "goodput":
+        runs = 7
+    return (per_run + load.warmup) * runs
+
+
+def _estimate(
+    kind: str, entry: Any, backend: str, loads: list[LoadStep], suites: list[SuiteStep], repetitions: int
+) -> tuple[float, float]:
+    """(wall seconds, USD at the entry's prices) for one point; rough on purpose, and said to be."""
+    prices: Prices | None = getattr(entry, "prices", None)
+    per_request = REQUEST_S["local" if kind == "local" else kind]
+    if isinstance(entry, MockEndpoint):
+        latency = entry.latency
+        per_request = (latency.ttft_ms + DEFAULT_OUTPUT * latency.itl_ms) / 1000.0
+    seconds, usd = START_S.get(backend, 0.0) if kind == "local" else START_S[kind], 0.0
+    for load in loads:
+        n = _requests(load)
+        concurrency = max(load.concurrency or [1]) if load.concurrency else 4
+        seconds += (load.duration_s or n * per_request / min(concurrency, 8)) * repetitions
+        out = int((load.output_tokens or str(DEFAULT_OUTPUT)).split(":")[-1].split(",")[0] or DEFAULT_OUTPUT)
+        inp = int(load.input_tokens.split(":")[-1]) if load.input_tokens.split(":")[-1].isdigit() else 128
+        if prices is not None:
+            usd += n * repetitions * (inp * prices.input_per_1m + out * prices.output_per_1m) / 1e6
+    for suite in suites:
+        items = (suite.limit or 100) * 4  # about four areas per suite
+        seconds += items * per_request / suite.concurrency * repetitions
+        if prices is not None:
+            tokens_out = suite.max_tokens or 64
+            usd += (
+                items
+                * repetitions
+                * (PROMPT_TOKENS_PER_ITEM * prices.input_per_1m + tokens_out * prices.output_per_1m)
+                / 1e6
+            )
+    return seconds, usd
+
+
+__all__ = ["LocalModel", "Point", "SweepPlan", "expand"]
