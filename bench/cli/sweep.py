@@ -64,8 +64,10 @@ def sweep(
     if dry_run:
         if file is None:
             raise UsageError("--dry-run plans a sweep FILE", flag="--dry-run")
-        _, plan = plan_sweep(file, app.registry)
+        spec, plan = plan_sweep(file, app.registry, check_keys=False)
         click.echo("\n".join(plan_lines(plan, only)))
+        if spec.max_usd is not None and plan.estimate_usd > spec.max_usd:
+            click.echo(f"the API estimate is above max_usd ${spec.max_usd:g}: a run would be refused")
         return
     store_path = store or app.settings.results_path
     html = report_out or app.settings.home / "reports" / "sweep-{id}.html"

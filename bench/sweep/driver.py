@@ -37,10 +37,10 @@ class SweepResult:
     status: str = "complete"
 
 
-def plan_sweep(path: Path, registry: Registry) -> tuple[SweepFile, SweepPlan]:
+def plan_sweep(path: Path, registry: Registry, *, check_keys: bool = True) -> tuple[SweepFile, SweepPlan]:
     """Read, validate and expand a sweep file; nothing starts."""
     sweep = read_sweep_file(path)
-    return sweep, expand(sweep, registry)
+    return sweep, expand(sweep, registry, check_keys=check_keys)
 
 
 def check_budget(sweep: SweepFile, plan: SweepPlan) -> None:
@@ -162,6 +162,7 @@ def plan_lines(plan: SweepPlan, only: str | None = None) -> list[str]:
             + (f"  (simulated ~${p.estimate_simulated_usd:.4f})" if p.estimate_simulated_usd else "")
             + (f"  quantize {p.quantize['method']} first" if p.quantize else "")
         )
+        lines.extend(f"      note: {note}" for note in p.notes)
     lines.append(
         f"estimate (rough): {plan.estimate_s / 60:.1f} min wall time; API spend ${plan.estimate_usd:.4f}"
         + (

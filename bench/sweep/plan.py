@@ -105,8 +105,13 @@ def _point_id(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def expand(sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None = None) -> SweepPlan:
-    """Every point of the sweep, checked; ConfigError lists every problem at once."""
+def expand(
+    sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None = None, *, check_keys: bool = True
+) -> SweepPlan:
+    """Every point of the sweep, checked; ConfigError lists every problem at once.
+
+    With `check_keys=False` (a dry run) a missing API key is a note on its point instead of an error.
+    """
     env = os.environ if env is None else env
     problems: list[str] = []
     points: list[Point] = []
@@ -117,7 +122,10 @@ def expand(sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None =
         except LlmbenchError as exc:
             problems.append(f"{where}.name: {exc}" + (f"; {exc.fix}" if isinstance(exc, ConfigError) else ""))
             continue
-        problems += _check_target(where, target, kind, entry, sweep, registry, env)
+        found = _check_target(where, target, kind, entry, sweep, registry, env)
+        keys = [p for p in found if "needs an API key" in p]
+        problems += found if check_keys else [p for p in found if p not in keys]
+        first = len(points)
         for variant in target.variants:
             name, backend, quantize = _variant(variant)
             serve_name = target.name if name == "base" else f"{target.name}:{name}"
@@ -129,6 +137,8 @@ def expand(sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None =
                     continue
             for args in _combinations(target) if kind == "local" else [{}]:
                 points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize, args))
+        for point in points[first:]:
+            point.notes.extend(k.split(": ", 1)[1] for k in keys)
     if not points and not problems:
         problems.append("targets: no point to run")
     if problems:
