@@ -56,7 +56,7 @@ def sweep(
 
     if file is None and resume is None:
         raise UsageError("give a sweep FILE, or --resume SWEEP_ID", flag="FILE")
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def say(message: str) -> None:
         err.print(message, markup=False)

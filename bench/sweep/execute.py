@@ -50,7 +50,7 @@ class Spend:
             self.spent += usd
         elif kind == "mock":
             self.simulated += usd
-        if self.cap is not None and self.spent >= self.cap:
+        if self.cap is not None and self.spent > 0 and self.spent >= self.cap:
             raise SpendCapReached(
                 f"the sweep spent ${self.spent:.4f} on API targets, at its cap ${self.cap:g}"
             )

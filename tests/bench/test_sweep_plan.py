@@ -1,0 +1,139 @@
+"""sweep.yaml: every error listed at once (file, key, fix), the matrix, stable point ids, the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.registry import Registry, load_registry
+from bench.sweep.driver import check_budget, plan_lines
+from bench.sweep.plan import expand
+from bench.sweep.spec import read_sweep_file
+
+OVERLAY = """\
+schema: llmbench.models/1
+local:
+  tiny:
+    builtin: tiny-random
+    license: apache-2.0
+    context: {native: 2048, served: 512}
+api:
+  paid:
+    provider: openai
+    base_url: https://api.example.com/v1
+    model: paid-model
+    api_key_env: PAID_KEY
+    prices: {input_per_1m: 10.0, output_per_1m: 30.0, as_of: 2026-11-01, source: test}
+"""
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    path = tmp_path / "models.yaml"
+    path.write_text(OVERLAY, encoding="utf-8")
+    return load_registry([path])
+
+
+def sweep_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_error_of_the_file_is_listed_with_file_key_and_fix(tmp_path: Path) -> None:
+    path = sweep_file(
+        tmp_path,
+        """
+schema: llmbench.sweep/1
+name: bad
+targets:
+  - {name: tiny, varaints: [base]}
+loads:
+  - {profile: concurent, requests: 0}
+suites:
+  - {suite: "builtin:tiny-skills", limt: 5}
+""",
+    )
+    with pytest.raises(ConfigError) as err:
+        read_sweep_file(path)
+    text = str(err.value)
+    assert text.startswith("4 problems:")
+    assert f"{path}: targets.0.varaints: unknown key 'varaints'; did you mean 'variants'?" in text
+    assert f"{path}: loads.0.profile:" in text and "'concurent'" in text
+    assert f"{path}: loads.0.requests:" in text
+    assert f"{path}: suites.0.limt: unknown key 'limt'; did you mean 'limit'?" in text
+
+
+def test_registry_problems_are_listed_together_before_anything_starts(
+    tmp_path: Path, registry: Registry
+) -> None:
+    path = sweep_file(
+        tmp_path,
+        """
+schema: llmbench.sweep/1
+name: bad-names
+targets:
+  - {name: tinyy}
+  - {name: tiny, variants: [base, nope], hardware: no-such-box}
+  - {name: paid, engine_args: {max-num-seqs: [1, 2]}}
+loads: [{profile: synchronous, requests: 2}]
+""",
+    )
+    with pytest.raises(ConfigError) as err:
+        expand(read_sweep_file(path), registry, env={})
+    text = str(err.value)
+    assert "targets.0.name: unknown registry entry 'tinyy'" in text and "did you mean: tiny" in text
+    assert "targets.1.hardware: unknown hardware profile 'no-such-box'" in text
+    assert "targets.1.variants: unknown model variant 'tiny:nope'" in text
+    assert "targets.2: variants and engine args apply to local targets" in text
+    assert "targets.2: paid needs an API key: set the environment variable PAID_KEY" in text
+
+
+def test_matrix_expands_cartesian_and_linked_with_stable_ids(tmp_path: Path, registry: Registry) -> None:
+    text = """
+schema: llmbench.sweep/1
+name: matrix
+slo: ttft_ms=500
+targets:
+  - name: tiny
+    variants: [base, {quantize: nf4, backend: hf}]
+    engine_args: {max-num-seqs: [16, 64], enforce-eager: true}
+    linked:
+      - {max-model-len: 256, max-num-batched-tokens: 256}
+      - {max-model-len: 512, max-num-batched-tokens: 512}
+  - name: paid
+loads: [{profile: goodput, requests: 10}]
+"""
+    sweep = read_sweep_file(sweep_file(tmp_path, text))
+    plan = expand(sweep, registry, env={"PAID_KEY": "k"})
+    local = [p for p in plan.points if p.kind == "local"]
+    assert len(local) == 2 * 2 * 2 and len(plan.points) == 9
+    args = {(p.variant, p.engine_args["max-num-seqs"], p.engine_args["max-model-len"]) for p in local}
+    assert len(args) == 8
+    assert all(p.engine_args["max-num-batched-tokens"] == p.engine_args["max-model-len"] for p in local)
+    nf4 = [p for p in local if p.variant == "nf4"]
+    assert all(p.backend == "hf" and p.quantize == {"method": "nf4", "group_size": None} for p in nf4)
+    assert all(p.loads[0]["slo"] == "ttft_ms=500" for p in plan.points)  # the top-level SLO reaches loads
+    again = expand(read_sweep_file(sweep_file(tmp_path, text)), registry, env={"PAID_KEY": "k"})
+    assert [p.point_id for p in again.points] == [p.point_id for p in plan.points]  # stable for --resume
+    assert len({p.point_id for p in plan.points}) == 9
+    assert [p.label for p in plan.only("tiny:nf4*")] == [p.label for p in nf4]
+    lines = plan_lines(plan)
+    assert lines[0] == "sweep matrix: 9 points" and "estimate (rough)" in lines[-1]
+
+
+def test_a_sweep_whose_api_estimate_is_above_the_cap_is_refused(tmp_path: Path, registry: Registry) -> None:
+    text = """
+schema: llmbench.sweep/1
+name: pricey
+max_usd: 0.01
+targets: [{name: paid}]
+loads: [{profile: concurrent, concurrency: 4, requests: 500, input_tokens: 1000, output_tokens: 500}]
+"""
+    sweep = read_sweep_file(sweep_file(tmp_path, text))
+    plan = expand(sweep, registry, env={"PAID_KEY": "k"})
+    assert plan.estimate_usd > 0.01
+    with pytest.raises(ConfigError, match="above max_usd"):
+        check_budget(sweep, plan)
