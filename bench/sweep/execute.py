@@ -78,6 +78,13 @@ class PointOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def engine_reason(log_tail: str | None) -> str | None:
+    """The line of a server's last output that says why it stopped (an `error:` line, else the last one)."""
+    lines = [ln.strip() for ln in (log_tail or "").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or [None])[-1]
+
+
 def reset_prefix_cache(url: str) -> bool:
     """POST /reset_prefix_cache on the server root; False when the server has no such endpoint."""
     root = url.rstrip("/").removesuffix("/v1")
@@ -111,7 +118,7 @@ def run_point(point: Point, ctx: PointContext) -> PointOutcome:
         outcome.status = "failed"
         tail = f"\n{exc.log_tail}" if exc.log_tail else ""
         hint = f"\nhint: {exc.hint}" if exc.hint else ""
-        outcome.error = f"the server did not start: {exc}{hint}{tail}"
+        outcome.error = f"the server did not start: {engine_reason(exc.log_tail) or exc}{hint}\n{exc}{tail}"
     except (LlmbenchError, ServeError) as exc:
         outcome.status = "failed"
         outcome.error = f"{type(exc).__name__}: {exc}"

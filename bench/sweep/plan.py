@@ -139,6 +139,11 @@ def expand(
                 points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize, args))
         for point in points[first:]:
             point.notes.extend(k.split(": ", 1)[1] for k in keys)
+    seen: dict[str, str] = {}
+    for point in points:
+        if point.point_id in seen:
+            problems.append(f"targets: {point.label} is defined twice (same target, variant and engine args)")
+        seen[point.point_id] = point.label
     if not points and not problems:
         problems.append("targets: no point to run")
     if problems:
