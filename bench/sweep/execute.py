@@ -82,7 +82,8 @@ def engine_reason(log_tail: str | None) -> str | None:
     """The line of a server's last output that says why it stopped (an `error:` line, else the last one)."""
     lines = [ln.strip() for ln in (log_tail or "").splitlines() if ln.strip()]
     errors = [ln for ln in lines if "error" in ln.lower()]
-    return (errors or lines or [None])[-1]
+    chosen = errors or lines
+    return chosen[-1] if chosen else None
 
 
 def reset_prefix_cache(url: str) -> bool:
