@@ -26,6 +26,7 @@ from bench.serving.managed import managed_server
 from bench.settings import Settings, user_models_file
 from bench.store import PointStatus
 from bench.sweep.plan import Point
+from bench.sweep.repeats import repeat_figures
 from serve.errors import ServeError, ServerStartError
 
 Say = Callable[[str], None]
@@ -175,11 +176,14 @@ def _measure(
         if url is not None:
             resets["done" if reset_prefix_cache(url) else "unsupported"] += 1
 
+    by_step: dict[tuple[int, str], list[dict[str, Any]]] = {}  # (load step, run label) -> summaries
     for rep in range(point.repetitions):
-        for load in point.loads:
+        for step, load in enumerate(point.loads):
             fresh()
-            run_ids, aborted = _load(point, ctx, registry, url, load, rep)
+            run_ids, aborted, summaries = _load(point, ctx, registry, url, load, rep)
             outcome.run_ids += run_ids
+            for label, summary in summaries:
+                by_step.setdefault((step, label), []).append(summary)
             if aborted is not None:
                 if isinstance(aborted, InterruptedRunError):
                     raise aborted
@@ -193,13 +197,17 @@ def _measure(
         f"reset before each of {resets['done']} runs" if resets["done"] else
         ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
     )  # fmt: skip
+    outcome.detail["repeats"] = [
+        {"load": step, "run": label, **repeat_figures(summaries)}
+        for (step, label), summaries in by_step.items()
+    ]
     outcome.detail["spend_usd"] = ctx.spend.spent
     outcome.detail["simulated_spend_usd"] = ctx.spend.simulated
 
 
 def _load(
     point: Point, ctx: PointContext, registry: Registry, url: str | None, load: dict[str, Any], rep: int
-) -> tuple[list[str], RunAbortedError | None]:
+) -> tuple[list[str], RunAbortedError | None, list[tuple[str, dict[str, Any]]]]:
     options = {k: v for k, v in load.items() if k not in ("warmup", "seed") and v is not None}
     spec = LoadSpec.from_options(
         **options,
@@ -218,7 +226,11 @@ def _load(
         ctx.spend.add(
             point.kind, _load_cost(registry, point, run.summary.input_tokens, run.summary.output_tokens)
         )
-    return [r.run_id for r in result.runs], result.aborted
+    # A goodput search repeats at its operating point (the probes' loads differ between repetitions).
+    search = load["profile"] == "goodput"
+    labels = [("operating point" if search else r.label, r.summary.to_json())
+              for r in result.runs if not search or r.profile.get("kind") == "goodput"]  # fmt: skip
+    return [r.run_id for r in result.runs], result.aborted, labels
 
 
 def _suite(
