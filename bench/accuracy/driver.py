@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,18 +203,44 @@ def _run_suite(
                 client, spec.concurrency, spec.max_tokens, prices, judge, similarity=spec.similarity
             )
             try:
-                await runner.run(suite, on_item)
+                await _until_ctrl_c(runner.run(suite, on_item), interrupted)
             finally:
                 if judge is not None:
                     judge_usage = judge.usage.to_json()
 
+    interrupted: list[bool] = []
     if progress is not None:
         progress(0, total)
     with _interrupts(store, run_id, lambda: items, summary):
         asyncio.run(go())
+        if interrupted:  # decided by the flag, not by whether the task's cancellation came through
+            raise KeyboardInterrupt
     result = summary()
     store.finish_run(run_id, "complete", result)
     return AccuracyResult(run_id, "complete", result)
+
+
+async def _until_ctrl_c(work: Coroutine[Any, Any, Any], interrupted: list[bool]) -> None:
+    """Run `work`; a Ctrl-C (SIGINT) stops it and is recorded in `interrupted` (main thread only)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    if threading.current_thread() is not threading.main_thread():
+        await task
+        return
+
+    def on_sigint() -> None:
+        interrupted.append(True)
+        task.cancel()
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def diff_runs(store_path: Path, run_a: str, run_b: str) -> RunDiff:

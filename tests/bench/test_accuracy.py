@@ -98,6 +98,18 @@ def test_unreachable_endpoint_fails_before_the_run(tmp_path: Path) -> None:
     assert not settings(tmp_path).results_path.exists()
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """What a terminal's Ctrl-C reaches: Python's default handler. A suite started in the background by a
+    shell without job control inherits SIGINT ignored, and then the test's SIGINT would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_interrupted_run_keeps_its_items(oracle70: str, tmp_path: Path) -> None:
     def interrupt(done: int, _total: int) -> None:
         if done == 10:  # Ctrl-C, delivered as a real SIGINT to this process
