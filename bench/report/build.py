@@ -114,6 +114,13 @@ class Report:
     def flags(self) -> list[Flag]:
         return [f for r in self.rows for f in r.option.flags]
 
+    @property
+    def attainment_label(self) -> str:
+        """The attainment target the operating points were judged at: each goodput search's own target,
+        else the report's (several are listed when the searches differ)."""
+        targets = sorted({r.option.op.target for r in self.rows if r.option.op is not None})
+        return " / ".join(f"{t:.0%}" for t in targets) if targets else f"{self.spec.target_attainment:.0%}"
+
     def row(self, key: str | None) -> Row | None:
         return next((r for r in self.rows if r.key == key), None)
 

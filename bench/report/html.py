@@ -145,7 +145,7 @@ def render_html(report: Report) -> str:
         },
         suite=report.suite.label if report.suite else "none",
         slo=", ".join(f"{k}={v:g}" for k, v in (report.slo or {}).items()) or "none stored",
-        attainment=f"{spec.target_attainment:.0%}",
+        attainment=report.attainment_label,
         max_drop=f"{spec.max_drop:g}",
         basis="allocation" if spec.utilization is None else f"utilization {spec.utilization:.0%}",
         columns=COLUMNS,

@@ -90,7 +90,7 @@ def render_markdown(report: Report) -> str:
     )
     lines += [
         "",
-        f"Suite {suite} · SLO {slo}, attainment ≥ {spec.target_attainment:.0%} · max drop "
+        f"Suite {suite} · SLO {slo}, attainment ≥ {report.attainment_label} · max drop "
         f"{spec.max_drop:g} points · cost basis: {basis} · {report.n_runs} runs ({spec.selection()})",
         "",
         "### Leaderboard",
