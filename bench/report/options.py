@@ -72,6 +72,9 @@ class Option:
 
 def target_name(info: RunInfo) -> str:
     """The name a run's target is joined on: its registry name (MODEL:VARIANT for a variant), or its URL."""
+    model = info.provenance.get("model") or {}
+    if model.get("derived_from") and model.get("variant"):  # a variant entry, shown as its user-facing name
+        return f"{model['derived_from']}:{model['variant']}"
     t = info.target
     return str(t.get("name") or t.get("url") or "?")
 

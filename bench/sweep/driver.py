@@ -100,8 +100,22 @@ def run_sweep(
         result.stopped = "interrupted (Ctrl-C)"
         _finish(store_file, sweep_id, result, "partial")
         raise SweepInterrupted(sweep_id) from exc
+    _recoveries(plan, store_file, sweep_id, ctx.registry, settings, say)
     _finish(store_file, sweep_id, result, None)
     return result
+
+
+def _recoveries(
+    plan: SweepPlan, store_file: Path, sweep_id: str, registry: Registry, settings: Settings, say: Say
+) -> None:
+    """Recovery documents for the sweep's quantized variants (from every point's stored outcome)."""
+    from bench.sweep.recovery import store_recoveries
+
+    with Store.open(store_file) as store:
+        stored = {p.point_id: PointOutcome(p.status, p.run_ids) for p in store.list_points(sweep_id)}
+    ids = store_recoveries(plan.points, stored, store_file, sweep_id, registry, settings)
+    if ids:
+        say(f"recovery: {len(ids)} quantized variants against their base, stored for the report")
 
 
 def _recorder(store_file: Path, sweep_id: str) -> Callable[[Point, str, PointOutcome | None], None]:
