@@ -63,6 +63,7 @@ def test_the_goodput_profile_needs_an_slo_and_one_start_value() -> None:
     assert profile.kind == "goodput" and profile.dimension == "rate" and profile.start == 2.0  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_goodput_search_against_a_server_with_a_capacity(
     registry: Registry,  # noqa: F811
     settings: Settings,  # noqa: F811

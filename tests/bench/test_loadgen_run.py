@@ -182,6 +182,7 @@ def test_wrong_model_fails_before_any_run(registry: Registry, settings: Settings
     assert not settings.results_path.exists() or not Store.open(settings.results_path).list_runs()
 
 
+@pytest.mark.slow
 def test_server_dying_mid_run_keeps_records_and_marks_partial(registry: Registry, settings: Settings) -> None:
     server = TimingServer(Timing(ttft_ms=5, itl_ms=5)).__enter__()
 

@@ -82,6 +82,7 @@ def test_tiny_random_generates_in_transformers(tiny_random: BuildResult) -> None
     assert out.shape == (2, enc["input_ids"].shape[1] + 8)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights_and_another_seed_differs(
     tiny_random: BuildResult, tmp_path: Path
 ) -> None:

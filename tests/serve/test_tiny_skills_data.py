@@ -71,6 +71,7 @@ def _train_10_steps(seed: int) -> dict[str, object]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_a_short_training_run_is_bitwise_deterministic() -> None:
     first, second, other = _train_10_steps(0), _train_10_steps(0), _train_10_steps(1)
     assert first.keys() == second.keys()
