@@ -171,6 +171,7 @@ def _measure(
     point: Point, ctx: PointContext, registry: Registry, url: str | None, outcome: PointOutcome
 ) -> None:
     resets = {"done": 0, "unsupported": 0}
+    spent_before, simulated_before = ctx.spend.spent, ctx.spend.simulated
 
     def fresh() -> None:
         if url is not None:
@@ -201,8 +202,8 @@ def _measure(
         {"load": step, "run": label, **repeat_figures(summaries)}
         for (step, label), summaries in by_step.items()
     ]
-    outcome.detail["spend_usd"] = ctx.spend.spent
-    outcome.detail["simulated_spend_usd"] = ctx.spend.simulated
+    outcome.detail["spend_usd"] = ctx.spend.spent - spent_before  # this point's own
+    outcome.detail["simulated_spend_usd"] = ctx.spend.simulated - simulated_before
 
 
 def _load(

@@ -26,7 +26,7 @@ from bench.errors import ConfigError
 from bench.registry import load_registry
 from bench.settings import Settings
 from bench.store import Store
-from bench.sweep.execute import PointContext, PointOutcome, Spend, run_point
+from bench.sweep.execute import PointContext, PointOutcome, Spend, SpendCapReached, run_point
 from bench.sweep.plan import Point
 
 Record = Callable[[Point, str, PointOutcome | None], None]
@@ -83,23 +83,49 @@ def import_store(worker_store: bytes, into: Path) -> list[str]:
     return ids
 
 
-def _point_task(point_json: dict[str, Any], home: str, overlays: list[str], sweep_id: str) -> dict[str, Any]:
-    """What runs in the Ray worker: the point into a private store; returns the outcome and the rows."""
+def _point_task(
+    point_json: dict[str, Any], home: str, overlays: list[str], sweep_id: str, cap_usd: float | None
+) -> dict[str, Any]:
+    """What runs in the Ray worker: the point into a private store; returns the outcome and the rows.
+
+    The point alone stops at the sweep's spend cap; what it measured up to there comes back all the same.
+    """
     settings = Settings(home=Path(home), overlays=tuple(Path(p) for p in overlays))
     registry = load_registry(settings.overlays)
     point = Point.from_json(point_json)
     with tempfile.TemporaryDirectory(prefix="llmbench-point-") as tmp:
         store = Path(tmp) / "point.sqlite"
-        ctx = PointContext(settings, registry, store, sweep_id, Spend(None))
-        outcome = run_point(point, ctx)
+        ctx = PointContext(settings, registry, store, sweep_id, Spend(cap_usd))
+        cap_reached = None
+        try:
+            outcome = run_point(point, ctx)
+        except SpendCapReached as exc:
+            outcome = PointOutcome(status="partial", error=str(exc))
+            cap_reached = str(exc)
         Store.open(store).close()
         return {
             "status": outcome.status,
             "run_ids": outcome.run_ids,
             "error": outcome.error,
             "detail": dict(outcome.detail),
+            "spend_usd": ctx.spend.spent,
+            "simulated_spend_usd": ctx.spend.simulated,
+            "cap_reached": cap_reached,
             "store": store.read_bytes(),
         }
+
+
+def placement(point: Point, gpu_cluster: bool) -> tuple[int, list[dict[str, float]]]:
+    """A point's GPU count and its placement group's bundles (one {GPU, CPU} per GPU, to be STRICT_PACKed);
+    no bundles for a CPU-only point."""
+    n = gpus_needed(point, gpu_cluster)
+    return n, [{"GPU": 1.0, "CPU": 1.0} for _ in range(n)]
+
+
+def task_options(n_gpus: int) -> dict[str, Any]:
+    """The Ray task's own resources: the engine's process holds all of its GPUs (num_gpus=0 would empty
+    CUDA_VISIBLE_DEVICES for vLLM's engine, vllm#19123)."""
+    return {"num_cpus": 1, "num_gpus": n_gpus}
 
 
 def run_on_ray(
@@ -126,17 +152,21 @@ def run_on_ray(
         task = ray.remote(max_retries=0)(_point_task)
         pending: dict[Any, tuple[Point, Any]] = {}
         for point in points:
-            n = gpus_needed(point, gpu_cluster)
-            options: dict[str, Any] = {"num_cpus": 1, "num_gpus": n}
+            n, bundles = placement(point, gpu_cluster)
+            options = task_options(n)
             group = None
-            if n:
-                group = placement_group([{"GPU": 1, "CPU": 1}] * n, strategy="STRICT_PACK")
+            if bundles:
+                group = placement_group(bundles, strategy="STRICT_PACK")
                 ray.get(group.ready())
                 options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                     placement_group=group, placement_group_capture_child_tasks=True
                 )
             ref = task.options(**options).remote(
-                point.to_json(), str(ctx.settings.home), [str(p) for p in ctx.settings.overlays], ctx.sweep_id
+                point.to_json(),
+                str(ctx.settings.home),
+                [str(p) for p in ctx.settings.overlays],
+                ctx.sweep_id,
+                ctx.spend.cap,
             )
             record(point, "running", None)
             ctx.say(f"point {point.label} ({point.point_id}): submitted to Ray ({n} GPUs)")
@@ -153,6 +183,7 @@ def run_on_ray(
                 )
                 if group is not None:
                     remove_placement_group(group)
+                _count_spend(ctx, outcome)  # at the cap: SpendCapReached cancels the points still running
         except BaseException:
             for ref, (point, _group) in pending.items():
                 with contextlib.suppress(Exception):
@@ -187,5 +218,20 @@ def _collect(
             status="failed", error=f"Ray worker lost mid-point: {type(exc).__name__}: {exc}"[:2000]
         )
     imported = import_store(done["store"], ctx.store_path)
-    detail = {**done["detail"], "imported_runs": len(imported)}
+    detail = {
+        **done["detail"],
+        "imported_runs": len(imported),
+        "spend_usd": done["spend_usd"],
+        "simulated_spend_usd": done["simulated_spend_usd"],
+    }
+    if done["cap_reached"]:
+        detail["cap_reached"] = done["cap_reached"]
     return PointOutcome(status=done["status"], run_ids=done["run_ids"], error=done["error"], detail=detail)
+
+
+def _count_spend(ctx: PointContext, outcome: PointOutcome) -> None:
+    """Add a finished point's spend to the sweep's; SpendCapReached once the sweep is at its cap."""
+    ctx.spend.simulated += float(outcome.detail.get("simulated_spend_usd") or 0.0)
+    ctx.spend.add("api", float(outcome.detail.get("spend_usd") or 0.0))
+    if outcome.detail.get("cap_reached"):
+        raise SpendCapReached(str(outcome.detail["cap_reached"]))

@@ -3,6 +3,7 @@ kill -9, and points in parallel on a local Ray instance with no process left beh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -158,3 +159,48 @@ loads:
     assert b.started_at < (a.ended_at or "")  # the two points' runs overlapped in time
     time.sleep(2)
     assert strays() == []
+
+
+def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    file = tmp_path / "sweep.yaml"
+    file.write_text(
+        """
+schema: llmbench.sweep/1
+name: lost
+targets: [{name: mock-mini}, {name: mock-openai}]
+loads:
+  - {profile: concurrent, concurrency: 1, requests: 40, input_tokens: 16, output_tokens: 40, warmup: 0}
+""",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [*LLMBENCH, "sweep", str(file), "--ray-address", "local"], cwd=REPO, env=cli_env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        workers = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if cmd.startswith("ray::_point_task"):
+                with contextlib.suppress(psutil.Error):
+                    if any("serve.mock" in " ".join(c.cmdline()) for c in p.children()):
+                        workers.append(p)  # measuring: its mock API server is up
+        if len(workers) == 2:
+            victim = workers[0]
+    assert victim is not None, "the two points did not start on Ray"
+    victim.kill()  # SIGKILL: the worker cannot clean up after itself
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err  # a point failed; the sweep finished the other one
+    with Store.open(tmp_path / "results.sqlite") as store:
+        (info,) = store.list_sweeps()
+        points = sorted(store.list_points(info.id), key=lambda p: p.status)
+        runs = store.list_runs(sweep_id=info.id, limit=None)
+    assert [p.status for p in points] == ["complete", "failed"]
+    assert (points[1].error or "").startswith("Ray worker lost mid-point")
+    assert len(runs) == 1 and runs[0].status == "complete" and runs[0].n_requests == 40
+    assert info.status == "partial" and "| option |" in out
+    time.sleep(2)
+    assert strays() == []  # the killed worker's API server died with it
