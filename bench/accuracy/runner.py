@@ -17,6 +17,8 @@ from bench.accuracy.embedding import Embedder
 from bench.accuracy.judge import Judge, JudgeError
 from bench.accuracy.scorers import Verdict, score_deterministic
 from bench.accuracy.suite import EmbeddingSpec, JudgeSpec, Suite, SuiteItem
+from bench.cost.api import api_cost
+from bench.cost.usage import from_record
 from bench.errors import UsageError
 from bench.loadgen.protocol import StreamingClient
 from bench.records import GenRequest, ItemRecord, RequestRecord, Status
@@ -44,15 +46,8 @@ def token_cost(
     """
     if prices is None or input_tokens is None or output_tokens is None:
         return None
-    cached = cached_input or 0
-    written = min(cache_write or 0, max(0, input_tokens - cached))
-    cached_price = (
-        prices.cached_input_per_1m if prices.cached_input_per_1m is not None else prices.input_per_1m
-    )
-    write_price = prices.cache_write_per_1m if prices.cache_write_per_1m is not None else prices.input_per_1m
-    fresh = max(0, input_tokens - cached - written)
-    billed_input = fresh * prices.input_per_1m + cached * cached_price + written * write_price
-    return (billed_input + output_tokens * prices.output_per_1m) / 1e6
+    usage = from_record(input_tokens, output_tokens, cached_input, cache_write)
+    return api_cost(usage, prices).total_usd
 
 
 @dataclass
