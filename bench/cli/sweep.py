@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -89,9 +88,7 @@ def sweep(
     if as_json:
         click.echo(json.dumps(outcome_json(result), indent=2))
     else:
-        click.echo(leaderboard)
-        for line in _repeat_lines(result):
-            click.echo(line)
+        click.echo(leaderboard)  # the report's Markdown, with the figures over repetitions
         click.echo(f"sweep {result.sweep_id} ({result.status}); report: {out_path}")
     if result.stopped:
         err.print(f"stopped early: {result.stopped}; `llmbench sweep --resume {result.sweep_id[:8]}` goes on",
@@ -114,27 +111,3 @@ def _report(app: AppContext, sweep_id: str, store_path: Path, out: Path, err: Co
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(RENDERERS["html"](report), encoding="utf-8")
     return RENDERERS["md"](report)
-
-
-def _repeat_lines(result: Any) -> list[str]:
-    """A Markdown table of the figures over repetitions (mean and 95% CI), when there were several."""
-    rows = []
-    for point in result.plan.points:
-        outcome = result.outcomes.get(point.point_id)
-        for rep in (outcome.detail.get("repeats") or []) if outcome else []:
-            tps, ttft = rep["output_tokens_per_s"], rep["ttft_p50_ms"]
-            if tps["n"] < 2:
-                continue
-            rows.append(f"| {point.label} | {rep['run']} | {tps['n']} | {_mean(tps, 1)} | {_mean(ttft, 1)} |")
-    if not rows:
-        return []
-    head = ["", "### Over repetitions (mean [95% CI])", ""]
-    return [*head, "| point | run | n | output tok/s | TTFT p50 ms |", "|---|---|---|---|---|", *rows, ""]
-
-
-def _mean(figure: dict[str, Any], digits: int) -> str:
-    if figure["mean"] is None:
-        return "n/a"
-    ci = figure["ci95"]
-    bounds = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
-    return f"{figure['mean']:.{digits}f}{bounds}"

@@ -89,6 +89,32 @@ class Histogram:
     note: str
 
 
+@dataclass(frozen=True)
+class RepeatRow:
+    """One load step of a sweep point run several times: each figure's mean and 95% CI over repeats
+    (bench.sweep.repeats: `{"n", "mean", "std", "ci95"}`)."""
+
+    point: str  # the point's label
+    run: str  # the load step's run label ('operating point' for a goodput search)
+    n: int
+    figures: dict[str, dict[str, Any]]
+
+
+def sweep_repeats(store: Store, sweep: str) -> list[RepeatRow]:
+    """The repeat figures the sweep stored for each point (only steps with two or more repetitions)."""
+    info = store.get_sweep(sweep)
+    labels = {p["point_id"]: p.get("label", p["point_id"]) for p in info.plan}
+    rows = []
+    for point in store.list_points(info.id):
+        for rep in point.detail.get("repeats") or []:
+            figures = {k: v for k, v in rep.items() if isinstance(v, dict) and "n" in v}
+            n = max((int(v["n"]) for v in figures.values()), default=0)
+            if n >= 2:
+                label = labels.get(point.point_id, point.point_id)
+                rows.append(RepeatRow(label, str(rep.get("run", "")), n, figures))
+    return rows
+
+
 @dataclass
 class Report:
     """Everything a renderer shows."""
@@ -109,6 +135,7 @@ class Report:
     histograms: list[Histogram] = field(default_factory=list)
     slo: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
+    repeats: list[RepeatRow] = field(default_factory=list)  # a sweep's figures over repetitions
 
     @property
     def flags(self) -> list[Flag]:
@@ -211,6 +238,7 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
     with Store.open(store_path) as store:
         runs = select_runs(store, spec.run_ids, last=spec.last, sweep=spec.sweep)
         docs = store.list_documents(RECOVERY_SCHEMA)
+        repeats = sweep_repeats(store, spec.sweep) if spec.sweep else []
     with StoreReader(store_path) as reader:
         options, suite, other = group_options(runs, pricing, spec.target_attainment)
         rows = [compute_row(o, pricing, reader, utilization=spec.utilization) for o in options]
@@ -244,4 +272,5 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         histograms=histograms,
         slo=slo,
         notes=notes,
+        repeats=repeats,
     )

@@ -14,6 +14,7 @@ from bench.report.build import Report
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS
 from bench.report.markdown import _one_line as one_line
+from bench.report.markdown import mean_ci_text
 from bench.report.value import Value, fmt_tokens, fmt_usd, show
 
 COLUMNS = (
@@ -160,6 +161,17 @@ def render_html(report: Report) -> str:
             for f in dict.fromkeys(report.flags)
         ],
         notes=report.notes,
+        repeats=[
+            {
+                "point": r.point,
+                "run": r.run,
+                "n": r.n,
+                "tok_s": mean_ci_text(r.figures.get("output_tokens_per_s")),
+                "ttft": mean_ci_text(r.figures.get("ttft_p50_ms")),
+                "goodput": mean_ci_text(r.figures.get("goodput_requests_per_s"), 2),
+            }
+            for r in report.repeats
+        ],
         provenance_columns=PROVENANCE,
         provenance=[[p.get(c) for c in PROVENANCE] for p in report.provenance],
     )

@@ -97,4 +97,5 @@ def report_json(report: Report) -> dict[str, Any]:
         "histograms": [asdict(h) for h in report.histograms],
         "provenance": report.provenance,
         "notes": report.notes,
+        "repeats": [asdict(r) for r in report.repeats],
     }

@@ -5,6 +5,8 @@ Table cells stay short: a missing figure is "n/a" with a numbered note giving it
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.report.analysis import Paired
 from bench.report.build import Report
 from bench.report.figures import Row
@@ -66,6 +68,15 @@ def _one_line(report: Report, key: str | None) -> str:
         f"**{row.key}**: {cost} per 1M output tokens, {per_correct} per correct answer, {acc}, "
         f"TTFT p95 {ttft} ms{where}"
     )
+
+
+def mean_ci_text(figure: dict[str, Any] | None, digits: int = 1) -> str:
+    """'mean [lo, hi]' of a figure over repeats; 'n/a' where nothing was measured."""
+    if not figure or figure.get("mean") is None:
+        return "n/a"
+    ci = figure.get("ci95")
+    bounds = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
+    return f"{figure['mean']:.{digits}f}{bounds}"
 
 
 def render_markdown(report: Report) -> str:
@@ -142,6 +153,17 @@ def render_markdown(report: Report) -> str:
                 f"| {b.selfhosted} | {b.api} | {fmt_usd(b.api_usd_per_1m_output)} | {vol} "
                 f"| {100 * be.utilization:.1f}% | {above} |"
             )
+    if report.repeats:
+        lines += ["", "### Over repetitions (mean [95% CI] of the sweep's repeats)", ""]
+        lines += [
+            "| point | run | n | output tok/s | TTFT p50 ms | goodput req/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for rep in report.repeats:
+            f = rep.figures
+            tok_s, ttft = mean_ci_text(f.get("output_tokens_per_s")), mean_ci_text(f.get("ttft_p50_ms"))
+            goodput = mean_ci_text(f.get("goodput_requests_per_s"), 2)
+            lines.append(f"| {rep.point} | {rep.run} | {rep.n} | {tok_s} | {ttft} | {goodput} |")
     flagged = [f for f in report.flags]
     if flagged:
         lines += ["", "### Flags", ""]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.sweep.repeats import mean_ci, repeat_figures
@@ -27,3 +29,31 @@ def test_repeat_figures_over_load_summaries() -> None:
     assert got["output_tokens_per_s"]["mean"] == 105.0 and got["output_tokens_per_s"]["n"] == 2
     assert got["ttft_p50_ms"]["mean"] == 52.0
     assert got["goodput_requests_per_s"]["n"] == 0  # no SLO: no goodput, and no made-up figure
+
+
+def test_the_sweeps_report_shows_the_figures_over_repetitions(tmp_path: Path) -> None:
+    from bench.report.build import ReportSpec, build_report
+    from bench.report.options import Pricing
+    from bench.report.render import RENDERERS
+    from bench.store import Store
+
+    twice = repeat_figures(
+        [{"output_tokens_per_s": 100.0, "ttft_ms": {"p50": 50.0}},
+         {"output_tokens_per_s": 110.0, "ttft_ms": {"p50": 54.0}}]
+    )  # fmt: skip
+    once = repeat_figures([{"output_tokens_per_s": 90.0, "ttft_ms": {"p50": 40.0}}])
+    path = tmp_path / "r.sqlite"
+    with Store.open(path) as store:
+        sweep_id = store.start_sweep(
+            {"schema": "llmbench.sweep/1"},
+            [{"point_id": "a", "label": "tiny-skills:w8a8"}, {"point_id": "b", "label": "mock-mini"}],
+        )
+        store.set_point(sweep_id, "a", "complete", detail={"repeats": [{"load": 0, "run": "c=4", **twice}]})
+        store.set_point(sweep_id, "b", "complete", detail={"repeats": [{"load": 0, "run": "c=4", **once}]})
+    report = build_report(ReportSpec(sweep=sweep_id), path, Pricing())
+    assert [(r.point, r.run, r.n) for r in report.repeats] == [("tiny-skills:w8a8", "c=4", 2)]  # n=1: no CI
+    md = RENDERERS["md"](report)
+    # mean 105, s = 7.071, t(df=1) = 12.706: half = 12.706 * 7.071 / sqrt(2) = 63.53
+    assert "| tiny-skills:w8a8 | c=4 | 2 | 105.0 [41.5, 168.5] | 52.0 [26.6, 77.4] | n/a |" in md
+    assert 'id="repeats"' in RENDERERS["html"](report) and "105.0 [41.5, 168.5]" in RENDERERS["html"](report)
+    assert RENDERERS["json"](report).count('"ttft_p50_ms"') == 1
