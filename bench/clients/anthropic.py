@@ -165,14 +165,7 @@ class AnthropicClient(BaseClient):
         }
         if system:
             body["system"] = "\n\n".join(system)
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.ignore_eos and self.config.sends_extras:
-            body["ignore_eos"] = True
-            body["min_tokens"] = request.max_tokens
-        if request.extra_body:
-            body.update(request.extra_body)
-        return body
+        return self.sampling_fields(request, body)
 
     async def check(self) -> None:
         """A non-streamed 1-token request: the messages API has no model list that holds every alias."""

@@ -141,6 +141,19 @@ class BaseClient:
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
 
+    def sampling_fields(self, request: GenRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """Add the sampling fields every protocol shares to `body`: temperature, vLLM's extras (only where
+        the server accepts them: `ignore_eos` with `min_tokens`, so the output length is fixed) and the
+        request's own extra body, which wins."""
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.ignore_eos and self.config.sends_extras:
+            body["ignore_eos"] = True
+            body["min_tokens"] = request.max_tokens
+        if request.extra_body:
+            body.update(request.extra_body)
+        return body
+
     def body(self, request: GenRequest) -> dict[str, Any]:
         raise NotImplementedError
 

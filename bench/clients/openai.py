@@ -137,17 +137,6 @@ class _OpenAIBase(BaseClient):
     def stream(self, record: RequestRecord) -> OpenAIStream:
         return OpenAIStream(record, chat=self.chat, keep_text=self.keeps_text)
 
-    def _common(self, request: GenRequest, body: dict[str, Any]) -> dict[str, Any]:
-        """Sampling fields shared by chat and completions; vLLM extras only where accepted."""
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.ignore_eos and self.config.sends_extras:
-            body["ignore_eos"] = True
-            body["min_tokens"] = request.max_tokens
-        if request.extra_body:
-            body.update(request.extra_body)
-        return body
-
     async def check(self) -> None:
         """GET {base}/models and look for the model; a 1-token request where /models is absent."""
         url = self.base_url + "/models"
@@ -203,7 +192,7 @@ class OpenAIChatClient(_OpenAIBase):
         # Real OpenAI deprecates max_tokens (reasoning models reject it); others know only max_tokens.
         budget = "max_completion_tokens" if self.config.server_kind == "openai" else "max_tokens"
         body[budget] = request.max_tokens
-        return self._common(request, body)
+        return self.sampling_fields(request, body)
 
 
 class OpenAICompletionsClient(_OpenAIBase):
@@ -225,4 +214,4 @@ class OpenAICompletionsClient(_OpenAIBase):
             "stream_options": {"include_usage": True},
             "max_tokens": request.max_tokens,
         }
-        return self._common(request, body)
+        return self.sampling_fields(request, body)
