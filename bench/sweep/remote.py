@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, InterruptedRunError
 from bench.registry import load_registry
 from bench.settings import Settings
 from bench.store import Store
@@ -102,6 +102,8 @@ def _point_task(
         except SpendCapReached as exc:
             outcome = PointOutcome(status="partial", error=str(exc))
             cap_reached = str(exc)
+        except (InterruptedRunError, KeyboardInterrupt):  # cancelled: what it measured goes back all the same
+            outcome = PointOutcome(status="partial", error="cancelled")
         Store.open(store).close()
         return {
             "status": outcome.status,
@@ -184,16 +186,12 @@ def run_on_ray(
                 if group is not None:
                     remove_placement_group(group)
                 _count_spend(ctx, outcome)  # at the cap: SpendCapReached cancels the points still running
-        except BaseException:
-            for ref, (point, _group) in pending.items():
+        except BaseException as exc:
+            why = "cancelled: " + (str(exc) if isinstance(exc, SpendCapReached) else "interrupted (Ctrl-C)")
+            for ref in pending:
                 with contextlib.suppress(Exception):
-                    ray.cancel(
-                        ref, force=False
-                    )  # KeyboardInterrupt in the task: its finally stops the server
-                outcomes[point.point_id] = PointOutcome(status="partial", error="cancelled")
-                record(point, "partial", outcomes[point.point_id])
-            with contextlib.suppress(Exception):
-                ray.wait(list(pending), num_returns=len(pending), timeout=60)
+                    ray.cancel(ref, force=False)  # KeyboardInterrupt in the task: it stops its server
+            _keep_cancelled(ray, pending, ctx, outcomes, record, why)
             raise
     finally:
         if owned:
@@ -227,6 +225,34 @@ def _collect(
     if done["cap_reached"]:
         detail["cap_reached"] = done["cap_reached"]
     return PointOutcome(status=done["status"], run_ids=done["run_ids"], error=done["error"], detail=detail)
+
+
+def _keep_cancelled(
+    ray: Any,
+    pending: dict[Any, tuple[Point, Any]],
+    ctx: PointContext,
+    outcomes: dict[str, PointOutcome],
+    record: Record,
+    why: str,
+    wait_s: float = 60.0,
+) -> None:
+    """After cancelling `pending`: import what each task measured before it stopped (a task interrupted
+    while running returns its store), and record every such point as partial."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    for ref, (point, _group) in pending.items():
+        outcome = PointOutcome(status="partial", error=why)
+        try:
+            done = ray.get(ref, timeout=max(1.0, deadline - time.monotonic()))
+        except Exception:  # cancelled before it started, or gone: nothing came back
+            done = None
+        if isinstance(done, dict) and done.get("store"):
+            imported = import_store(done["store"], ctx.store_path)
+            outcome.run_ids = list(done.get("run_ids") or imported)
+            outcome.detail = {**(done.get("detail") or {}), "imported_runs": len(imported)}
+        outcomes[point.point_id] = outcome
+        record(point, "partial", outcome)
 
 
 def _count_spend(ctx: PointContext, outcome: PointOutcome) -> None:

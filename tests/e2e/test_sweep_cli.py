@@ -38,6 +38,32 @@ def strays() -> list[str]:
     return out
 
 
+def measuring_workers(proc: subprocess.Popen[str], n: int) -> list[psutil.Process]:
+    """Wait until `n` Ray workers run a sweep point whose mock API server is up (measuring)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        workers = []
+        for p in psutil.process_iter(["cmdline"]):
+            if " ".join(p.info["cmdline"] or []).startswith("ray::_point_task"):
+                with contextlib.suppress(psutil.Error):
+                    if any("serve.mock" in " ".join(c.cmdline()) for c in p.children()):
+                        workers.append(p)
+        if len(workers) == n:
+            time.sleep(2)  # a few requests measured
+            return workers
+    raise AssertionError(f"{n} points did not start measuring on Ray")
+
+
+RAY_SWEEP = """
+schema: llmbench.sweep/1
+name: lost
+targets: [{name: mock-mini}, {name: mock-openai}]
+loads:
+  - {profile: concurrent, concurrency: 1, requests: 40, input_tokens: 16, output_tokens: 40, warmup: 0}
+"""
+
+
 def test_a_sweep_over_mocks_and_the_tiny_model_with_a_failed_point(
     tmp_path: Path, tiny_random_dir: Path
 ) -> None:
@@ -163,34 +189,12 @@ loads:
 
 def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tmp_path: Path) -> None:
     file = tmp_path / "sweep.yaml"
-    file.write_text(
-        """
-schema: llmbench.sweep/1
-name: lost
-targets: [{name: mock-mini}, {name: mock-openai}]
-loads:
-  - {profile: concurrent, concurrency: 1, requests: 40, input_tokens: 16, output_tokens: 40, warmup: 0}
-""",
-        encoding="utf-8",
-    )
+    file.write_text(RAY_SWEEP, encoding="utf-8")
     proc = subprocess.Popen(
         [*LLMBENCH, "sweep", str(file), "--ray-address", "local"], cwd=REPO, env=cli_env(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    victim = None
-    deadline = time.monotonic() + 300
-    while victim is None and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        workers = []
-        for p in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if cmd.startswith("ray::_point_task"):
-                with contextlib.suppress(psutil.Error):
-                    if any("serve.mock" in " ".join(c.cmdline()) for c in p.children()):
-                        workers.append(p)  # measuring: its mock API server is up
-        if len(workers) == 2:
-            victim = workers[0]
-    assert victim is not None, "the two points did not start on Ray"
+    victim = measuring_workers(proc, 2)[0]
     victim.kill()  # SIGKILL: the worker cannot clean up after itself
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1, err  # a point failed; the sweep finished the other one
@@ -204,3 +208,28 @@ loads:
     assert info.status == "partial" and "| option |" in out
     time.sleep(2)
     assert strays() == []  # the killed worker's API server died with it
+
+
+def test_ctrl_c_on_ray_cancels_the_points_and_keeps_what_they_measured(tmp_path: Path) -> None:
+    file = tmp_path / "sweep.yaml"
+    file.write_text(RAY_SWEEP.replace("requests: 40", "requests: 400"), encoding="utf-8")
+    proc = subprocess.Popen(
+        [*LLMBENCH, "sweep", str(file), "--ray-address", "local"], cwd=REPO, env=cli_env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    measuring_workers(proc, 2)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    with Store.open(tmp_path / "results.sqlite") as store:
+        (info,) = store.list_sweeps()
+        points = store.list_points(info.id)
+        runs = store.list_runs(sweep_id=info.id, limit=None)
+    assert info.status == "partial"
+    assert [p.status for p in points] == ["partial", "partial"]
+    assert all("interrupted" in (p.error or "") for p in points)
+    assert len(runs) == 2 and all(r.status == "partial" and 0 < r.n_requests < 400 for r in runs)
+    assert sorted(r for p in points for r in p.run_ids) == sorted(r.id for r in runs)
+    time.sleep(2)
+    assert strays() == []
