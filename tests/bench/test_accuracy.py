@@ -126,6 +126,7 @@ def test_interrupted_run_keeps_its_items(oracle70: str, tmp_path: Path) -> None:
     assert run.summary is not None and run.summary["items"] == len(kept)
 
 
+@pytest.mark.slow  # seconds of real serving: scripts/test runs it
 def test_cli_accuracy_with_prices_then_diff(registry: Registry, tmp_path: Path) -> None:
     app = AppContext(settings(tmp_path))
     app.__dict__["registry"] = registry  # the overlay's mock entries (cached_property slot)

@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from fixtures_vllm import LLMBENCH
 
 from bench.store import Store
@@ -17,6 +18,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*LLMBENCH, *args], capture_output=True, text=True, timeout=180, env=env)
 
 
+@pytest.mark.slow  # seconds of real serving: scripts/test runs it
 def test_list_and_show_a_stored_load_run(tmp_path: Path) -> None:
     store = tmp_path / "results.sqlite"
     overlay = tmp_path / "fast.yaml"

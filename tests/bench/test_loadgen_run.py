@@ -87,6 +87,7 @@ def test_concurrent_values_are_separate_stored_runs(registry: Registry, settings
     assert any(isinstance(e, RunProgress) for e in events)
 
 
+@pytest.mark.slow  # seconds of real serving: scripts/test runs it
 def test_every_profile_runs(registry: Registry, settings: Settings) -> None:
     for options in (
         {"profile": "synchronous"},
@@ -126,6 +127,7 @@ def test_sweep_measures_k_rates_between_sync_and_max(registry: Registry, setting
     assert result.runs[1].profile["concurrency"] == 8
 
 
+@pytest.mark.slow  # seconds of real serving: scripts/test runs it
 def test_duration_limit(registry: Registry, settings: Settings) -> None:
     result = load(
         registry, settings, profile="concurrent", concurrency=[2], duration_s=1.0, warmup={"seconds": 0.3}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,17 @@ def test_a_bad_engine_arg_value_names_the_flag(pair: str) -> None:
 
 
 def test_cli_user_errors_exit_2_without_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LLMBENCH_VLLM_PYTHON", sys.executable)  # vLLM "found" with or without .venv-vllm
     overlay = tmp_path / "models.yaml"
     overlay.write_text(OVERLAY, encoding="utf-8")
     cases = [
         (["serve", "big-llama", "--engine-arg", "max-model-len=abc", "--dry-run"], "max-model-len='abc'"),
-        (["serve", "big-llama", "--nodes", "2", "--device", "cuda", "--dry-run"], "--ray-address"),
+        (
+            ["serve", "big-llama", "--backend", "vllm", "--nodes", "2", "--device", "cuda", "--dry-run"],
+            "--ray-address",
+        ),
     ]
     for argv, needle in cases:
         code = run_cli(["--models-file", str(overlay), *argv])

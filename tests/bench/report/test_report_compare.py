@@ -70,6 +70,7 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite"
 
 
+@pytest.mark.slow  # seconds of real serving: scripts/test runs it
 def test_a_slower_new_run_fails_the_latency_gate(store: Path) -> None:
     with Store.open(store) as db:
         base = add_load_run(db, LOCAL, records(200, ttft_s=0.10, itl_s=0.01, seed=1), profile=CONC)

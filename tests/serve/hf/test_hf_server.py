@@ -23,6 +23,9 @@ from serve.tiny import build_builtin
 
 MODEL = "tiny"
 REPO = Path(__file__).resolve().parents[3]
+# A real transformers server per module (about 10 s in all): scripts/test runs these, scripts/check runs the
+# hf engine's own tests (the `cache` keyword included).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
