@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,10 @@ def run_on_ray(
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=False)  # KeyboardInterrupt in the task: it stops its server
             _keep_cancelled(ray, pending, ctx, outcomes, record, why)
+            for _point, group in pending.values():
+                if group is not None:  # a cluster that outlives this sweep keeps no reservation of ours
+                    with contextlib.suppress(Exception):
+                        remove_placement_group(group)
             raise
     finally:
         if owned:
@@ -238,8 +243,6 @@ def _keep_cancelled(
 ) -> None:
     """After cancelling `pending`: import what each task measured before it stopped (a task interrupted
     while running returns its store), and record every such point as partial."""
-    import time
-
     deadline = time.monotonic() + wait_s
     for ref, (point, _group) in pending.items():
         outcome = PointOutcome(status="partial", error=why)
