@@ -42,6 +42,7 @@ from bench.loadgen.schedule import make_plan
 from bench.loadgen.server_metrics import ServerMetricsSampler, metrics_url
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary, summarize
+from bench.metrics.load import LoadTarget
 from bench.prompts import PromptSpec, iter_requests
 from bench.provenance import collect_provenance, target_provenance
 from bench.records import GenRequest, RequestRecord
@@ -519,6 +520,7 @@ class _Session:
             client=outcome.client,
             fixed_length=bool(profile_json["sent"]["ignore_eos"]),
             attainment_target=profile_json.get("attainment_target"),
+            load_target=LoadTarget.from_profile(profile_json),
         )
         status = run_status(outcome.ended, summary)
         summary_json = summary.to_json()

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bench.metrics import ClientStats, RunSummary, Slo, summarize
+from bench.metrics.load import LoadTarget
 from bench.records import RequestRecord
 
 
@@ -22,6 +23,7 @@ def summary_inputs(profile: Mapping[str, Any], summary: Mapping[str, Any] | None
         "client": ClientStats.from_json((summary or {}).get("client")),
         "fixed_length": bool(sent["ignore_eos"]) if isinstance(sent, Mapping) else None,
         "attainment_target": profile.get("attainment_target"),
+        "load_target": LoadTarget.from_profile(dict(profile)),
     }
 
 

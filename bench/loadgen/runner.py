@@ -103,6 +103,12 @@ class LoadRunner:
         self._probe: asyncio.Task[None] | None = None
         self._last_probe = 0.0
         self._deadline: float | None = None
+        self._warming = self._has_warmup()  # the warm-up phase runs (and completes) before measuring
+        self.measure_start_s: float | None = None  # perf_counter when the measured phase began
+
+    def _has_warmup(self) -> bool:
+        warm = self.plan.limits.warmup
+        return bool(self.plan.warmup_count if self.plan.open_loop else (warm.requests or warm.seconds))
 
     async def run(self) -> RunOutcome:
         """Send by the plan, cool down, cancel stragglers; returns every record."""
@@ -110,9 +116,7 @@ class LoadRunner:
         cpu0, proc0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
         if not self._origin_given:
             self._origin = wall0
-        if self.plan.limits.warmup.seconds and self.plan.limits.duration_s is not None:
-            self._deadline = self._origin + self.plan.limits.warmup.seconds + self.plan.limits.duration_s
-        producer = asyncio.create_task(self._open_loop() if self.plan.open_loop else self._closed_loop())
+        producer = asyncio.create_task(self._produce())
         ticker = asyncio.create_task(self._tick()) if self._on_progress else None
         waiters = {producer, asyncio.create_task(self._stop.wait()), asyncio.create_task(self._halt.wait())}
         try:
@@ -151,12 +155,37 @@ class LoadRunner:
 
     # --- pacing -------------------------------------------------------------------------------------
 
-    async def _open_loop(self) -> None:
+    async def _produce(self) -> None:
+        """The warm-up phase to its end (every warm-up request finished), then the measured phase.
+
+        Warm-up requests never overlap measured ones: they exist to warm the server (caches, compiled
+        kernels, connections), and a warm-up sent with the measured burst warms nothing and adds load the
+        measurement does not count.
+        """
+        if not self._warming:
+            self.measure_start_s = self._origin  # no warm-up: measuring starts with the run
+        else:
+            await (self._open_loop(warmup=True) if self.plan.open_loop else self._closed_loop())
+            if self._inflight:
+                await asyncio.wait(set(self._inflight))
+            self._warming = False
+            if not self._sending:
+                return
+            self.measure_start_s = time.perf_counter()
+        if self.plan.limits.duration_s is not None:
+            self._deadline = self.measure_start_s + self.plan.limits.duration_s
+        await (self._open_loop(warmup=False) if self.plan.open_loop else self._closed_loop())
+
+    async def _open_loop(self, *, warmup: bool) -> None:
+        """Send the warm-up offsets from the origin, or the measured ones from the measured phase's start."""
         assert self.plan.offsets_s is not None
-        origin = self._origin
         warm = self.plan.warmup_count
+        offsets = self.plan.offsets_s[:warm] if warmup else self.plan.offsets_s[warm:]
+        if not offsets:
+            return
+        origin = self._origin if warmup else (self.measure_start_s or self._origin) - offsets[0]
         clock = time.perf_counter
-        for i, offset in enumerate(self.plan.offsets_s):
+        for offset in offsets:
             request = next(self._requests, None)
             if request is None:
                 return
@@ -166,7 +195,7 @@ class LoadRunner:
                 await asyncio.sleep(delay)
             if not self._sending:
                 return
-            self._launch(request, target, warmup=i < warm)
+            self._launch(request, target, warmup=warmup)
             await self._let_it_go_out()
 
     async def _closed_loop(self) -> None:
@@ -190,7 +219,7 @@ class LoadRunner:
                 if task is None:
                     return
                 await self._let_it_go_out()
-            if limits.requests is not None and self._measured_sent >= limits.requests:
+            if not self._warming and limits.requests is not None and self._measured_sent >= limits.requests:
                 return  # the last sends: the cool-down (with its grace time) waits for them
             timeout = None if self._deadline is None else max(0.0, self._deadline - time.perf_counter())
             done, _ = await asyncio.wait((task,), timeout=timeout)
@@ -203,10 +232,13 @@ class LoadRunner:
         if not self._sending:
             return None
         now = time.perf_counter()
-        warmup = self._closed_warmup(now)
-        if not warmup:
-            if self._deadline is None and limits.duration_s is not None:
-                self._deadline = now + limits.duration_s
+        if self._warming:
+            warm = limits.warmup
+            if (warm.seconds and now - self._origin >= warm.seconds) or (
+                not warm.seconds and self._sent >= warm.requests
+            ):
+                return None  # the warm-up is sent: its phase waits for it to finish
+        else:
             if self._deadline is not None and now >= self._deadline:
                 return None
             if limits.requests is not None and self._measured_sent >= limits.requests:
@@ -214,7 +246,7 @@ class LoadRunner:
         request = next(self._requests, None)
         if request is None:
             return None
-        return self._launch(request, freed, warmup=warmup)
+        return self._launch(request, freed, warmup=self._warming)
 
     @staticmethod
     async def _let_it_go_out() -> None:
@@ -226,12 +258,6 @@ class LoadRunner:
         """
         await asyncio.sleep(0)  # the request's task runs: builds the request, stamps start_s
         await asyncio.sleep(0)  # aiohttp's body-writer task runs: the bytes reach the socket
-
-    def _closed_warmup(self, now: float) -> bool:
-        warm = self.plan.limits.warmup
-        if warm.seconds:
-            return now - self._origin < warm.seconds
-        return self._sent < warm.requests
 
     # --- one request --------------------------------------------------------------------------------
 
@@ -375,10 +401,7 @@ class LoadRunner:
             return
         now = time.perf_counter()
         if phase is None:
-            measuring = self._measured_sent > 0 or not (
-                self.plan.warmup_count or self.plan.limits.warmup.seconds
-            )
-            phase = "measuring" if measuring else "warmup"
+            phase = "warmup" if self._warming else "measuring"
         recent = [t for t in self._done_times if t > now - 5.0]
         span = min(5.0, now - self._origin)
         ttfts = sorted(self._ttfts)

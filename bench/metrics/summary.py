@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.accuracy.stats import wilson
 from bench.metrics.distribution import Distribution
+from bench.metrics.load import LoadMeasure, LoadTarget, measure_load
 from bench.metrics.request import RequestMetrics, Slo, request_metrics
 from bench.records import RequestRecord, Status
 
@@ -20,6 +21,11 @@ CPU_SHARE_LIMIT = 0.9  # of one core: the load generator's event loop is one thr
 # over at least COALESCED_MIN_GAPS gaps; such gaps pull ITL percentiles down.
 COALESCED_SHARE = 0.05
 COALESCED_MIN_GAPS = 20
+# not_streamed flag: at least this share of ITL gaps are 0 ms, or of multi-token responses came in one chunk:
+# the response was not really streamed (or the client read it all at once), so TTFT and ITL mean nothing.
+NOT_STREAMED_SHARE = 0.5
+# Flags that make a run's load figure unusable as a goodput probe or an operating point.
+INVALID_PROBE = ("client_bound", "not_streamed", "load_not_reached")
 ERROR_TEXT_CHARS = 300  # of the first message of each error kind, in the summary
 
 
@@ -99,6 +105,13 @@ class RunSummary:
     client_bound_reasons: list[str] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     unknown: dict[str, str] = field(default_factory=dict)  # figure -> why it could not be measured
+    load: LoadMeasure | None = None  # the load really put on the server, and the steady window
+
+    @property
+    def invalid_reasons(self) -> list[str]:
+        """Why this run cannot stand as a probe or an operating point (client-bound, not streamed, load
+        not reached); empty when it can."""
+        return [f"{f.kind}: {f.detail}" for f in self.flags if f.kind in INVALID_PROBE]
 
     @property
     def client_cpu_share(self) -> float | None:
@@ -162,6 +175,8 @@ class RunSummary:
             },
             "sched_lag_ms": self.sched_lag_ms.to_json(),
             "client": None if self.client is None else self.client.to_json(),
+            "load": None if self.load is None else self.load.to_json(),
+            "valid": not self.invalid_reasons,
         }
 
 
@@ -212,6 +227,7 @@ def summarize(
     client: ClientStats | None = None,
     fixed_length: bool | None = None,
     attainment_target: float | None = None,
+    load_target: LoadTarget | None = None,
 ) -> RunSummary:
     """Summarize a run's records: warm-up excluded, distributions over successful requests only.
 
@@ -277,10 +293,17 @@ def summarize(
     elif len(in_known) < len(ok):
         unknown["total_tokens_per_s"] = f"{len(ok) - len(in_known)} successful requests have no input count"
     attainment = _attainment(slo, slo_met, len(ok) + failed + cancelled, attainment_target)
+    send_rate = _send_rate(measured)
+    load = measure_load(
+        measured, {id(r): m for r, m in ok}, load_target, window=win, send_rate=send_rate,
+        e2e_p50_ms=e2e.p50, slo=slo,
+    )  # fmt: skip
+    single = sum(1 for r, _ in ok if (r.output_tokens or 0) > 1 and len(r.token_chunk_s) <= 1)
+    multi = sum(1 for r, _ in ok if (r.output_tokens or 0) > 1)
     flags = _flags(
         completed=len(ok), failed=failed, cancelled=cancelled, details=details, fixed_length=fixed_length,
         unknown=unknown, tokens_from=tokens_from, zero_gaps=zero_gaps, gaps=itl.count, reasons=reasons,
-        attainment=attainment,
+        attainment=attainment, load=load, single_chunk=(single, multi),
     )  # fmt: skip
     return RunSummary(
         completed=len(ok),
@@ -310,7 +333,7 @@ def summarize(
         coalesced_gaps=zero_gaps,
         fixed_length=fixed_length,
         requests_per_s=_rate(len(ok), seconds),
-        send_rate_per_s=_send_rate(measured),
+        send_rate_per_s=send_rate,
         slo=slo,
         slo_met=slo_met,
         slo_attainment=attainment,
@@ -320,6 +343,7 @@ def summarize(
         client_bound_reasons=reasons,
         flags=flags,
         unknown=unknown,
+        load=load,
     )
 
 
@@ -350,6 +374,8 @@ def _flags(
     gaps: int,
     reasons: list[str],
     attainment: dict[str, Any] | None = None,
+    load: LoadMeasure | None = None,
+    single_chunk: tuple[int, int] = (0, 0),
 ) -> list[Flag]:
     """Every caveat of a run, in a stable order (see Flag.kind)."""
     out: list[Flag] = []
@@ -388,7 +414,20 @@ def _flags(
                 "ITL percentiles are biased low",
             )
         )
+    single, multi = single_chunk
+    if (gaps >= COALESCED_MIN_GAPS and zero_gaps / gaps >= NOT_STREAMED_SHARE) or (
+        multi and single / multi >= NOT_STREAMED_SHARE
+    ):
+        why = (
+            f"{single} of {multi} multi-token responses arrived in one chunk"
+            if multi and single / multi >= NOT_STREAMED_SHARE
+            else f"{zero_gaps / gaps:.0%} of ITL gaps are 0 ms"
+        )
+        out.append(Flag("not_streamed", f"{why}: TTFT, ITL and TPOT were not measured on a stream"))
     out.extend(Flag("client_bound", r) for r in reasons)
+    if load is not None and not load.reached:
+        out.append(Flag("load_not_reached", f"{load.target.label if load.target else 'the load'}: "
+                        + "; ".join(load.reasons)))  # fmt: skip
     value, target = (attainment or {}).get("value"), (attainment or {}).get("target")
     if value is not None and target is not None and value < target:
         out.append(Flag("below_target", f"SLO attainment {value:.1%} is below the target {target:.1%}"))

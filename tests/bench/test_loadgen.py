@@ -122,8 +122,24 @@ def test_poisson_run_sends_every_scheduled_request() -> None:
     assert plan.offsets_s is not None
     out = run(client, plan)
     got = sorted(s - out.origin_s for _, s, _ in client.sent)
-    assert got == pytest.approx(list(plan.offsets_s), abs=1e-9)
+    offsets = list(plan.offsets_s)
+    assert got[:5] == pytest.approx(offsets[:5], abs=1e-9)  # warm-up on the schedule from the origin
+    # The measured schedule keeps its gaps exactly but starts once the warm-up has finished.
+    assert [g - got[5] for g in got[5:]] == pytest.approx([o - offsets[5] for o in offsets[5:]], abs=1e-9)
+    warm_end = max(r.end_s for r in out.records if r.warmup)
+    assert got[5] + out.origin_s >= warm_end
     assert sum(not r.warmup for r in out.records) == 30
+
+
+@pytest.mark.parametrize("profile", [ConcurrentProfile(concurrency=8), ConstantProfile(rate=200)])
+def test_warmup_finishes_before_the_first_measured_send(profile: ConcurrentProfile | ConstantProfile) -> None:
+    # Warm-up sent with the measured burst warms nothing: every warm-up request ends before measuring starts.
+    client = FakeClient(latency_s=0.05)
+    out = run(client, make_plan(profile, Limits(requests=24, warmup=Warmup(requests=3))))
+    warm = [r for r in out.records if r.warmup]
+    measured = [r for r in out.records if not r.warmup]
+    assert len(warm) == 3 and len(measured) == 24
+    assert max(r.end_s for r in warm) <= min(r.start_s for r in measured)
 
 
 def test_duration_limit_stops_sending() -> None:
