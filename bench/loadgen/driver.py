@@ -30,6 +30,7 @@ from bench.loadgen.profiles import (
     ConcurrentProfile,
     ConstantProfile,
     GoodputProfile,
+    Limits,
     PoissonProfile,
     RunProfile,
     SweepProfile,
@@ -384,42 +385,59 @@ class _Session:
                 return
 
     async def _goodput(self, client: StreamingClient, goodput: GoodputProfile) -> None:
-        """Probe by doubling then bisection; then one run at the highest passing load: the operating point."""
+        """Probe by doubling then bisection; then one run at the highest passing load: the operating point.
+
+        Each probe is lengthened until it can hold its load (GoodputProfile.probe_limits); an invalid probe
+        (client-bound, not streamed, load not reached) ends the search, which is then capped there.
+        """
         search = GoodputSearch(
             goodput.dimension, goodput.start, goodput.max_load, goodput.target, goodput.steps
         )
         common = {"search": self.result.group_id, "target": goodput.target, "dimension": goodput.dimension}
+        base = self.spec.limits()
         while (step := search.next_load()) is not None:
             load, stage = step
             probe = goodput.probe(load)
             extra = {"goodput": {**common, "stage": stage, "load": load}, "attainment_target": goodput.target}
-            run = await self._run_one(client, probe, extra=extra)
+            limits = goodput.probe_limits(load, base)
+            run = await self._run_one(client, probe, extra=extra, limits=limits)
             if run is None or self.result.aborted is not None:
                 return
             share = run.summary.slo_attainment or {}
             ci = share.get("ci95")
-            search.record(load, stage, run.run_id, share.get("value"), None if ci is None else (ci[0], ci[1]))
+            measured = None if run.summary.load is None else run.summary.load.measured
+            search.record(
+                load, stage, run.run_id, share.get("value"), None if ci is None else (ci[0], ci[1]),
+                measured_load=measured, invalid=tuple(run.summary.invalid_reasons),
+            )  # fmt: skip
         best = search.best
         if best is None:
             first = search.probes[0]
+            why = (
+                f"was invalid ({'; '.join(first.invalid)})"
+                if not first.valid
+                else f"met the SLO for only {(first.attainment or 0):.1%} of requests"
+            )
             self.result.aborted = RunFailedError(
-                f"{goodput.label}: even the first probe ({first.load:g}) met the SLO for only "
-                f"{(first.attainment or 0):.1%} of requests; lower --{goodput.dimension} or relax --slo",
+                f"{goodput.label}: even the first probe ({first.load:g}) {why}; lower --{goodput.dimension}, "
+                "relax --slo, or send more requests per probe",
                 run_id=first.run_id,
                 kept=0,
             )
             return
+        pacing = goodput.probe(best.load)
         point = {
             "dimension": goodput.dimension,
             "value": best.load,
+            "measured": best.measured_load,
             "target_attainment": goodput.target,
             "attainment": best.attainment,
             "attainment_ci": None if best.ci95 is None else list(best.ci95),
             "probes": [p.run_id for p in search.probes],
             "search": [p.to_json() for p in search.probes],
+            "capped": search.capped,
             "warnings": search.warnings(),
         }
-        pacing = goodput.probe(best.load)
         extra = {
             "kind": "goodput",
             "pacing": pacing.model_dump(mode="json"),
@@ -427,7 +445,8 @@ class _Session:
             "attainment_target": goodput.target,
             "search_profile": goodput.model_dump(mode="json"),
         }
-        await self._run_one(client, pacing, extra=extra, label=f"goodput @ {pacing.label}")
+        limits = goodput.probe_limits(best.load, base)
+        await self._run_one(client, pacing, extra=extra, label=f"goodput @ {pacing.label}", limits=limits)
 
     async def _run_one(
         self,
@@ -438,8 +457,9 @@ class _Session:
         sweep: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
         label: str | None = None,
+        limits: Limits | None = None,
     ) -> RunResult | None:
-        limits = self.spec.limits()
+        limits = limits or self.spec.limits()
         plan = make_plan(profile, limits)
         prompt_seed = self.spec.seed + self.index  # fresh prompts per run: no prefix-cache hits across runs
         requests = await self._requests(plan.planned_requests, prompt_seed)

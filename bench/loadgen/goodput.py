@@ -1,10 +1,17 @@
 """The goodput search as a pure state machine: which load to probe next, and the operating point.
 
 Doubling from `start` until a probe misses the attainment target (or `max_load` is reached), then
-`steps` bisections between the highest passing and the lowest missing load. A probe passes when its
-attainment point estimate meets the target; its Wilson interval is kept, and a probe whose interval
-straddles the target is named in the warnings (more requests per probe would decide it). Concurrency is
-a whole number, so bisection stops when the two bounds are adjacent.
+`steps` bisections between the highest passing and the lowest missing load. A probe passes when it is
+valid and its attainment point estimate meets the target; its Wilson interval is kept, and a probe whose
+interval straddles the target is named in the warnings (more requests per probe would decide it).
+Concurrency is a whole number, so bisection stops when the two bounds are adjacent.
+
+A probe is **invalid** when it measured something other than the server at its load: the client was the
+bottleneck, the responses were not streamed, or the load was never reached (see bench.metrics.load). An
+invalid probe neither passes nor misses: the search cannot see beyond it, so it stops there. The operating
+point is then the highest valid pass below it, and is **capped**: the true operating point may be higher,
+so a cost read there is an upper bound. A search whose every probe passed up to `max_load` is capped the
+same way, at its ceiling.
 """
 
 from __future__ import annotations
@@ -25,6 +32,17 @@ class Probe:
     attainment: float | None
     ci95: tuple[float, float] | None
     passed: bool
+    measured_load: float | None = None  # mean in flight in the steady window, or the achieved rate
+    invalid: tuple[str, ...] = ()  # why the probe measured something else than the server at its load
+
+    @property
+    def valid(self) -> bool:
+        return not self.invalid
+
+    @property
+    def verdict(self) -> str:
+        """'pass', 'miss' or 'invalid'."""
+        return "invalid" if self.invalid else ("pass" if self.passed else "miss")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,6 +52,10 @@ class Probe:
             "attainment": self.attainment,
             "ci95": None if self.ci95 is None else list(self.ci95),
             "passed": self.passed,
+            "measured_load": self.measured_load,
+            "valid": self.valid,
+            "invalid": list(self.invalid),
+            "verdict": self.verdict,
         }
 
 
@@ -60,13 +82,42 @@ class GoodputSearch:
 
     @property
     def lowest_miss(self) -> Probe | None:
-        misses = [p for p in self.probes if not p.passed]
+        misses = [p for p in self.probes if p.valid and not p.passed]
         return min(misses, key=lambda p: p.load) if misses else None
+
+    @property
+    def blocked_by(self) -> Probe | None:
+        """The invalid probe that ended the search, if one did."""
+        return next((p for p in self.probes if not p.valid), None)
+
+    @property
+    def capped(self) -> str | None:
+        """Why the operating point is only a lower bound on the load the server can take; None if it is not.
+
+        The search stopped at an invalid probe above the best pass, or every probe passed up to the ceiling.
+        """
+        best = self.best
+        if best is None:
+            return None
+        blocked = self.blocked_by
+        if blocked is not None and (self.lowest_miss is None or blocked.load < self.lowest_miss.load):
+            return (
+                f"the probe at {blocked.load:g} was invalid ({'; '.join(blocked.invalid)}): the search "
+                f"could not measure above {best.load:g}, so the operating point is at least {best.load:g}"
+            )
+        if self.lowest_miss is None and best.load >= self.max_load:
+            return (
+                f"every probe up to the ceiling {self.max_load:g} met the SLO: the operating point is at "
+                f"least {best.load:g} (raise max_load)"
+            )
+        return None
 
     def next_load(self) -> tuple[float, Stage] | None:
         """The next load to probe, or None when the search is over."""
         if not self.probes:
             return self._round(self.start), "double"
+        if not self.probes[-1].valid:
+            return None  # nothing beyond an invalid probe can be measured
         best, miss = self.best, self.lowest_miss
         if miss is None:
             assert best is not None
@@ -89,22 +140,29 @@ class GoodputSearch:
         run_id: str,
         attainment: float | None,
         ci95: tuple[float, float] | None,
+        *,
+        measured_load: float | None = None,
+        invalid: tuple[str, ...] = (),
     ) -> Probe:
-        """Add one probe's outcome (attainment None: nothing could be measured, a miss)."""
-        passed = attainment is not None and attainment >= self.target
-        probe = Probe(load, stage, run_id, attainment, ci95, passed)
+        """Add one probe's outcome (attainment None: nothing could be measured, a miss; `invalid`: the
+        reasons it measured something else than the server at its load, so it can neither pass nor miss)."""
+        passed = not invalid and attainment is not None and attainment >= self.target
+        probe = Probe(load, stage, run_id, attainment, ci95, passed, measured_load, tuple(invalid))
         self.probes.append(probe)
         if stage == "bisect":
             self._bisections += 1
         return probe
 
     def warnings(self) -> list[str]:
-        """Probes whose interval straddles the target, and a search that ended at its ceiling."""
+        """Probes whose interval straddles the target, and a search that was capped (see `capped`)."""
         out = []
         straddling = [
             p
             for p in self.probes
-            if p.attainment is not None and p.ci95 is not None and p.ci95[0] < self.target <= p.ci95[1]
+            if p.valid
+            and p.attainment is not None
+            and p.ci95 is not None
+            and p.ci95[0] < self.target <= p.ci95[1]
         ]
         if straddling:
             loads = ", ".join(f"{p.load:g} ({'pass' if p.passed else 'miss'})" for p in straddling)
@@ -113,10 +171,7 @@ class GoodputSearch:
                 f"their 95% interval straddles the target {self.target:.1%}: {loads}; more requests per "
                 "probe would decide them"
             )
-        best = self.best
-        if best is not None and self.lowest_miss is None and best.load >= self.max_load:
-            out.append(
-                f"every probe up to the ceiling {self.max_load:g} met the SLO: the operating point is at "
-                "least that (raise --max-load)"
-            )
+        capped = self.capped
+        if capped is not None:
+            out.append(capped)
         return out

@@ -19,6 +19,8 @@ from bench.records import DEFAULT_TIMEOUT_S
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
 DEFAULT_SWEEP_POINTS = 5  # rates a sweep measures between the synchronous and the maximum rate
 DEFAULT_ATTAINMENT = 0.99  # the goodput operating point: share of requests meeting every SLO bound
+MIN_ROUNDS = 4  # a closed-loop probe sends at least this many requests per slot, so its load settles
+MIN_PROBE_S = 5.0  # an open-loop probe sends for at least this many seconds
 
 
 class _Spec(BaseModel):
@@ -107,10 +109,31 @@ class GoodputProfile(_Spec):
     steps: int = Field(3, ge=0, le=12, description="bisection steps after the doubling")
     rate_kind: Literal["constant", "poisson"] = "poisson"
     seed: int = 0
+    min_rounds: int = Field(
+        MIN_ROUNDS,
+        ge=1,
+        le=1000,
+        description="closed loop: a probe sends at least this many requests per slot",
+    )
+    min_seconds: float = Field(
+        MIN_PROBE_S, gt=0, description="open loop: a probe sends for at least this many seconds"
+    )
 
     @property
     def label(self) -> str:
         return f"goodput ({self.dimension}, attainment ≥ {self.target:g})"
+
+    def probe_limits(self, load: float, limits: Limits) -> Limits:
+        """The limits of one probe at `load`: a request-bound probe is lengthened until it can hold its load
+        (`min_rounds` requests per slot, or `min_seconds` of sends), so it measures a steady state, not a
+        burst. A duration-bound probe keeps its duration."""
+        if limits.requests is None or limits.duration_s is not None:
+            return limits
+        if self.dimension == "concurrency":
+            need = self.min_rounds * max(1, round(load))
+        else:
+            need = math.ceil(load * self.min_seconds)
+        return limits if limits.requests >= need else limits.model_copy(update={"requests": need})
 
     def probe(self, load: float) -> ConcurrentProfile | ConstantProfile | PoissonProfile:
         """The run profile of one probe at `load`."""

@@ -15,6 +15,7 @@ from bench.errors import UsageError
 from bench.loadgen.profiles import (
     DEFAULT_ATTAINMENT,
     DEFAULT_SWEEP_POINTS,
+    MIN_ROUNDS,
     ConcurrentProfile,
     ConstantProfile,
     GoodputProfile,
@@ -148,6 +149,14 @@ class LoadSpec(BaseModel):
             )
         if self.rate and kind not in ("constant", "poisson"):
             raise UsageError(f"--rate does not apply to the {kind} profile", flag="--rate")
+        if kind == "concurrent" and self.requests is not None and self.duration_s is None:
+            short = [c for c in self.concurrency or [] if c > self.requests]
+            if short:
+                raise UsageError(
+                    f"{self.requests} requests can never keep {short[0]} in flight: send at least "
+                    f"{MIN_ROUNDS * short[0]} ({MIN_ROUNDS} per slot) with --requests, or use --duration",
+                    flag="--requests",
+                )
         self.prompt_spec("openai-chat")  # dataset and lengths fail here, before any server starts
         return self
 

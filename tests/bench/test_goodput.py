@@ -51,6 +51,63 @@ def test_no_operating_point_when_the_first_probe_misses_and_a_ceiling_is_reporte
     assert any("ceiling 8" in w for w in high.warnings())
 
 
+def test_an_invalid_probe_cannot_pass_and_ends_the_search_capped() -> None:
+    # 1, 2, 4 pass; the probe at 8 met the SLO but was client-bound: it does not count, nothing above it can
+    # be measured, and the operating point (4) is only a lower bound.
+    search = GoodputSearch("concurrency", 1, 64, 0.9, steps=3)
+    loads = []
+    while (step := search.next_load()) is not None:
+        load_, stage = step
+        loads.append(load_)
+        invalid = ("client_bound: p99 scheduling lag 482.0 ms > 10.0 ms",) if load_ >= 8 else ()
+        search.record(load_, stage, f"run{len(loads)}", 1.0, (0.9, 1.0), measured_load=load_, invalid=invalid)
+    assert loads == [1, 2, 4, 8]
+    assert search.best is not None and search.best.load == 4
+    assert [p.verdict for p in search.probes] == ["pass", "pass", "pass", "invalid"]
+    assert search.capped is not None and "probe at 8 was invalid (client_bound" in search.capped
+    assert "at least 4" in search.capped
+    assert any("probe at 8 was invalid" in w for w in search.warnings())
+    assert search.probes[-1].to_json()["valid"] is False
+
+
+def test_an_invalid_probe_between_a_pass_and_a_miss_caps_the_point_too() -> None:
+    search = GoodputSearch("concurrency", 4, 64, 0.9, steps=3)
+    search.record(4, "double", "a", 1.0, (0.9, 1.0))
+    search.record(8, "double", "b", 0.5, (0.3, 0.7))
+    assert search.next_load() == (6, "bisect")
+    search.record(6, "bisect", "c", 1.0, (0.9, 1.0), invalid=("load_not_reached: at most 3 in flight",))
+    assert search.next_load() is None
+    assert search.best is not None and search.best.load == 4
+    assert search.capped is not None and "could not measure above 4" in search.capped
+
+
+def test_a_search_that_ends_on_a_miss_is_not_capped() -> None:
+    search = GoodputSearch("concurrency", 1, 1024, 0.99, steps=3)
+    run_search(search, capacity=12)
+    assert search.capped is None
+
+
+def test_probes_are_lengthened_until_they_can_hold_their_load() -> None:
+    from bench.loadgen.profiles import GoodputProfile, Limits
+
+    conc = GoodputProfile(start=4, max_load=64)
+    assert conc.probe_limits(64, Limits(requests=40)).requests == 256  # 4 per slot
+    assert conc.probe_limits(4, Limits(requests=40)).requests == 40  # already 10 per slot
+    assert conc.probe_limits(64, Limits(duration_s=10)).duration_s == 10  # a duration is kept
+    rate = GoodputProfile(dimension="rate", start=2)
+    assert rate.probe_limits(8, Limits(requests=10)).requests == 40  # 5 s at 8/s
+
+
+def test_a_concurrent_run_with_fewer_requests_than_slots_is_refused() -> None:
+    with pytest.raises(UsageError) as err:
+        LoadSpec.from_options(target="x", profile="concurrent", concurrency=[4, 64], requests=40)
+    assert err.value.flag == "--requests"
+    assert "40 requests can never keep 64 in flight" in str(err.value) and "256" in str(err.value)
+    LoadSpec.from_options(
+        target="x", profile="concurrent", concurrency=[64], duration_s=5
+    )  # a duration is fine
+
+
 def test_the_goodput_profile_needs_an_slo_and_one_start_value() -> None:
     with pytest.raises(UsageError) as err:
         LoadSpec.from_options(target="x", profile="goodput")
