@@ -27,6 +27,26 @@ API_KINDS: tuple[ApiKind, ...] = ("openai-chat", "openai-completions", "anthropi
 ServerKind = Literal["vllm", "llmbench", "openai", "anthropic", "generic"]
 SERVER_KINDS: tuple[ServerKind, ...] = ("vllm", "llmbench", "openai", "anthropic", "generic")
 DEFAULT_TIMEOUT_S = 600.0  # per request, whole stream included (s): load runs, accuracy runs, the proxy
+REFERENCE_BYTES_PER_TOKEN = 4  # reference tokens: one per 4 UTF-8 bytes of text, for every option alike
+
+
+def reference_tokens(nbytes: int) -> int:
+    """Reference tokens of a text of `nbytes` UTF-8 bytes: ⌈bytes ÷ 4⌉.
+
+    Options count tokens with their own tokenizers (a byte-level model counts every byte; an API about one
+    token per 4 characters of English), so their own counts compare unlike things. Cost and token figures
+    that compare options are given in reference tokens: the same count for the same text, whatever the
+    tokenizer.
+    """
+    return -(-nbytes // REFERENCE_BYTES_PER_TOKEN)
+
+
+def _text_bytes(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content.encode())
+    if isinstance(content, list):  # content parts: count the text ones
+        return sum(len(str(p.get("text", "")).encode()) for p in content if isinstance(p, dict))
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +61,12 @@ class GenRequest:
     ignore_eos: bool = False  # ask the server to generate exactly max_tokens (sent only where supported)
     temperature: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def prompt_bytes(self) -> int:
+        """UTF-8 bytes of the prompt's text: the completion prompt, or every message's text content."""
+        if self.prompt is not None:
+            return len(self.prompt.encode())
+        return sum(_text_bytes(m.get("content")) for m in self.messages or [])
 
 
 @dataclass(slots=True)
@@ -70,6 +96,8 @@ class RequestRecord:
     # Cache writes, part of input_tokens (Anthropic's cache_creation_input_tokens); the store has no column
     # for it yet, so accuracy items carry it in `extra` and load runs do not keep it.
     cache_write_tokens: int | None = None
+    input_bytes: int | None = None  # UTF-8 bytes of the prompt's text (reference tokens: bench.records)
+    output_bytes: int | None = None  # UTF-8 bytes of the generated text, reasoning included
 
     @property
     def ok(self) -> bool:

@@ -175,5 +175,8 @@ def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> 
             # The items table has no columns for these: bench.cost reads them from here.
             "cached_input_tokens": record.cached_input_tokens,
             "cache_write_tokens": record.cache_write_tokens,
+            # Text bytes of prompt and answer (reasoning included): reference tokens for the cost report.
+            "input_bytes": record.input_bytes,
+            "output_bytes": record.output_bytes,
         },
     }

@@ -40,6 +40,13 @@ from bench.targets import parse_headers
 )
 @click.option("--output-tokens", default=None, help="max_tokens per request, same forms [128].")
 @click.option(
+    "--length-unit",
+    type=click.Choice(["reference", "model"]),
+    default=None,
+    help="Unit of --input-tokens/--output-tokens: reference tokens (⌈UTF-8 bytes ÷ 4⌉: the same text for "
+    "every target, so options compare on one workload) or the target tokenizer's own [reference].",
+)
+@click.option(
     "--dataset", default=None, help="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S] [synthetic]."
 )
 @click.option("--tokenizer", default=None, help="Tokenizer folder or tokenizer.json to size prompts.")

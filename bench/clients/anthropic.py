@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from bench.clients.base import BaseClient, StreamError, stamp_token_chunk
+from bench.clients.base import BaseClient, StreamError, stamp_token_chunk, text_bytes
 from bench.clients.sse import SSEParser
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
@@ -57,6 +57,7 @@ class AnthropicStream:
             if match is not None:
                 raw = match.group(1)
                 if raw:
+                    rec.output_bytes = (rec.output_bytes or 0) + len(raw)  # no escapes: the text's bytes
                     rec.token_chunk_s.append(now)
                     if rec.first_content_s is None:
                         rec.first_content_s = now
@@ -82,6 +83,7 @@ class AnthropicStream:
                     visible = delta_kind == "input_json_delta" and bool(delta.get("partial_json"))
                 if visible or reasoning:
                     stamp_token_chunk(rec, now, visible=visible)
+                    rec.output_bytes = (rec.output_bytes or 0) + text_bytes(text, reasoning)
                     if self._keep:
                         if text:
                             self._content.append(text)

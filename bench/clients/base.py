@@ -44,6 +44,11 @@ def stamp_token_chunk(rec: RequestRecord, now: float, *, visible: bool) -> None:
         rec.first_content_s = now
 
 
+def text_bytes(*parts: Any) -> int:
+    """UTF-8 bytes of the text parts of one chunk (None and non-text parts count 0)."""
+    return sum(len(p.encode()) for p in parts if isinstance(p, str))
+
+
 class Counter(Protocol):
     """Counts tokens of generated text when the server reports no usage (bench.tokenizer.TextTokenizer)."""
 
@@ -188,6 +193,8 @@ class BaseClient:
         payload = json.dumps(self.body(request)).encode()
         session = self.session
         record = RequestRecord(request.request_id, Status.OK, scheduled_s, 0.0, 0.0)
+        record.input_bytes = request.prompt_bytes()
+        record.output_bytes = 0
         perf = time.perf_counter
         stream: Stream | None = None
         try:

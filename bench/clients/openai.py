@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from bench.clients.base import BaseClient, StreamError, stamp_token_chunk
+from bench.clients.base import BaseClient, StreamError, stamp_token_chunk, text_bytes
 from bench.clients.sse import SSEParser
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
@@ -68,6 +68,7 @@ class OpenAIStream:
             if match is not None:
                 raw = match.group(1)
                 if raw:  # an empty content string is not a token chunk
+                    rec.output_bytes = (rec.output_bytes or 0) + len(raw)  # no escapes: the text's bytes
                     rec.token_chunk_s.append(now)
                     if rec.first_content_s is None:
                         rec.first_content_s = now
@@ -94,6 +95,7 @@ class OpenAIStream:
                     visible = bool(content)
                 if visible or reasoning:
                     stamp_token_chunk(rec, now, visible=visible)
+                    rec.output_bytes = (rec.output_bytes or 0) + text_bytes(content, reasoning)
                     if self._keep:
                         if content:
                             self._content.append(content)

@@ -44,7 +44,7 @@ from bench.loadgen.server_metrics import ServerMetricsSampler, metrics_url
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary, summarize
 from bench.metrics.load import LoadTarget
-from bench.prompts import PromptSpec, iter_requests
+from bench.prompts import PromptSpec, iter_requests, output_scale
 from bench.provenance import collect_provenance, target_provenance
 from bench.records import GenRequest, RequestRecord
 from bench.registry import Registry
@@ -331,11 +331,14 @@ class _Session:
         )
         return {**base, **self.server_provenance}
 
-    def _sent(self) -> dict[str, Any]:
+    def _sent(self, prompt_seed: int) -> dict[str, Any]:
         """What the requests really carry: ignore_eos only reaches servers that accept vLLM's extras."""
         extras = self.config is not None and self.config.sends_extras
         identity = self.target.identity
         return {
+            "length_unit": self.prompts.unit,
+            # The target's tokens per reference token: output lengths are asked for in its own tokens.
+            "output_scale": output_scale(self.prompts, prompt_seed, self.tokenizer),
             "ignore_eos_requested": self.prompts.ignore_eos,
             "ignore_eos": self.prompts.ignore_eos and extras,
             "server_kind": self.target.server_kind,
@@ -475,7 +478,7 @@ class _Session:
             "prompts": self.prompts.model_dump(mode="json"),
             "prompt_seed": prompt_seed,
             "slo": self.spec.slo,
-            "sent": self._sent(),
+            "sent": self._sent(prompt_seed),
         }
         if sweep is not None:
             profile_json["sweep"] = sweep

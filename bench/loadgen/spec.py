@@ -27,7 +27,7 @@ from bench.loadgen.profiles import (
     Warmup,
 )
 from bench.metrics import Slo
-from bench.prompts import DEFAULT_OUTPUT_TOKENS, PromptSpec, parse_length
+from bench.prompts import DEFAULT_OUTPUT_TOKENS, LengthUnit, PromptSpec, parse_length
 from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
 
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep", "goodput"]
@@ -43,6 +43,7 @@ FLAGS: dict[str, str] = {
     "rate": "--rate",
     "sweep_points": "--sweep-points",
     "input_tokens": "--input-tokens",
+    "length_unit": "--length-unit",
     "output_tokens": "--output-tokens",
     "dataset": "--dataset",
     "tokenizer": "--tokenizer",
@@ -81,6 +82,11 @@ class LoadSpec(BaseModel):
     sweep_points: int = Field(DEFAULT_SWEEP_POINTS, ge=1, le=100)
     input_tokens: str = "128"
     output_tokens: str | None = Field(None, description="default 128; a prompt file's own lengths")
+    length_unit: LengthUnit = Field(
+        "reference",
+        description="reference: lengths in reference tokens (⌈bytes ÷ 4⌉), the same prompt text for every "
+        "target, so options compare on one workload; model: in the target tokenizer's own tokens",
+    )
     dataset: str | None = Field(None, description="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S]")
     tokenizer: str | None = None
     requests: int | None = Field(None, ge=1, description="measured requests per run")
@@ -239,6 +245,7 @@ class LoadSpec(BaseModel):
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens or str(DEFAULT_OUTPUT_TOKENS),
             "ignore_eos": self.ignore_eos,
+            "unit": self.length_unit,
         }
         if self.dataset is None:
             return PromptSpec(kind="synthetic", **common)

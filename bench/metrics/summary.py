@@ -11,7 +11,7 @@ from bench.accuracy.stats import wilson
 from bench.metrics.distribution import Distribution
 from bench.metrics.load import LoadMeasure, LoadTarget, measure_load
 from bench.metrics.request import RequestMetrics, Slo, request_metrics
-from bench.records import RequestRecord, Status
+from bench.records import RequestRecord, Status, reference_tokens
 
 # client_bound thresholds (see `client_bound_reasons`).
 LAG_FLOOR_MS = 10.0  # p99 scheduling lag above this ...
@@ -106,6 +106,9 @@ class RunSummary:
     flags: list[Flag] = field(default_factory=list)
     unknown: dict[str, str] = field(default_factory=dict)  # figure -> why it could not be measured
     load: LoadMeasure | None = None  # the load really put on the server, and the steady window
+    # Successful requests' prompt and output text in reference tokens (⌈UTF-8 bytes ÷ 4⌉, the same count
+    # for the same text on every option); None when some request did not record its text's bytes.
+    reference_tokens: tuple[int, int] | None = None
 
     @property
     def invalid_reasons(self) -> list[str]:
@@ -172,6 +175,9 @@ class RunSummary:
                 "from": dict(self.tokens_from),
                 "output_incomplete": self.output_tokens_incomplete,
                 "input_incomplete": self.input_tokens_incomplete,
+                "reference": None
+                if self.reference_tokens is None
+                else {"input": self.reference_tokens[0], "output": self.reference_tokens[1]},
             },
             "sched_lag_ms": self.sched_lag_ms.to_json(),
             "client": None if self.client is None else self.client.to_json(),
@@ -344,6 +350,17 @@ def summarize(
         flags=flags,
         unknown=unknown,
         load=load,
+        reference_tokens=_reference_tokens([r for r, _ in ok]),
+    )
+
+
+def _reference_tokens(ok: list[RequestRecord]) -> tuple[int, int] | None:
+    """(input, output) reference tokens of the successful requests; None if one lacks its byte counts."""
+    if not ok or any(r.input_bytes is None or r.output_bytes is None for r in ok):
+        return None
+    return (
+        sum(reference_tokens(r.input_bytes or 0) for r in ok),
+        sum(reference_tokens(r.output_bytes or 0) for r in ok),
     )
 
 

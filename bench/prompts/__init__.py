@@ -23,6 +23,14 @@ Kinds:
 
 Output length: `output_tokens` sets max_tokens per request; for files it may be None, then the line's
 `max_tokens`, else the recorded ShareGPT reply's token count, else DEFAULT_OUTPUT_TOKENS.
+
+Units (`unit`): lengths are counted in **reference tokens** by default (⌈UTF-8 bytes ÷ 4⌉,
+bench.records.reference_tokens): prompts are sized by that count, so every target gets the same text
+from the same seed, and each target is asked for as many of its own tokens as make the output length in
+reference tokens (max_tokens × `output_scale`, the target tokenizer's tokens per reference token over the
+first prompts). That makes one defined workload for every option, whatever its tokenizer. With
+`unit="model"` lengths are the target tokenizer's own tokens (as vLLM's and most load tools count), and
+targets with different tokenizers get different texts.
 """
 
 from __future__ import annotations
@@ -38,21 +46,25 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bench.prompts.files import PromptItem, load_prompt_file
 from bench.prompts.lengths import LengthDist, parse_length
 from bench.prompts.synthetic import shared_prefix_texts, synthetic_texts
-from bench.records import GenRequest
+from bench.records import GenRequest, reference_tokens
 from bench.tokenizer import ApproxTokenizer, TextTokenizer
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
     "LengthDist",
+    "LengthUnit",
     "PromptItem",
     "PromptSpec",
     "build_requests",
     "iter_requests",
     "load_prompt_file",
+    "output_scale",
     "parse_length",
 ]
 
 DEFAULT_OUTPUT_TOKENS = 128
+SCALE_SAMPLE = 32  # prompts the output scale is measured on
+LengthUnit = Literal["reference", "model"]
 
 
 class PromptSpec(BaseModel):
@@ -72,6 +84,11 @@ class PromptSpec(BaseModel):
     num_prefixes: int = Field(1, ge=1, description="kind=shared-prefix: distinct prefixes")
     prefix_tokens: int = Field(256, ge=1, description="kind=shared-prefix: prefix length (tokens)")
     shuffle: bool = Field(True, description="kind=file: shuffle by the seed (else file order)")
+    unit: LengthUnit = Field(
+        "reference",
+        description="reference: lengths in reference tokens (⌈bytes ÷ 4⌉), the same text for every target; "
+        "model: in the target tokenizer's tokens",
+    )
     ignore_eos: bool = Field(False, description="ask for exactly max_tokens (sent only where supported)")
     temperature: float | None = Field(None, ge=0)
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -102,27 +119,73 @@ def iter_requests(
         yield from _file_requests(spec, seed, tok)
         return
     assert spec.output_tokens is not None  # checked by the spec
-    if spec.kind == "synthetic":
-        texts = synthetic_texts(tok, spec.input_tokens, seed, api=spec.api)
-    else:
-        texts = shared_prefix_texts(
-            tok,
-            num_prefixes=spec.num_prefixes,
-            prefix_tokens=spec.prefix_tokens,
-            suffix_lengths=spec.input_tokens,
-            seed=seed,
-            api=spec.api,
-        )
+    texts = _texts(spec, seed, tok)
+    head = list(itertools.islice(texts, SCALE_SAMPLE))
+    scale = _scale(spec, tok, [t for t, _ in head])
+    sizer = _sizer(spec, tok)
     out_rng = random.Random(f"{seed}:output-lengths")
-    for request_id, (text, n_tokens) in enumerate(texts):
-        max_tokens = spec.output_tokens.sample(out_rng)
+    for request_id, (text, n_tokens) in enumerate(itertools.chain(head, texts)):
+        max_tokens = max(1, round(spec.output_tokens.sample(out_rng) * scale))
         # Without the chat template the count misses the template's tokens: unknown, not a guess.
-        exact = not tok.approximate and (spec.api == "completions" or tok.chat_exact)
+        exact = not sizer.approximate and (spec.api == "completions" or sizer.chat_exact)
         known = n_tokens if exact else None
         if spec.api == "chat":
             yield _request(spec, request_id, max_tokens, known, messages=[{"role": "user", "content": text}])
         else:
             yield _request(spec, request_id, max_tokens, known, prompt=text)
+
+
+def _sizer(spec: PromptSpec, tok: TextTokenizer) -> TextTokenizer:
+    """The tokenizer prompt lengths are counted with: the reference count, or the target's own."""
+    return ApproxTokenizer() if spec.unit == "reference" else tok
+
+
+def _texts(spec: PromptSpec, seed: int, tok: TextTokenizer) -> Iterator[tuple[str, int]]:
+    sizer = _sizer(spec, tok)
+    if spec.kind == "synthetic":
+        return synthetic_texts(sizer, spec.input_tokens, seed, api=spec.api)
+    return shared_prefix_texts(
+        sizer,
+        num_prefixes=spec.num_prefixes,
+        prefix_tokens=spec.prefix_tokens,
+        suffix_lengths=spec.input_tokens,
+        seed=seed,
+        api=spec.api,
+    )
+
+
+def _scale(spec: PromptSpec, tok: TextTokenizer, texts: list[str]) -> float:
+    """The target's tokens per reference token over `texts` (1 in model units or without a tokenizer)."""
+    if spec.unit == "model" or tok.approximate or not texts:
+        return 1.0
+    ref = sum(reference_tokens(len(t.encode())) for t in texts)
+    own = sum(tok.count(t) for t in texts)
+    return own / ref if ref else 1.0
+
+
+def output_scale(spec: PromptSpec, seed: int, tokenizer: TextTokenizer | None = None) -> float:
+    """What `iter_requests` multiplies output lengths by for this target: its tokens per reference token
+    (measured on the first prompts; 1.0 in model units)."""
+    tok = tokenizer or ApproxTokenizer()
+    if spec.kind == "file":
+        items = load_prompt_file(spec.dataset) if spec.dataset is not None else []
+        texts = [_item_text(items[i]) for i in _file_order(spec, seed, len(items))[:SCALE_SAMPLE]]
+    else:
+        texts = [t for t, _ in itertools.islice(_texts(spec, seed, tok), SCALE_SAMPLE)]
+    return _scale(spec, tok, texts)
+
+
+def _file_order(spec: PromptSpec, seed: int, n: int) -> list[int]:
+    order = list(range(n))
+    if spec.shuffle:
+        random.Random(f"{seed}:file-order").shuffle(order)
+    return order
+
+
+def _item_text(item: PromptItem) -> str:
+    if item.prompt is not None:
+        return item.prompt
+    return "\n".join(str(m.get("content") or "") for m in item.messages or [])
 
 
 def build_requests(
@@ -156,14 +219,13 @@ def _request(
 def _file_requests(spec: PromptSpec, seed: int, tok: TextTokenizer) -> Iterator[GenRequest]:
     assert spec.dataset is not None
     items = load_prompt_file(spec.dataset)
-    order = list(range(len(items)))
-    if spec.shuffle:
-        random.Random(f"{seed}:file-order").shuffle(order)
+    order = _file_order(spec, seed, len(items))
     out_rng = random.Random(f"{seed}:output-lengths")
+    scale = _scale(spec, tok, [_item_text(items[i]) for i in order[:SCALE_SAMPLE]])
     for request_id, index in enumerate(itertools.cycle(order)):
         item = items[index]
         if spec.output_tokens is not None:
-            max_tokens = spec.output_tokens.sample(out_rng)
+            max_tokens = max(1, round(spec.output_tokens.sample(out_rng) * scale))
         elif item.max_tokens is not None:
             max_tokens = item.max_tokens
         elif item.reference is not None:

@@ -1,9 +1,13 @@
 """The operating point of a target: the load at which its cost and speed are read.
 
 Preferred: a goodput run (`--profile goodput`, which searched for the highest load meeting the SLO).
-Otherwise the best stored load run whose SLO attainment meets the target, flagged "operating point not
-searched". Without any SLO there is no operating point ("n/a: no SLO"): saturation is never used instead.
-Attainment is the share of measured requests that met every bound, errors counting as misses.
+Otherwise the best stored *valid* load run whose SLO attainment meets the target, flagged "operating point
+not searched". Without any SLO there is no operating point ("n/a: no SLO"): saturation is never used
+instead. Attainment is the one stored figure (bench.metrics.summary): the share of measured requests that
+met every bound, errors and cut-off requests counting as misses. A run is valid when it reached its load,
+streamed, and its client was not the bottleneck (bench.metrics.load); an invalid run never stands as an
+operating point. A goodput search that stopped at its ceiling or at an invalid probe is *capped*: its
+operating point is a lower bound on the load, so a cost read there is an upper bound.
 """
 
 from __future__ import annotations
@@ -15,16 +19,30 @@ from typing import Any, Literal
 from bench.store import RunInfo
 
 DEFAULT_TARGET_ATTAINMENT = 0.99
-OpStatus = Literal["goodput", "not-searched", "slo-unmet", "no-slo", "no-load-run"]
+OpStatus = Literal["goodput", "not-searched", "slo-unmet", "no-slo", "no-load-run", "no-valid-run"]
 
 
 def attainment(summary: dict[str, Any] | None) -> float | None:
-    """slo_met ÷ (completed + failed); None without an SLO or without measured requests."""
-    if not summary or not summary.get("slo"):
-        return None
-    req = summary.get("requests") or {}
-    n = int(req.get("completed") or 0) + int(req.get("failed") or 0)
-    return None if n == 0 else float(summary.get("slo_met") or 0) / n
+    """The run's stored SLO attainment (bench.metrics.summary); None without an SLO or measured requests."""
+    share = (summary or {}).get("slo_attainment")
+    value = share.get("value") if isinstance(share, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def measured_load(summary: dict[str, Any] | None) -> float | None:
+    """The load the run really put on the server (mean in flight in its steady window, or its send rate)."""
+    load = (summary or {}).get("load")
+    value = load.get("measured") if isinstance(load, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def invalid_reasons(summary: dict[str, Any] | None) -> list[str]:
+    """Why a run cannot stand as an operating point (its stored flags that make a probe invalid)."""
+    kinds = ("client_bound", "not_streamed", "load_not_reached")
+    flags = (summary or {}).get("flags") or []
+    return [
+        f"{f['kind']}: {f.get('detail', '')}" for f in flags if isinstance(f, dict) and f.get("kind") in kinds
+    ]
 
 
 def load_point(profile: dict[str, Any]) -> tuple[str, float] | None:
@@ -42,11 +60,18 @@ def load_point(profile: dict[str, Any]) -> tuple[str, float] | None:
     return None
 
 
-def describe_point(point: tuple[str, float] | None) -> str:
+def describe_point(point: tuple[str, float] | None, measured: float | None = None) -> str:
+    """'concurrency 16 (15.8 in flight)' or '4 req/s (3.98 sent/s)': the label and, when known, the load
+    that was measured beside it."""
     if point is None:
         return "unknown load"
     dim, value = point
-    return f"concurrency {value:g}" if dim == "concurrency" else f"{value:.3g} req/s"
+    label = f"concurrency {value:g}" if dim == "concurrency" else f"{value:.3g} req/s"
+    if measured is None:
+        return label
+    return (
+        f"{label} ({measured:.3g} in flight)" if dim == "concurrency" else f"{label} ({measured:.3g} sent/s)"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,11 @@ class OperatingPoint:
     slo: dict[str, float] | None
     note: str
     warnings: list[str] = field(default_factory=list)
+    capped: str | None = None  # why the operating point is only a lower bound on the load (cost upper bound)
+
+    @property
+    def measured(self) -> float | None:
+        return None if self.run is None else measured_load(self.run.summary)
 
     @property
     def meets_slo(self) -> bool:
@@ -78,6 +108,8 @@ class OperatingPoint:
             "display_run_id": None if self.display is None else self.display.id,
             "dimension": None if point is None else point[0],
             "value": None if point is None else point[1],
+            "measured": self.measured,
+            "capped": self.capped,
             "attainment": self.attainment,
             "target_attainment": self.target,
             "slo": self.slo,
@@ -91,8 +123,17 @@ def _usable(run: RunInfo) -> bool:
 
 
 def _throughput(run: RunInfo) -> float:
-    value = (run.summary or {}).get("output_tokens_per_s")
-    return float(value) if isinstance(value, int | float) else -1.0
+    value = steady_output_tokens_per_s(run.summary)
+    return -1.0 if value is None else value
+
+
+def steady_output_tokens_per_s(summary: dict[str, Any] | None) -> float | None:
+    """Output tok/s in the run's steady window; the whole run's for runs stored before steady windows."""
+    steady = ((summary or {}).get("load") or {}).get("steady") or {}
+    value = steady.get("output_tokens_per_s") if "output_tokens_per_s" in steady else None
+    if value is None and not steady:
+        value = (summary or {}).get("output_tokens_per_s")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def choose_operating_point(
@@ -114,25 +155,42 @@ def choose_operating_point(
         if got is not None and got < wanted:
             note = f"the goodput search found no load meeting the SLO (attainment {got:.1%} < {wanted:.0%})"
             return OperatingPoint("slo-unmet", None, run, got, wanted, slo, note, warnings)
-        note = f"goodput search: {describe_point(load_point(run.profile))}"
-        return OperatingPoint("goodput", run, run, got, wanted, slo, note, warnings)
-    with_slo = [(r, a) for r in usable if (a := attainment(r.summary)) is not None]
-    if not with_slo:
+        capped = op.get("capped") if isinstance(op.get("capped"), str) else None
+        invalid = invalid_reasons(run.summary)
+        if invalid:
+            # The final run at the operating point did not hold its load: its throughput is not the
+            # server's at that load, so the cost read from it can only be an upper bound.
+            why = "; ".join(invalid)
+            capped = f"the run at the operating point is invalid ({why})" + (f"; {capped}" if capped else "")
+            warnings.append(f"the run at the operating point is invalid: {why}")
+        point = describe_point(load_point(run.profile), measured_load(run.summary))
+        note = f"goodput search: {point}" + (" — capped, cost is an upper bound" if capped else "")
+        return OperatingPoint("goodput", run, run, got, wanted, slo, note, warnings, capped)
+    all_slo = [(r, a) for r in usable if (a := attainment(r.summary)) is not None]
+    if not all_slo:
         latest = next((r for r in usable if r.status == "complete"), usable[0])
         return OperatingPoint("no-slo", None, latest, None, target, None, "n/a: no SLO")
+    with_slo = [(r, a) for r, a in all_slo if not invalid_reasons(r.summary)]
+    if not with_slo:
+        latest, got = all_slo[0]
+        why = "; ".join(invalid_reasons(latest.summary))
+        note = f"no valid load run: every run with an SLO is invalid (newest: {why})"
+        return OperatingPoint(
+            "no-valid-run", None, latest, got, target, (latest.summary or {}).get("slo"), note
+        )
     meeting = [(r, a) for r, a in with_slo if a >= target]
     if not meeting:
         best, got = max(with_slo, key=lambda pair: (pair[1], _throughput(pair[0])))
         slo = (best.summary or {}).get("slo")
         note = (
-            f"no load run meets the SLO: best attainment {got:.1%} < {target:.0%} "
-            f"({describe_point(load_point(best.profile))})"
+            f"no valid load run meets the SLO: best attainment {got:.1%} < {target:.0%} "
+            f"({describe_point(load_point(best.profile), measured_load(best.summary))})"
         )
         return OperatingPoint("slo-unmet", None, best, got, target, slo, note)
     run, got = max(meeting, key=lambda pair: (_throughput(pair[0]), pair[0].started_at))
     slo = (run.summary or {}).get("slo")
     note = (
-        f"operating point not searched: best of {len(with_slo)} load runs meeting the SLO "
-        f"({describe_point(load_point(run.profile))})"
+        f"operating point not searched: best of {len(with_slo)} valid load runs meeting the SLO "
+        f"({describe_point(load_point(run.profile), measured_load(run.summary))})"
     )
     return OperatingPoint("not-searched", run, run, got, target, slo, note)

@@ -36,7 +36,8 @@ _INSERT_REQUEST = (
     "INSERT INTO requests (run_id, request_id, status, warmup, scheduled_s, start_s, first_byte_s,"
     " first_token_s, first_content_s, end_s, token_chunk_s, input_tokens, output_tokens, reasoning_tokens,"
     " cached_input_tokens, tokens_from, http_status, error_kind, error_text, output_text, reasoning_text,"
-    " cache_write_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " cache_write_tokens, input_bytes, output_bytes)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ITEM = (
     "INSERT INTO items (run_id, item_id, area, repeat, status, score, correct, output, reference,"
@@ -254,6 +255,8 @@ class Store(SweepRows):
             r.output_text,
             r.reasoning_text,
             r.cache_write_tokens,
+            r.input_bytes,
+            r.output_bytes,
         )
 
     def add_server_samples(self, run_id: str, samples: Iterable[ServerSample], origin_s: float = 0.0) -> None:
@@ -410,6 +413,8 @@ class Store(SweepRows):
                 reasoning_tokens=r["reasoning_tokens"],
                 cached_input_tokens=r["cached_input_tokens"],
                 cache_write_tokens=r["cache_write_tokens"],
+                input_bytes=r["input_bytes"],
+                output_bytes=r["output_bytes"],
                 tokens_from=cast(TokenSource, r["tokens_from"]),
                 http_status=r["http_status"],
                 error_kind=r["error_kind"],

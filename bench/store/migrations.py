@@ -148,7 +148,17 @@ M003_CACHE_WRITES = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL, M002_SWEEPS_DOCUMENTS, M003_CACHE_WRITES)
+M004_TEXT_BYTES = Migration(
+    "m004_text_bytes",
+    (
+        # UTF-8 bytes of each request's prompt text and generated text: reference tokens (⌈bytes ÷ 4⌉,
+        # bench.records.reference_tokens) count the same text alike for every option, whatever its tokenizer.
+        "ALTER TABLE requests ADD COLUMN input_bytes INTEGER",
+        "ALTER TABLE requests ADD COLUMN output_bytes INTEGER",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL, M002_SWEEPS_DOCUMENTS, M003_CACHE_WRITES, M004_TEXT_BYTES)
 
 _BOOTSTRAP = "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 

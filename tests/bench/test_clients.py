@@ -500,6 +500,7 @@ def test_against_real_vllm_prompt_lengths_and_usage(vllm_server: Any, api: str) 
 
     tok = load_tokenizer(vllm_server.model_dir)
     spec = PromptSpec(
+        unit="model",
         api="chat" if api == "openai-chat" else "completions",
         input_tokens="uniform:16:300",
         output_tokens="uniform:4:24",

@@ -64,7 +64,7 @@ def test_synthetic_prompts_have_exact_lengths_as_the_server_counts_them(
 ) -> None:
     tok = load_tokenizer(bpe_dir)
     assert not tok.approximate and tok.chat_exact
-    spec = PromptSpec(api=api, input_tokens="uniform:20:700", output_tokens="normal:64:16")
+    spec = PromptSpec(unit="model", api=api, input_tokens="uniform:20:700", output_tokens="normal:64:16")
     requests = build_requests(spec, 150, seed=3, tokenizer=tok)
     lengths = random.Random("3:input-lengths")
     for i, request in enumerate(requests):
@@ -84,14 +84,18 @@ def test_byte_tokenizer_where_every_word_is_several_tokens() -> None:
     raw = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok = HFTokenizer(raw, name="bytes")
-    for request in build_requests(PromptSpec(api="completions", input_tokens="uniform:1:300"), 100, 1, tok):
+    for request in build_requests(
+        PromptSpec(unit="model", api="completions", input_tokens="uniform:1:300"), 100, 1, tok
+    ):
         assert request.prompt is not None
         assert len(request.prompt.encode()) == request.input_tokens
 
 
 def test_same_seed_same_requests_other_seed_other_requests(bpe_dir: Path) -> None:
     tok = load_tokenizer(bpe_dir)
-    spec = PromptSpec(input_tokens="uniform:10:100", output_tokens="uniform:1:50", temperature=0.5)
+    spec = PromptSpec(
+        unit="model", input_tokens="uniform:10:100", output_tokens="uniform:1:50", temperature=0.5
+    )
     first = build_requests(spec, 20, seed=7, tokenizer=tok)
     assert first == build_requests(spec, 20, seed=7, tokenizer=load_tokenizer(bpe_dir))
     other = build_requests(spec, 20, seed=8, tokenizer=tok)
@@ -126,7 +130,9 @@ def test_bad_length_strings_name_the_flag(bad: str) -> None:
 def test_approximate_tokenizer_is_labelled_and_sizes_by_characters() -> None:
     tok = load_tokenizer(None)
     assert isinstance(tok, ApproxTokenizer) and tok.approximate and tok.name == "approx:chars/4"
-    requests = build_requests(PromptSpec(api="completions", input_tokens="uniform:1:200"), 50, 2)
+    requests = build_requests(
+        PromptSpec(unit="model", api="completions", input_tokens="uniform:1:200"), 50, 2
+    )
     lengths = random.Random("2:input-lengths")
     dist = parse_length("uniform:1:200")
     for request in requests:
@@ -162,7 +168,9 @@ def test_chat_rendering_matches_transformers(bpe_dir: Path) -> None:
 
 def test_shared_prefix_requests_share_exact_token_prefixes(bpe_dir: Path, raw: Tokenizer) -> None:
     tok = load_tokenizer(bpe_dir)
-    spec = PromptSpec(kind="shared-prefix", num_prefixes=3, prefix_tokens=64, input_tokens="uniform:8:40")
+    spec = PromptSpec(
+        unit="model", kind="shared-prefix", num_prefixes=3, prefix_tokens=64, input_tokens="uniform:8:40"
+    )
     requests = build_requests(spec, 12, seed=5, tokenizer=tok)
     ids = [
         raw.encode(chatml(r.messages[0]["content"]), add_special_tokens=False).ids
@@ -198,7 +206,7 @@ def test_sharegpt_file(tmp_path: Path, bpe_dir: Path) -> None:
     ]
     path = _write(tmp_path / "sg.json", json.dumps(data))
     tok = load_tokenizer(bpe_dir)
-    spec = PromptSpec(kind="file", dataset=path, output_tokens=None, shuffle=False)
+    spec = PromptSpec(unit="model", kind="file", dataset=path, output_tokens=None, shuffle=False)
     requests = build_requests(spec, 5, 0, tok)
     assert [r.messages[0]["content"] for r in requests if r.messages] == ["What is up?", "Hi"] * 2 + [
         "What is up?"
@@ -278,7 +286,9 @@ def test_exact_lengths_when_merges_cross_word_boundaries() -> None:
     )
     raw.train_from_iterator([" ".join(rng.choices(_WORDS, k=10)) for _ in range(3000)], trainer=trainer)
     tok = HFTokenizer(raw, name="cross-word")
-    requests = build_requests(PromptSpec(api="completions", input_tokens="uniform:1:400"), 60, 4, tok)
+    requests = build_requests(
+        PromptSpec(unit="model", api="completions", input_tokens="uniform:1:400"), 60, 4, tok
+    )
     lengths = random.Random("4:input-lengths")
     for request in requests:
         assert request.prompt is not None
@@ -292,10 +302,10 @@ def test_exact_lengths_when_merges_cross_word_boundaries() -> None:
 def test_without_a_chat_template_chat_lengths_are_not_claimed(bpe_dir: Path, raw: Tokenizer) -> None:
     tok = HFTokenizer(raw, name="no-template")
     assert not tok.chat_exact
-    chat = build_requests(PromptSpec(api="chat", input_tokens="50"), 3, 0, tok)
+    chat = build_requests(PromptSpec(unit="model", api="chat", input_tokens="50"), 3, 0, tok)
     assert [r.input_tokens for r in chat] == [None] * 3
     assert all(r.messages and tok.count(r.messages[0]["content"]) == 50 for r in chat)  # the text itself
-    completions = build_requests(PromptSpec(api="completions", input_tokens="50"), 3, 0, tok)
+    completions = build_requests(PromptSpec(unit="model", api="completions", input_tokens="50"), 3, 0, tok)
     assert [r.input_tokens for r in completions] == [50] * 3
 
 
@@ -306,7 +316,27 @@ def test_real_model_folder_renders_like_transformers(tiny_random_dir: Path) -> N
     hf = transformers.AutoTokenizer.from_pretrained(str(tiny_random_dir))
     tok = load_tokenizer(tiny_random_dir)
     assert isinstance(tok, HFTokenizer) and tok.chat_exact
-    for request in build_requests(PromptSpec(input_tokens="uniform:20:200"), 5, 0, tok):
+    for request in build_requests(PromptSpec(unit="model", input_tokens="uniform:20:200"), 5, 0, tok):
         assert request.messages is not None
         text = hf.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
         assert len(hf(text, add_special_tokens=False)["input_ids"]) == request.input_tokens
+
+
+def test_reference_units_give_every_target_the_same_text_and_scale_its_output(bpe_dir: Path) -> None:
+    # Reference tokens: prompts are sized by ⌈bytes ÷ 4⌉, so two tokenizers get the same text from the same
+    # seed, and each is asked for as many of its own tokens as make the output length in reference tokens.
+    from bench.prompts import output_scale
+    from bench.records import reference_tokens
+
+    spec = PromptSpec(input_tokens="40", output_tokens="10")
+    bpe = load_tokenizer(bpe_dir)
+    with_bpe = build_requests(spec, 40, 3, bpe)
+    with_approx = build_requests(spec, 40, 3)
+    assert [r.messages for r in with_bpe] == [r.messages for r in with_approx]
+    texts = [str((r.messages or [{}])[0]["content"]) for r in with_bpe[:32]]
+    assert all(reference_tokens(len(t.encode())) == 40 for t in texts)
+    scale = sum(bpe.count(t) for t in texts) / sum(reference_tokens(len(t.encode())) for t in texts)
+    assert output_scale(spec, 3, bpe) == scale
+    assert {r.max_tokens for r in with_bpe} == {round(10 * scale)}
+    assert {r.max_tokens for r in with_approx} == {10}  # the reference count itself: scale 1
+    assert all(r.input_tokens is None for r in with_bpe)  # the model's own count comes from usage

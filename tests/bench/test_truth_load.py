@@ -95,6 +95,8 @@ def test_a_strict_server_gets_no_ignore_eos_and_the_run_says_length_was_not_fixe
     assert result.aborted is None and run.summary.completed == 6
     sent = run.profile["sent"]
     assert sent == {
+        "length_unit": "reference",
+        "output_scale": 1.0,
         "ignore_eos_requested": True,
         "ignore_eos": False,
         "server_kind": "openai",

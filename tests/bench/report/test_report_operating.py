@@ -19,23 +19,47 @@ def run(
     slo: dict[str, float] | None = None,
     started: str = "2026-12-01T00:00:00Z",
     extra_profile: dict[str, Any] | None = None,
+    flags: list[dict[str, str]] | None = None,
 ) -> RunInfo:
     slo = {"ttft_ms": 500.0} if slo is None else slo
+    share = {"value": met / total, "met": met, "n": total} if slo else None
     summary = {"requests": {"completed": total, "failed": 0}, "slo": slo or None, "slo_met": met,
-               "output_tokens_per_s": tps, "ttft_ms": {"p95": 100.0}}  # fmt: skip
+               "slo_attainment": share, "output_tokens_per_s": tps, "ttft_ms": {"p95": 100.0},
+               "flags": flags or []}  # fmt: skip
     key = "rate" if kind in ("constant", "poisson") else "concurrency"
     profile = {"kind": kind, key: value, **(extra_profile or {})}
     return RunInfo(rid, "load", "complete", "complete", started, None, None, {"name": "t", "kind": "local"},
                    profile, {}, summary, None, None, None, 100, 0)  # fmt: skip
 
 
-def test_attainment_counts_errors_as_misses_and_needs_an_slo() -> None:
-    assert (
-        attainment({"requests": {"completed": 90, "failed": 10}, "slo": {"ttft_ms": 1}, "slo_met": 85})
-        == 0.85
+def test_attainment_is_the_one_stored_figure() -> None:
+    # The report never recomputes attainment with another denominator: it reads what the run stored
+    # (met ÷ every measured request, errors and cut-off requests as misses; bench.metrics.summary).
+    stored = {"requests": {"completed": 90, "failed": 5, "cancelled": 5}, "slo": {"ttft_ms": 1},
+              "slo_met": 85, "slo_attainment": {"value": 0.85, "met": 85, "n": 100}}  # fmt: skip
+    assert attainment(stored) == 0.85  # not 85 / (90 + 5) = 0.8947
+    assert attainment({"requests": {"completed": 90}, "slo": None, "slo_attainment": None}) is None
+    assert attainment({"slo": {"ttft_ms": 1}, "slo_attainment": {"value": None, "n": 0}}) is None
+
+
+def test_an_invalid_run_is_never_the_operating_point() -> None:
+    bound = [{"kind": "client_bound", "detail": "p99 scheduling lag 482.0 ms > 10.0 ms"}]
+    runs = [run("a", value=4, tps=300), run("b", value=8, tps=900, flags=bound)]
+    op = choose_operating_point(runs)
+    assert op.run is not None and op.run.id == "a"
+    only = choose_operating_point([run("b", value=8, tps=900, flags=bound)])
+    assert only.status == "no-valid-run" and only.run is None and "client_bound" in only.note
+
+
+def test_a_capped_goodput_search_is_an_upper_bound_on_cost() -> None:
+    point = {"dimension": "concurrency", "value": 64, "target_attainment": 0.9, "attainment": 1.0,
+             "capped": "every probe up to the ceiling 64 met the SLO: the operating point is at least 64",
+             "warnings": []}  # fmt: skip
+    op = choose_operating_point(
+        [run("g", kind="goodput", value=64, extra_profile={"operating_point": point})]
     )
-    assert attainment({"requests": {"completed": 90}, "slo": None, "slo_met": 90}) is None
-    assert attainment({"requests": {"completed": 0, "failed": 0}, "slo": {"ttft_ms": 1}}) is None
+    assert op.status == "goodput" and op.capped is not None and "ceiling 64" in op.capped
+    assert "upper bound" in op.note and op.to_json()["capped"] == op.capped
 
 
 def test_best_meeting_run_is_used_and_flagged_not_searched() -> None:
