@@ -162,7 +162,7 @@ def areas_table(summary: dict[str, Any]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.pass_context
 def diff(ctx: click.Context, run_a: str, run_b: str, store: Path | None, as_json: bool) -> None:
-    """Compare two accuracy runs on the items both scored (paired bootstrap CI and McNemar)."""
+    """Compare two accuracy runs on the items both scored (Newcombe's paired score CI, exact McNemar)."""
     from bench.accuracy.driver import diff_runs
 
     app = _app(ctx)

@@ -52,7 +52,7 @@ def compare(
 
     BASE and NEW are run ids (or unique prefixes); give a load run and an accuracy run of one target as
     ID,ID to compare both, and $ per correct answer. Latency percentiles are tested with a bootstrap over
-    requests, accuracy with paired tests on the items both runs scored (bootstrap CI, exact McNemar).
+    requests, accuracy with paired tests on the items both runs scored (Newcombe's score CI, exact McNemar).
 
     A gate fails when the change crosses its threshold AND is significant at 5%. Exit codes: 0 no gate
     failed, 1 a gate failed with significance, 2 usage error (unknown run, bad gate, runs of different

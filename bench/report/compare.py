@@ -5,7 +5,7 @@ Every delta comes with a significance test:
 
 - latency percentiles (TTFT, TPOT, e2e): a bootstrap over requests, each run resampled on its own (1,000
   resamples; runs of more than 200,000 requests are bootstrapped on a random 200,000 of them);
-- accuracy: paired on the items both runs scored (paired bootstrap CI, exact McNemar p);
+- accuracy: paired on the items both runs scored (Newcombe's paired score CI, exact McNemar p);
 - $ per correct answer: a paired bootstrap over items of Σ cost ÷ Σ correct on each side (an item's cost is
   its billed tokens for an API; its tokens at the load run's per-token price for a self-hosted target).
 
@@ -262,7 +262,7 @@ def _accuracy_deltas(reader: StoreReader, base: RunInfo, new: RunInfo) -> list[D
             continue
         out.append(Delta(name, "pts", 100 * c.a_score, 100 * c.b_score, c.diff_points,
                          c.b_score / c.a_score - 1 if c.a_score else None, c.ci95_points, None, c.p_value,
-                         c.p_value < 0.05, "paired bootstrap + McNemar"))  # fmt: skip
+                         c.p_value < 0.05, "Newcombe paired CI + McNemar"))  # fmt: skip
     return out
 
 
