@@ -52,7 +52,7 @@ class Delta:
     """NEW against BASE for one metric; `significant` is None when there is no test (or no data)."""
 
     metric: str
-    unit: str
+    unit: str  # ms, pts (base and new are % right), usd (per correct answer), tok/s or req/s
     base: float | None
     new: float | None
     change: float | None = None  # NEW − BASE, in `unit`
@@ -266,15 +266,21 @@ def _accuracy_deltas(reader: StoreReader, base: RunInfo, new: RunInfo) -> list[D
     return out
 
 
+THROUGHPUTS = (
+    ("output_tokens_per_s", "output_tok_s", "tok/s"),
+    ("goodput_requests_per_s", "goodput_rps", "req/s"),
+)
+
+
 def _throughput(base: RunInfo, new: RunInfo) -> list[Delta]:
     out = []
-    for key, metric in (("output_tokens_per_s", "output_tok_s"), ("goodput_requests_per_s", "goodput_rps")):
+    for key, metric, unit in THROUGHPUTS:
         vb, vn = (base.summary or {}).get(key), (new.summary or {}).get(key)
         if isinstance(vb, int | float) and isinstance(vn, int | float):
-            out.append(Delta(metric, "/s", vb, vn, vn - vb, vn / vb - 1 if vb else None,
+            out.append(Delta(metric, unit, vb, vn, vn - vb, vn / vb - 1 if vb else None,
                              reason=None, test="none (one measurement per run)"))  # fmt: skip
         else:
-            out.append(Delta(metric, "/s", vb, vn, reason="not measured on a side"))
+            out.append(Delta(metric, unit, vb, vn, reason="not measured on a side"))
     return out
 
 

@@ -13,6 +13,9 @@ Money: the same rule after a "$" (3 significant figures, never an exponent): "$2
   at which the column's smallest non-zero figure reads at least MONEY_FLOOR ($0.01). $0.000257 and
   $0.0144 per correct answer print as "$0.257" and "$14.4" under "$/1k correct".
 
+Shares (accuracy, attainment, utilization) print as percent with one decimal, as the accuracy intervals in
+points beside them; p-values with two significant figures.
+
 A figure whose note starts with "lower bound" prints as "≥x", one whose note starts with "upper bound" as
 "≤x" (e.g. a cost read at a search that stopped at its ceiling); JSON keeps the note itself.
 """
@@ -137,7 +140,7 @@ def per_column(unit: Per, values: Iterable[float | None]) -> Per:
 
 
 PER_1M_OUTPUT = Per("out", "output token", base=1e6, counts=(1e6,))
-PER_1M_BLENDED = Per("blended", "token in + out", base=1e6, counts=(1e6,))
+PER_1M_BLENDED = Per("blended", "blended token", base=1e6, counts=(1e6,))
 PER_1K_REQUESTS = Per("req", "request", base=1e3, counts=(1e3, 1e6))
 PER_CORRECT = Per("correct", "correct answer", base=1.0, counts=(1.0, 1e3, 1e6))
 
