@@ -220,3 +220,15 @@ def test_cost_accuracy_labels_are_in_the_legend_not_over_the_points(trade_off: P
     )
     assert all("text" not in t.mode for t in points) and all(len(t.x) == 1 for t in points)
     json.dumps(fig.to_plotly_json(), default=str)
+
+
+def test_pages_print_figures_as_stored(trade_off: Path) -> None:
+    # Before: 359.65 tok/s printed "36" and 500 req/s "5" in the Markdown and the HTML (the JSON was right).
+    report = build_report(ReportSpec(max_drop=30), trade_off, PRICING)
+    row = report.row("tiny-skills@cpu-2vcpu")
+    assert row is not None
+    row.output_tok_s, row.goodput_rps = Value(359.65), Value(500.0)
+    line = next(x for x in render_markdown(report).splitlines() if x.startswith("| tiny-skills@cpu-2vcpu |"))
+    assert "| 360 | 500 |" in line
+    board = render_html(report).split('id="leaderboard"')[1].split("</table>")[0]
+    assert '<td class="num">360</td><td class="num">500</td>' in board
