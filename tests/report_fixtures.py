@@ -113,12 +113,25 @@ def items(accuracy: Mapping[str, float], *, per_area: int = 100, seed: int = 0) 
     return out
 
 
+def oracle(accuracy: float) -> dict[str, Any]:
+    """The `mock_answers` provenance `bench accuracy` stores for a mock entry with an oracle."""
+    return {"kind": "oracle", "oracle_file": SUITE, "accuracy": accuracy, "area_accuracy": {}, "seed": 0}
+
+
 def add_accuracy_run(
-    store: Store, tgt: Mapping[str, Any], scored: Sequence[ItemRecord], *, suite: str = SUITE
+    store: Store,
+    tgt: Mapping[str, Any],
+    scored: Sequence[ItemRecord],
+    *,
+    suite: str = SUITE,
+    mock_answers: Mapping[str, Any] | None = None,
 ) -> str:
     profile = {"suite": suite, "suite_sha256": SUITE_SHA if suite == SUITE else "cd" * 32,
                "templates": {"item": "t"}, "items": len(scored)}  # fmt: skip
-    run_id = store.start_run("accuracy", tgt, profile, {"llmbench": {"version": "0.1.0"}})
+    provenance: dict[str, Any] = {"llmbench": {"version": "0.1.0"}}
+    if mock_answers is not None:
+        provenance["mock_answers"] = dict(mock_answers)
+    run_id = store.start_run("accuracy", tgt, profile, provenance)
     store.add_items(run_id, scored)
     summary = summarize_items(scored, suite=suite.removeprefix("builtin:"), target=tgt["name"], run_id=run_id)
     store.finish_run(run_id, "complete", summary)
@@ -157,9 +170,11 @@ def trade_off_store(path: Path) -> dict[str, str]:
         ids["local-acc"] = add_accuracy_run(store, LOCAL, items(base))
         ids["int8-acc"] = add_accuracy_run(store, INT8, items({**base, "arithmetic": 0.55}))
         ids["frontier-acc"] = add_accuracy_run(
-            store, FRONTIER, items({"arithmetic": 0.97, "comparison": 0.95, "lookup": 0.98, "string": 0.9})
-        )
+            store, FRONTIER, items({"arithmetic": 0.97, "comparison": 0.95, "lookup": 0.98, "string": 0.9}),
+            mock_answers=oracle(0.95),
+        )  # fmt: skip
         ids["mini-acc"] = add_accuracy_run(
-            store, MINI, items({"arithmetic": 0.55, "comparison": 0.75, "lookup": 0.9, "string": 0.6})
-        )
+            store, MINI, items({"arithmetic": 0.55, "comparison": 0.75, "lookup": 0.9, "string": 0.6}),
+            mock_answers=oracle(0.70),
+        )  # fmt: skip
     return ids

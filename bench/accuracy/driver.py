@@ -43,6 +43,14 @@ def target_prices(target: Target, registry: Registry) -> Prices | None:
     return entry.prices if isinstance(entry, ApiEndpoint | MockEndpoint) else None
 
 
+def mock_answers(target: Target, registry: Registry) -> dict[str, Any] | None:
+    """A mock entry's answer configuration (its accuracy is configured, not measured); None otherwise."""
+    if target.kind != "mock":
+        return None
+    _, entry = registry.get(target.name)
+    return entry.answers.model_dump(mode="json") if isinstance(entry, MockEndpoint) else None
+
+
 def client_config(target: Target) -> ClientConfig:
     """The streaming client's configuration for a served target."""
     return ClientConfig(
@@ -102,6 +110,9 @@ def run_accuracy(
             **collect_provenance(extra={"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}),
             **target_provenance(target, registry, hardware=spec.hardware),
         }
+        answers = mock_answers(target, registry)
+        if answers is not None:
+            provenance["mock_answers"] = answers  # the report marks this accuracy as simulated
         run_id = store.start_run(
             "accuracy",
             target.to_json(),

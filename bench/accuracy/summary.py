@@ -137,7 +137,7 @@ def _verdicts(items: Sequence[ItemRecord]) -> dict[str, tuple[str, bool]]:
 def diff_items(
     a_id: str, a: Sequence[ItemRecord], b_id: str, b: Sequence[ItemRecord], *, same_suite: bool = True
 ) -> RunDiff:
-    """Paired comparison of B against A (bootstrap CI of B−A in points, exact McNemar)."""
+    """Paired comparison of B against A (Newcombe's paired score CI of B−A in points, exact McNemar)."""
     va, vb = _verdicts(a), _verdicts(b)
     overall = paired_compare({k: v[1] for k, v in va.items()}, {k: v[1] for k, v in vb.items()})
     areas: dict[str, PairedComparison] = {}

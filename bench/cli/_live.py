@@ -1,4 +1,8 @@
-"""What `bench load` shows: a rich live panel on a terminal, plain lines otherwise, then a table."""
+"""What `bench load` shows: a rich live panel on a terminal, plain lines otherwise, then a table.
+
+Numbers go through the report's formatter (3 significant figures, bench.report.value); flags are named by
+their stored kind (`unfixed_length`, `cut_off`), as the report names them.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from rich.text import Text
 
 from bench.loadgen.driver import LoadEvent, LoadResult, RunFinished, RunProgress, RunResult, RunStarted
 from bench.loadgen.runner import Progress
+from bench.report.value import fmt_number
 
 PLAIN_EVERY_S = 5.0  # a plain progress line at most this often
 
@@ -30,8 +35,8 @@ def _fraction(p: Progress) -> float | None:
 
 
 def _line(p: Progress) -> str:
-    rate = f"{p.rate_per_s:.1f}/s" if p.rate_per_s is not None else "-"
-    ttft = f"{p.ttft_p50_ms:.0f} ms" if p.ttft_p50_ms is not None else "-"
+    rate = f"{fmt_number(p.rate_per_s)} req/s" if p.rate_per_s is not None else "-"
+    ttft = f"{fmt_number(p.ttft_p50_ms)} ms" if p.ttft_p50_ms is not None else "-"
     return (
         f"{p.phase:<9} {p.elapsed_s:6.1f}s  sent {p.sent}  ok {p.ok}  errors {p.failed}  "
         f"in flight {p.in_flight}  rate {rate}  TTFT p50 {ttft}"
@@ -40,8 +45,8 @@ def _line(p: Progress) -> str:
 
 def _finished_line(r: RunResult) -> str:
     s = r.summary
-    ttft = f"{s.ttft_ms.p50:.1f} ms" if s.ttft_ms.p50 is not None else "-"
-    tps = f"{s.output_tokens_per_s:.1f}" if s.output_tokens_per_s is not None else "unknown"
+    ttft = f"{fmt_number(s.ttft_ms.p50)} ms" if s.ttft_ms.p50 is not None else "-"
+    tps = fmt_number(s.output_tokens_per_s) if s.output_tokens_per_s is not None else "unknown"
     flag = "  CLIENT-BOUND" if s.client_bound else ""
     cut = f", {s.cancelled} cut off" if s.cancelled else ""
     return (
@@ -119,33 +124,15 @@ class LiveDisplay:
         return Group(*parts)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-# Short marks in the table for each flag kind; the sentence of each flag is printed under it.
-MARKS = {
-    "failed": "FAILED",
-    "errors": "errors",
-    "cut_off": "cut-off",
-    "unfixed_length": "len-not-fixed",
-    "tokens_unknown": "tok-unknown",
-    "tokens_estimated": "tok-estimated",
-    "coalesced_reads": "coalesced",
-    "client_bound": "client-bound",
-}
+def _num(value: float | None) -> str:
+    return "-" if value is None else fmt_number(value)
 
 
 def flag_marks(r: RunResult) -> str:
-    """The run's status plus one mark per flag kind, e.g. `complete · cut-off · client-bound`."""
+    """The run's status plus each flag kind as stored (the report uses the same names), e.g.
+    `complete · cut_off · client_bound`."""
     kinds = dict.fromkeys(f.kind for f in r.summary.flags)
-    return " · ".join(
-        [r.status, *(MARKS.get(k, k) for k in kinds if not (k == "failed" and r.status == "failed"))]
-    )
+    return " · ".join([r.status, *(k for k in kinds if not (k == "failed" and r.status == "failed"))])
 
 
 def notes_lines(result: LoadResult) -> list[str]:
@@ -158,7 +145,7 @@ def notes_lines(result: LoadResult) -> list[str]:
                 shared.setdefault((flag.kind, flag.detail), []).append(r.label)
     for (kind, detail), labels in shared.items():
         who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
-        lines.append(f"{who}: {MARKS.get(kind, kind)}: {detail}")
+        lines.append(f"{who}: {kind}: {detail}")
     for r in result.runs:
         s = r.summary
         for d in s.error_details:
@@ -167,19 +154,14 @@ def notes_lines(result: LoadResult) -> list[str]:
     return lines
 
 
-def runs_table(result: LoadResult, width: int = 200) -> Table:
-    """The final table, one row per run; below 120 columns the less essential columns are left out."""
-    wide = width >= 120
-    table = Table(
-        title=f"{result.target.name} · {result.target.model}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-        caption="latencies in ms, percentiles over successful requests; warm-up excluded; "
-        "≥: requests were cut off, so the tail is a lower bound",
-        caption_justify="left",
-    )
+WIDE = 120  # columns: below this the less essential columns are left out, and the caption says which
+PROFILE_MIN = 12  # columns the profile label keeps before it wraps
+
+
+def runs_table(result: LoadResult, width: int = 200) -> Group:
+    """The final table, one row per run, and its caption; below WIDE columns the less essential columns
+    are left out, and the caption names them. Long cells fold onto more lines; none is cut."""
+    wide = width >= WIDE
     columns: list[tuple[str, bool]] = [
         ("profile", True),
         ("ok", True),
@@ -196,10 +178,29 @@ def runs_table(result: LoadResult, width: int = 200) -> Table:
         ("status", True),
         ("run", wide),
     ]
+    left_out = [name.replace("\n", " ") for name, shown in columns if not shown]
+    caption = (
+        "latencies in ms, percentiles over successful requests; warm-up excluded; "
+        "≥: requests were cut off, so the tail is a lower bound"
+    )
+    if left_out:
+        caption += (
+            f"; left out at {width} columns: {', '.join(left_out)} (shown at {WIDE}+ columns, in a pipe, "
+            "and in --out FILE)"
+        )
+    table = Table(
+        title=f"{result.target.name} · {result.target.model}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    label_width = min(PROFILE_MIN, max((len(r.label) for r in result.runs), default=0))
     for name, shown in columns:
         if shown:
             left = name in ("profile", "status", "run")
-            table.add_column(name, justify="left" if left else "right", no_wrap=name == "profile")
+            least = label_width if name == "profile" else None
+            table.add_column(name, justify="left" if left else "right", overflow="fold", min_width=least)
     for r in result.runs:
         s = r.summary
         cells = [
@@ -207,19 +208,21 @@ def runs_table(result: LoadResult, width: int = 200) -> Table:
             (str(s.completed), True),
             (str(s.failed), True),
             (str(s.cancelled), True),
-            (_ms(s.ttft_ms.p50), True),
-            (_ms(s.ttft_ms.p99) + ("≥" if s.cancelled else ""), wide),
-            (_ms(s.itl_ms.p50), True),
-            (_ms(s.tpot_ms.p50), True),
-            (_ms(s.e2e_ms.p50), wide),
+            (_num(s.ttft_ms.p50), True),
+            (("≥" if s.cancelled else "") + _num(s.ttft_ms.p99), wide),
+            (_num(s.itl_ms.p50), True),
+            (_num(s.tpot_ms.p50), True),
+            (_num(s.e2e_ms.p50), wide),
             (_num(s.requests_per_s), True),
-            ("unknown" if "output_tokens_per_s" in s.unknown else _num(s.output_tokens_per_s, 1), True),
+            ("unknown" if "output_tokens_per_s" in s.unknown else _num(s.output_tokens_per_s), True),
             (_num(s.goodput_requests_per_s), True),
             (flag_marks(r), True),
             (r.run_id[:8], wide),
         ]
         table.add_row(*(text for text, shown in cells if shown))
-    return table
+    # Under the table, not as its caption: rich wraps a caption to the table's own (wider than the
+    # terminal) minimum width and then crops it.
+    return Group(table, Text(caption, style="dim"))
 
 
 def operating_point_lines(result: LoadResult) -> list[str]:
@@ -233,7 +236,11 @@ def operating_point_lines(result: LoadResult) -> list[str]:
         ci = point.get("attainment_ci") or [None, None]
         share = f"{point['attainment']:.1%}" if point.get("attainment") is not None else "n/a"
         bounds = f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci[0] is not None else ""
-        tps = "unknown" if s.output_tokens_per_s is None else f"{s.output_tokens_per_s:.1f} output tok/s"
+        tps = (
+            "unknown"
+            if s.output_tokens_per_s is None
+            else f"{fmt_number(s.output_tokens_per_s)} output tok/s"
+        )
         lines.append(
             f"operating point: {point['dimension']} {point['value']:g} (SLO attainment {share}{bounds} in "
             f"the search, target {point['target_attainment']:.1%}; {len(point['probes'])} probes) → {tps}, "

@@ -16,6 +16,7 @@ from rich.table import Table
 from bench.cli._context import AppContext, check_writable
 from bench.errors import UsageError
 from bench.records import API_KINDS, SERVER_KINDS
+from bench.report.value import fmt_usd
 from bench.settings import Settings
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -139,7 +140,7 @@ def areas_table(summary: dict[str, Any]) -> Table:
     tokens = summary["tokens"]
     cost = summary.get("cost_usd")
     caption = [f"tokens in {tokens['input'] or 0:,} / out {tokens['output'] or 0:,}"]
-    caption.append(f"cost ${cost:.4f}" if cost is not None else "cost: n/a")
+    caption.append(f"cost {fmt_usd(cost)}" if cost is not None else "cost: n/a")
     if summary.get("cost_note"):
         caption.append(str(summary["cost_note"]))
     if summary.get("failed"):
@@ -149,7 +150,7 @@ def areas_table(summary: dict[str, Any]) -> Table:
         jc = judge.get("cost_usd")
         caption.append(
             f"judge: {judge['calls']} calls ({judge['cached']} cached)"
-            + (f", ${jc:.4f}" if jc is not None else "")
+            + (f", {fmt_usd(jc)}" if jc is not None else "")
         )
     table.caption = "; ".join(caption)
     return table
@@ -162,7 +163,7 @@ def areas_table(summary: dict[str, Any]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.pass_context
 def diff(ctx: click.Context, run_a: str, run_b: str, store: Path | None, as_json: bool) -> None:
-    """Compare two accuracy runs on the items both scored (paired bootstrap CI and McNemar)."""
+    """Compare two accuracy runs on the items both scored (Newcombe's paired score CI, exact McNemar)."""
     from bench.accuracy.driver import diff_runs
 
     app = _app(ctx)

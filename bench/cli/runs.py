@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from bench.cli._context import AppContext
+from bench.cli._tables import folding, table_console
 from bench.loadgen.recompute import recompute as recompute_summary
 from bench.store import Store
 
@@ -25,16 +25,20 @@ def runs() -> None:
 @runs.command("list")
 @click.option("--kind", type=click.Choice(["load", "accuracy"]), default=None, help="Only runs of this kind.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
+@click.option("--all", "show_all", is_flag=True, help="Every run (no --limit).")
 @click.option("--store", type=_STORE, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
 @click.option("--json", "as_json", is_flag=True, help="Print runs as JSON.")
 @click.pass_obj
-def list_(app: AppContext, kind: str | None, limit: int, store: Path | None, as_json: bool) -> None:
-    """List runs, newest first."""
+def list_(
+    app: AppContext, kind: str | None, limit: int, show_all: bool, store: Path | None, as_json: bool
+) -> None:
+    """List runs, newest first; says how many more there are when --limit cuts the list."""
     if store is None and not app.settings.results_path.exists():
         click.echo("[]" if as_json else f"no runs yet ({app.settings.results_path} does not exist)")
         return
     with Store.open(store or app.settings.results_path, create=False) as db:
-        infos = db.list_runs(kind, limit=limit)  # type: ignore[arg-type]
+        infos = db.list_runs(kind, limit=None if show_all else limit)  # type: ignore[arg-type]
+        total = db.count_runs(kind)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps([_brief(i) for i in infos], indent=2))
         return
@@ -45,7 +49,9 @@ def list_(app: AppContext, kind: str | None, limit: int, store: Path | None, as_
         b = _brief(info)
         table.add_row(b["id"][:12], b["kind"], b["status"], b["started_at"][:19], b["target"], b["profile"],
                       str(b["records"]))  # fmt: skip
-    Console().print(table)
+    if len(infos) < total:
+        table.caption = f"showing the newest {len(infos)} of {total} runs; --limit N or --all for more"
+    table_console().print(folding(table))
 
 
 @runs.command("show")

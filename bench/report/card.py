@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.registry import ApiEndpoint, Entry, LocalModel, MockEndpoint
+from bench.report.cells import money_units, simulated
 from bench.report.figures import Row, compute_row
 from bench.report.options import Pricing, group_options, target_name
 from bench.report.query import StoreReader
-from bench.report.value import Value, show
+from bench.report.value import Per, Value, show
 from bench.store import RunInfo, Store
 
 EXAMPLES_PER_AREA = 3
@@ -37,6 +38,13 @@ class CardInput:
 def _cite(value: Value, kind: str, run: RunInfo | None) -> str:
     text = show(value, kind)
     return f"{text} (run `{run.id[:12]}`)" if value.known and run is not None else text
+
+
+def _money(value: Value, per: Per, run: RunInfo | None = None) -> str:
+    """'$0.257 per 1k correct answers' (citing `run`), or 'n/a: reason (per …)'."""
+    if not value.known:
+        return f"{show(value)} ({per.phrase})"
+    return f"{show(value, 'usd', per)} {per.phrase}" + (f" (run `{run.id[:12]}`)" if run else "")
 
 
 def _short(text: str | None) -> str:
@@ -112,6 +120,7 @@ def _speed_section(rows: Sequence[Row]) -> list[str]:
     lines = ["## Speed and cost at the operating point", ""]
     if not rows or not any(r.option.load_runs for r in rows):
         return [*lines, "n/a: no load run stored for this target."]
+    units = money_units(rows)
     for row in rows:
         op = row.option.op
         run = op.run or op.display
@@ -126,10 +135,11 @@ def _speed_section(rows: Sequence[Row]) -> list[str]:
             f"TPOT p50: {show(row.tpot_p50, 'ms')} ms" + (f" (run `{run.id[:12]}`)" if run else ""),
             f"- Output tokens/s: {_cite(row.output_tok_s, 'number', op.run)}; goodput: "
             f"{show(row.goodput_rps)} req/s; SLO attainment: {show(row.attainment, 'pct')}",
-            f"- Cost ({row.basis} basis): {_cite(row.usd_per_1m_output, 'usd', op.run)} per 1M output "
-            f"tokens, {show(row.usd_per_1m_blended, 'usd')} blended, "
-            f"{show(row.usd_per_1k_requests, 'usd')} per 1k requests, "
-            f"{show(row.usd_per_correct, 'usd')} per correct answer",
+            f"- Cost ({row.basis} basis): "
+            f"{_money(row.usd_per_1m_output, units['usd_per_1m_output'], op.run)}, "
+            f"{_money(row.usd_per_1m_blended, units['usd_per_1m_blended'])}, "
+            f"{_money(row.usd_per_1k_requests, units['usd_per_1k_requests'])}, "
+            f"{_money(row.usd_per_correct, units['usd_per_correct'])}",
         ]
         flags = sorted({f"{f.kind} (`{f.run_id[:8]}`)" for f in row.option.flags})
         if flags:
@@ -146,10 +156,12 @@ def _accuracy_section(row: Row | None, reader: StoreReader | None) -> list[str]:
         return [*lines, f"n/a: {reason}.", "", "## Known failure modes", "", "n/a: no accuracy run."]
     s = run.summary or {}
     ci = row.ci95
+    why = simulated(row.option)
     lines.append(
         f"Suite `{s.get('suite')}` (run `{run.id[:12]}`, {row.n_items} items scored): "
         f"**{show(row.accuracy, 'pct')}**"
         + (f", 95% CI [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+        + (f". **Simulated**: {why}, not a measurement of a model." if why else "")
     )
     lines += ["", "| area | accuracy | 95% CI | n | failed |", "|---|---|---|---|---|"]
     for area, a in sorted(row.areas.items()):

@@ -13,7 +13,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from bench.cost import api_monthly_usd, monthly_capacity, selfhosted_monthly_usd
-from bench.report.build import Report
+from bench.report.build import LoadPoint, Report
+from bench.report.cells import simulated
+from bench.report.operating import load_point
+from bench.report.value import bound_mark, fmt_tokens, fmt_usd
+from bench.store import RunInfo
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 _LAYOUT: dict[str, Any] = {
@@ -38,14 +42,37 @@ def _error_bars(values: list[float | None], cis: list[Any]) -> dict[str, Any]:
     return {"type": "data", "symmetric": False, "array": up, "arrayminus": down}
 
 
+def measured_load(run: RunInfo | None) -> float | None:
+    """The load a run ran at: the achieved request rate of a rate profile; the configured concurrency of a
+    concurrency profile (until summaries store the measured requests in flight); None when unknown."""
+    point = None if run is None else load_point(run.profile)
+    if run is None or point is None:
+        return None
+    achieved = (run.summary or {}).get("requests_per_s")
+    if point[0] == "rate" and isinstance(achieved, int | float):
+        return float(achieved)
+    return point[1]
+
+
+def in_load_order(report: Report, points: list[LoadPoint]) -> list[LoadPoint]:
+    """Probes in the order of the load they ran at (not the search's order), unknown loads last."""
+    runs = {r.id: r for row in report.rows for r in row.option.load_runs}
+
+    def order(p: LoadPoint) -> tuple[float, float]:
+        load = measured_load(runs.get(p.run_id))
+        return (math.inf if load is None else load, p.output_tok_s or 0.0)
+
+    return sorted(points, key=order)
+
+
 def latency_throughput(report: Report) -> go.Figure | None:
-    """TTFT p95 and TPOT p95 against output tokens/s, one line per target, the SLO as a dashed line."""
+    """TTFT p95 and TPOT p95 against output tokens/s, one line per target in load order, the SLO dashed."""
     if not any(len(v) for v in report.curves.values()):
         return None
     colors = _colors(report)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT p95 (ms)", "TPOT p95 (ms)"))
     for key, points in report.curves.items():
-        pts = [p for p in points if p.output_tok_s is not None]
+        pts = in_load_order(report, [p for p in points if p.output_tok_s is not None])
         if not pts:
             continue
         x = [p.output_tok_s for p in pts]
@@ -95,20 +122,25 @@ def distributions(report: Report) -> go.Figure | None:
 
 
 def cost_accuracy(report: Report) -> go.Figure | None:
-    """Accuracy against $/1M output tokens, self-hosted and APIs together, the Pareto frontier marked."""
+    """Accuracy against $/1M output tokens, one legend entry per option (circles self-hosted, diamonds
+    APIs), the Pareto frontier marked."""
     rows = [r for r in report.rows if r.accuracy.value is not None and r.usd_per_1m_output.value is not None]
     if not rows:
         return None
     fig = go.Figure()
-    for kind, symbol in (("self-hosted", "circle"), ("api", "diamond")):
-        pts = [r for r in rows if r.option.kind == kind]
-        if not pts:
-            continue
+    colors = _colors(report)
+    # One trace per option, named in the legend and on hover: text beside the markers overlaps when two
+    # options sit close together (a base and its quantized variant usually do).
+    for r in rows:
+        cost = r.usd_per_1m_output
+        name = r.key + (" (simulated accuracy)" if simulated(r.option) else "")
+        hover = f"{r.key}<br>{bound_mark(cost.note)}{fmt_usd(cost.value or 0.0)} per 1M output tokens"
         fig.add_trace(go.Scatter(
-            x=[r.usd_per_1m_output.value for r in pts], y=[100 * (r.accuracy.value or 0) for r in pts],
-            error_y=_error_bars([r.accuracy.value for r in pts], [r.ci95 for r in pts]),
-            mode="markers+text", text=[r.key for r in pts], textposition="top center", name=kind,
-            marker={"symbol": symbol, "size": 12},
+            x=[cost.value], y=[100 * (r.accuracy.value or 0)], name=name, mode="markers",
+            error_y=_error_bars([r.accuracy.value], [r.ci95]), hovertext=[hover],
+            hovertemplate="%{hovertext}<br>accuracy %{y:.1f}%<extra></extra>",
+            marker={"symbol": "circle" if r.option.kind == "self-hosted" else "diamond", "size": 12,
+                    "color": colors.get(r.key)},
         ))  # fmt: skip
     by_key = {r.key: r for r in rows}
     front = [by_key[k] for k in report.downgrade.frontier if k in by_key]
@@ -178,7 +210,7 @@ def break_even_chart(report: Report) -> go.Figure | None:
         if r.key not in tps or r.hardware is None:
             continue
         ys = [selfhosted_monthly_usd(t, r.hardware.usd_per_hour, tps[r.key]) for t in grid]
-        name = f"{r.key} (steps of {monthly_capacity(tps[r.key]):.3g} tokens)"
+        name = f"{r.key} (steps of {fmt_tokens(monthly_capacity(tps[r.key]))} tokens)"
         line = {"shape": "hv", "color": colors.get(r.key)}
         fig.add_trace(go.Scatter(x=grid, y=ys, mode="lines", line=line, name=name))
     mixes = [r.mix for r in selfhosted if r.mix is not None]
@@ -188,7 +220,7 @@ def break_even_chart(report: Report) -> go.Figure | None:
         price = mix * a.prices.input_per_1m + a.prices.output_per_1m
         fig.add_trace(go.Scatter(x=grid, y=[api_monthly_usd(t, price) for t in grid], mode="lines",
                                  line={"dash": "dash", "color": colors.get(a.key)},
-                                 name=f"{a.key} (${price:.3g}/1M out at {mix:.2g}:1)"))  # fmt: skip
+                                 name=f"{a.key} ({fmt_usd(price)}/1M out at {mix:.2g}:1)"))  # fmt: skip
     fig.update_xaxes(type="log", title_text="output tokens per month (log scale)")
     fig.update_yaxes(type="log", title_text="USD per month (log scale)")
     fig.update_layout(title="Break-even: monthly cost against monthly volume", **_LAYOUT)

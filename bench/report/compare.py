@@ -5,7 +5,7 @@ Every delta comes with a significance test:
 
 - latency percentiles (TTFT, TPOT, e2e): a bootstrap over requests, each run resampled on its own (1,000
   resamples; runs of more than 200,000 requests are bootstrapped on a random 200,000 of them);
-- accuracy: paired on the items both runs scored (paired bootstrap CI, exact McNemar p);
+- accuracy: paired on the items both runs scored (Newcombe's paired score CI, exact McNemar p);
 - $ per correct answer: a paired bootstrap over items of Σ cost ÷ Σ correct on each side (an item's cost is
   its billed tokens for an API; its tokens at the load run's per-token price for a self-hosted target).
 
@@ -52,7 +52,7 @@ class Delta:
     """NEW against BASE for one metric; `significant` is None when there is no test (or no data)."""
 
     metric: str
-    unit: str
+    unit: str  # ms, pts (base and new are % right), usd (per correct answer), tok/s or req/s
     base: float | None
     new: float | None
     change: float | None = None  # NEW − BASE, in `unit`
@@ -262,19 +262,25 @@ def _accuracy_deltas(reader: StoreReader, base: RunInfo, new: RunInfo) -> list[D
             continue
         out.append(Delta(name, "pts", 100 * c.a_score, 100 * c.b_score, c.diff_points,
                          c.b_score / c.a_score - 1 if c.a_score else None, c.ci95_points, None, c.p_value,
-                         c.p_value < 0.05, "paired bootstrap + McNemar"))  # fmt: skip
+                         c.p_value < 0.05, "Newcombe paired CI + McNemar"))  # fmt: skip
     return out
+
+
+THROUGHPUTS = (
+    ("output_tokens_per_s", "output_tok_s", "tok/s"),
+    ("goodput_requests_per_s", "goodput_rps", "req/s"),
+)
 
 
 def _throughput(base: RunInfo, new: RunInfo) -> list[Delta]:
     out = []
-    for key, metric in (("output_tokens_per_s", "output_tok_s"), ("goodput_requests_per_s", "goodput_rps")):
+    for key, metric, unit in THROUGHPUTS:
         vb, vn = (base.summary or {}).get(key), (new.summary or {}).get(key)
         if isinstance(vb, int | float) and isinstance(vn, int | float):
-            out.append(Delta(metric, "/s", vb, vn, vn - vb, vn / vb - 1 if vb else None,
+            out.append(Delta(metric, unit, vb, vn, vn - vb, vn / vb - 1 if vb else None,
                              reason=None, test="none (one measurement per run)"))  # fmt: skip
         else:
-            out.append(Delta(metric, "/s", vb, vn, reason="not measured on a side"))
+            out.append(Delta(metric, unit, vb, vn, reason="not measured on a side"))
     return out
 
 

@@ -11,41 +11,52 @@ import jinja2
 from bench import __version__
 from bench.report.analysis import BreakEvenRow, Step
 from bench.report.build import Report
+from bench.report.cells import accuracy_text, model_and_variant, money_units, simulated
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS
-from bench.report.markdown import _one_line as one_line
-from bench.report.markdown import mean_ci_text
-from bench.report.value import Value, fmt_tokens, fmt_usd, show
+from bench.report.markdown import (
+    dominance_lines,
+    mean_ci_text,
+    one_line,
+    option_flags,
+    paired_text,
+    saving_text,
+    simulated_note,
+)
+from bench.report.value import Per, Value, fmt_tokens, fmt_usd, show
 
 COLUMNS = (
-    "option", "model", "variant", "hardware", "accuracy [95% CI]", "TTFT p50 ms", "TTFT p95 ms",
-    "TPOT p50 ms", "output tok/s at op", "goodput req/s", "$/1M out", "$/1M blended", "$/1k req",
-    "$/correct", "flags",
-)  # fmt: skip
+    "option",
+    "model",
+    "variant",
+    "hardware",
+    "accuracy [95% CI]",
+    "TTFT p50 ms",
+    "TTFT p95 ms",
+    "TPOT p50 ms",
+    "output tok/s at op",
+    "goodput req/s",
+)  # fmt: skip  (then the money columns, in their units, and the flags)
 PROVENANCE = (
     "run_id", "kind", "status", "started_at", "target", "profile", "engine", "model_repo",
     "model_revision", "quantization", "hardware", "llmbench", "git_sha", "sweep_id",
 )  # fmt: skip
 
 
-def _cell(value: Value, kind: str = "number") -> dict[str, Any]:
+def _cell(value: Value, kind: str = "number", per: Per | None = None) -> dict[str, Any]:
     if value.value is None:
         return {"na": value.reason or "not measured", "num": True}
-    return {"text": show(value, kind), "num": True, "note": value.note}
+    return {"text": show(value, kind, per), "num": True, "note": value.note}
 
 
 def _text(text: str | None) -> dict[str, Any]:
     return {"text": text or "-", "num": False}
 
 
-def _row(report: Report, row: Row) -> dict[str, Any]:
+def _row(report: Report, row: Row, units: dict[str, Per]) -> dict[str, Any]:
     o = row.option
-    acc: dict[str, Any]
-    if row.accuracy.value is None:
-        acc = _cell(row.accuracy)
-    else:
-        ci = f" [{100 * row.ci95[0]:.1f}, {100 * row.ci95[1]:.1f}]" if row.ci95 else ""
-        acc = {"text": f"{100 * row.accuracy.value:.1f}%{ci} (n = {row.n_items})", "num": True}
+    acc_text = accuracy_text(row, with_n=True)
+    acc = _cell(row.accuracy) if acc_text is None else {"text": acc_text, "num": True, "note": simulated(o)}
     hw: str | None
     if row.hardware is not None:
         hw = f"{o.hardware}: {row.hardware.label}, ${row.hardware.usd_per_hour:g}/hour"
@@ -53,13 +64,14 @@ def _row(report: Report, row: Row) -> dict[str, Any]:
         hw = o.hardware or ("API" if o.kind == "api" else None)
     css = "recommended" if row.key == report.headline.recommended else ""
     css = "runner-up" if row.key == report.headline.runner_up else css
+    model, variant = model_and_variant(o.name)
     return {
         "key": row.key,
         "css": css,
         "cells": [
             _text(row.key),
-            _text(o.model),
-            _text(o.variant),
+            _text(model),
+            _text(variant),
             _text(hw),
             acc,
             _cell(row.ttft_p50, "ms"),
@@ -67,10 +79,7 @@ def _row(report: Report, row: Row) -> dict[str, Any]:
             _cell(row.tpot_p50, "ms"),
             _cell(row.output_tok_s),
             _cell(row.goodput_rps),
-            _cell(row.usd_per_1m_output, "usd"),
-            _cell(row.usd_per_1m_blended, "usd"),
-            _cell(row.usd_per_1k_requests, "usd"),
-            _cell(row.usd_per_correct, "usd"),
+            *(_cell(getattr(row, name), "usd", unit) for name, unit in units.items()),
         ],
         "flags": [
             {"kind": f.kind, "detail": f"{f.run_id[:8]}: {f.detail}", "serious": f.kind in SERIOUS}
@@ -96,15 +105,10 @@ def _charts(report: Report) -> tuple[list[dict[str, Any]], str]:
 
 
 def _step(s: Step) -> dict[str, str]:
-    p = s.paired
-    change = (
-        "n/a" if p is None else f"{p.diff_points:+.1f} [{p.ci95_points[0]:+.1f}, {p.ci95_points[1]:+.1f}]"
-    )
     return {
         "step": f"{s.stronger} → {s.cheaper}",
-        "change": change,
-        "p": "n/a" if p is None else f"{p.p_value:.2g}",
-        "saving": f"{fmt_usd(s.saving_per_1m)} ({100 * s.saving_share:.0f}%)",
+        "change": paired_text(s.paired),
+        "saving": saving_text(s),
     }
 
 
@@ -131,6 +135,7 @@ def render_html(report: Report) -> str:
     h = report.headline
     spec = report.spec
     charts, charts_json = _charts(report)
+    units = money_units(report.rows)
     return template.render(
         plotly_js=get_plotlyjs(),
         generated_at=report.generated_at,
@@ -149,16 +154,23 @@ def render_html(report: Report) -> str:
         attainment=report.attainment_label,
         max_drop=f"{spec.max_drop:g}",
         basis="allocation" if spec.utilization is None else f"utilization {spec.utilization:.0%}",
-        columns=COLUMNS,
-        rows=[_row(report, r) for r in report.rows],
+        columns=[*COLUMNS, *(u.heading for u in units.values()), "flags"],
+        rows=[_row(report, r, units) for r in report.rows],
+        simulated_note=simulated_note(report),
         charts=charts,
         charts_json=charts_json,
         downgrade=[_step(s) for s in report.downgrade.steps],
-        dominated=list(report.downgrade.dominated.items()),
+        dominance=dominance_lines(report.downgrade),
         break_even=[_break_even(b) for b in report.break_evens],
         flags=[
-            {"run": f.run_id[:8], "kind": f.kind, "detail": f.detail, "serious": f.kind in SERIOUS}
-            for f in dict.fromkeys(report.flags)
+            {
+                "option": key,
+                "run": f.run_id[:8],
+                "kind": f.kind,
+                "detail": f.detail,
+                "serious": f.kind in SERIOUS,
+            }
+            for key, f in option_flags(report)
         ],
         notes=report.notes,
         repeats=[
@@ -168,7 +180,7 @@ def render_html(report: Report) -> str:
                 "n": r.n,
                 "tok_s": mean_ci_text(r.figures.get("output_tokens_per_s")),
                 "ttft": mean_ci_text(r.figures.get("ttft_p50_ms")),
-                "goodput": mean_ci_text(r.figures.get("goodput_requests_per_s"), 2),
+                "goodput": mean_ci_text(r.figures.get("goodput_requests_per_s")),
             }
             for r in report.repeats
         ],

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.registry import Registry
 from bench.report.build import SCHEMA, Report
+from bench.report.cells import model_and_variant, simulated
 from bench.report.figures import Row
 from bench.report.options import Pricing
 from bench.report.value import Value
@@ -31,12 +32,15 @@ def _v(value: Value) -> dict[str, Any]:
 
 def row_json(row: Row) -> dict[str, Any]:
     o = row.option
+    model, variant = model_and_variant(o.name)
+    why = simulated(o)
     return {
         "key": row.key,
         "name": o.name,
-        "model": o.model,
-        "variant": o.variant,
+        "model": model,
+        "variant": variant,
         "kind": o.kind,
+        "simulated": why is not None,
         "hardware": o.hardware,
         "hardware_label": None if row.hardware is None else row.hardware.label,
         "operating_point": o.op.to_json(),
@@ -45,6 +49,7 @@ def row_json(row: Row) -> dict[str, Any]:
             "ci95": None if row.ci95 is None else list(row.ci95),
             "n": row.n_items,
             "correct": row.correct,
+            "simulated_by": why,
             "run_id": None if o.accuracy_run is None else o.accuracy_run.id,
             "areas": row.areas,
         },

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report.analysis import Paired
+from bench.report.analysis import Downgrade, Paired, Step
 from bench.report.build import Report
+from bench.report.cells import accuracy_text, money_units, simulated
 from bench.report.figures import Row
-from bench.report.flags import SERIOUS
-from bench.report.value import Value, fmt_tokens, fmt_usd, show
+from bench.report.flags import SERIOUS, Flag
+from bench.report.value import Per, Value, fmt_number, fmt_tokens, fmt_usd, show
 
 
 class _Notes:
@@ -20,9 +21,9 @@ class _Notes:
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
-    def cell(self, value: Value, kind: str = "number") -> str:
+    def cell(self, value: Value, kind: str = "number", per: Per | None = None) -> str:
         if value.value is not None:
-            return show(value, kind)
+            return show(value, kind, per)
         reason = value.reason or "not measured"
         if reason not in self.reasons:
             self.reasons.append(reason)
@@ -35,12 +36,8 @@ class _Notes:
 
 
 def _accuracy(row: Row, notes: _Notes) -> str:
-    if row.accuracy.value is None:
-        return notes.cell(row.accuracy)
-    text = f"{100 * row.accuracy.value:.1f}%"
-    if row.ci95:
-        text += f" [{100 * row.ci95[0]:.1f}, {100 * row.ci95[1]:.1f}]"
-    return text
+    text = accuracy_text(row)
+    return notes.cell(row.accuracy) if text is None else text
 
 
 def _flags(row: Row) -> str:
@@ -48,35 +45,80 @@ def _flags(row: Row) -> str:
     return ", ".join(f"**{k}**" if k in SERIOUS else k for k in kinds) or "-"
 
 
-def _paired(p: Paired | None) -> str:
+def paired_text(p: Paired | None) -> str:
+    """'+0.3 [-2.1, +2.6] (p = 1, n = 400; within noise)'."""
     if p is None:
         return "n/a (no paired items)"
     lo, hi = p.ci95_points
-    return f"{p.diff_points:+.1f} [{lo:+.1f}, {hi:+.1f}] (p = {p.p_value:.2g}, n = {p.n})"
+    noise = "" if p.significant else "; within noise"
+    return f"{p.diff_points:+.1f} [{lo:+.1f}, {hi:+.1f}] (p = {p.p_value:.2g}, n = {p.n}{noise})"
 
 
-def _one_line(report: Report, key: str | None) -> str:
+def saving_text(s: Step) -> str:
+    """'$1.20 (40%)', or the same with why it is within noise."""
+    text = f"{fmt_usd(s.saving_per_1m)} ({100 * s.saving_share:.0f}%)"
+    return text if s.saving_noise is None else f"{text}, within noise: {s.saving_noise}"
+
+
+def dominance_lines(ladder: Downgrade) -> list[str]:
+    """'X is dominated by Y: Y costs 40% less …' and 'X and Y are within noise of each other …'."""
+    lines = [
+        f"{k} is dominated by {by}: {by} {ladder.reasons.get(k, '')}." for k, by in ladder.dominated.items()
+    ]
+    lines += [
+        f"{t.key} and {t.other} are within noise of each other ({t.why}): neither is shown to be better."
+        for t in ladder.within_noise
+    ]
+    return lines
+
+
+def _money_phrase(value: Value, per: Per, what: str) -> str:
+    if value.value is None:
+        return f"{what} n/a ({value.reason or 'not measured'})"
+    return f"{show(value, 'usd', per)} {per.phrase}"
+
+
+def one_line(report: Report, key: str | None) -> str:
+    """One option in a sentence: its costs in the leaderboard's units, accuracy, TTFT and operating point."""
     row = report.row(key)
     if row is None:
         return "none"
+    units = money_units(report.rows)
     acc = f"{100 * row.accuracy.value:.1f}% accuracy" if row.accuracy.value is not None else "accuracy n/a"
-    cost = show(row.usd_per_1m_output, "usd")
+    why = simulated(row.option)
+    if why:
+        acc += f" (simulated: {why}, not a measurement)"
+    cost = _money_phrase(row.usd_per_1m_output, units["usd_per_1m_output"], "cost")
+    per_correct = _money_phrase(row.usd_per_correct, units["usd_per_correct"], "cost per correct answer")
+    ttft = f"{show(row.ttft_p95, 'ms')} ms" if row.ttft_p95.known else f"n/a ({row.ttft_p95.reason})"
     where = f", {row.option.op.note}" if row.option.op.run is not None else ""
-    per_correct = show(row.usd_per_correct, "usd")
-    ttft = show(row.ttft_p95, "ms")
-    return (
-        f"**{row.key}**: {cost} per 1M output tokens, {per_correct} per correct answer, {acc}, "
-        f"TTFT p95 {ttft} ms{where}"
-    )
+    return f"**{row.key}**: {cost}, {per_correct}, {acc}, TTFT p95 {ttft}{where}"
 
 
-def mean_ci_text(figure: dict[str, Any] | None, digits: int = 1) -> str:
+def option_flags(report: Report) -> list[tuple[str, Flag]]:
+    """Each flag once, with the option it qualifies (the flags list names options, not runs)."""
+    seen: dict[tuple[str, Flag], None] = {}
+    for row in report.rows:
+        for flag in row.option.flags:
+            seen.setdefault((row.key, flag), None)
+    return list(seen)
+
+
+def simulated_note(report: Report) -> str | None:
+    """The sentence under a leaderboard that has simulated accuracies, or None."""
+    marked = [f"{r.key} ({why})" for r in report.rows if (why := simulated(r.option))]
+    if not marked:
+        return None
+    return "simulated: accuracy configured in a mock endpoint, not measured on a model: " + "; ".join(marked)
+
+
+def mean_ci_text(figure: dict[str, Any] | None) -> str:
     """'mean [lo, hi]' of a figure over repeats; 'n/a' where nothing was measured."""
     if not figure or figure.get("mean") is None:
         return "n/a"
     ci = figure.get("ci95")
-    bounds = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
-    return f"{figure['mean']:.{digits}f}{bounds}"
+    bounds = f" [{fmt_number(ci[0])}, {fmt_number(ci[1])}]" if ci else ""
+    return f"{fmt_number(figure['mean'])}{bounds}"
 
 
 def render_markdown(report: Report) -> str:
@@ -84,10 +126,11 @@ def render_markdown(report: Report) -> str:
     h = report.headline
     notes = _Notes()
     spec = report.spec
+    units = money_units(report.rows)
     lines = ["## llmbench report", ""]
-    lines.append(f"**Recommendation:** {_one_line(report, h.recommended)}")
+    lines.append(f"**Recommendation:** {one_line(report, h.recommended)}")
     if h.runner_up:
-        lines.append(f"**Runner-up:** {_one_line(report, h.runner_up)}")
+        lines.append(f"**Runner-up:** {one_line(report, h.runner_up)}")
     lines.append("")
     lines.append(h.summary)
     if h.reasons:
@@ -107,7 +150,7 @@ def render_markdown(report: Report) -> str:
         "### Leaderboard",
         "",
         "| option | hardware | accuracy [95% CI] | TTFT p50 / p95 ms | TPOT p50 ms | out tok/s @ op "
-        "| goodput req/s | $/1M out | $/1M blended | $/1k req | $/correct | flags |",
+        "| goodput req/s | " + " | ".join(u.heading for u in units.values()) + " | flags |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.rows:
@@ -119,25 +162,26 @@ def render_markdown(report: Report) -> str:
         lines.append(
             f"| {r.key} | {hw} | {_accuracy(r, notes)} | {notes.cell(r.ttft_p50, 'ms')} / "
             f"{notes.cell(r.ttft_p95, 'ms')} | {notes.cell(r.tpot_p50, 'ms')} | {notes.cell(r.output_tok_s)} "
-            f"| {notes.cell(r.goodput_rps)} | {notes.cell(r.usd_per_1m_output, 'usd')} "
-            f"| {notes.cell(r.usd_per_1m_blended, 'usd')} | {notes.cell(r.usd_per_1k_requests, 'usd')} "
-            f"| {notes.cell(r.usd_per_correct, 'usd')} | {_flags(r)} |"
+            f"| {notes.cell(r.goodput_rps)} | "
+            + " | ".join(notes.cell(getattr(r, name), "usd", unit) for name, unit in units.items())
+            + f" | {_flags(r)} |"
         )
     lines += notes.render()
+    note = simulated_note(report)
+    if note:
+        lines += ["", note]
     if h.versus_best:
         lines += ["", f"### Accuracy against {h.best_accuracy} (paired, points)", ""]
         lines += ["| option | change [95% CI] |", "|---|---|"]
-        lines += [f"| {k} | {_paired(p)} |" for k, p in h.versus_best.items()]
+        lines += [f"| {k} | {paired_text(p)} |" for k, p in h.versus_best.items()]
     if report.downgrade.steps:
         lines += ["", "### Downgrade ladder (Pareto frontier, strongest first)", ""]
         lines += ["| step | accuracy change [95% CI] | saves per 1M out |", "|---|---|---|"]
         for s in report.downgrade.steps:
-            lines.append(
-                f"| {s.stronger} → {s.cheaper} | {_paired(s.paired)} | {fmt_usd(s.saving_per_1m)} "
-                f"({100 * s.saving_share:.0f}%) |"
-            )
-        for k, by in report.downgrade.dominated.items():
-            lines.append(f"\n{k} is dominated by {by} (cheaper and at least as accurate).")
+            lines.append(f"| {s.stronger} → {s.cheaper} | {paired_text(s.paired)} | {saving_text(s)} |")
+    dominance = dominance_lines(report.downgrade)
+    if dominance:
+        lines += ["", *dominance]
     if report.break_evens:
         lines += ["", "### Break-even (self-hosted against each API, output tokens per month)", ""]
         lines += [
@@ -162,12 +206,12 @@ def render_markdown(report: Report) -> str:
         for rep in report.repeats:
             f = rep.figures
             tok_s, ttft = mean_ci_text(f.get("output_tokens_per_s")), mean_ci_text(f.get("ttft_p50_ms"))
-            goodput = mean_ci_text(f.get("goodput_requests_per_s"), 2)
+            goodput = mean_ci_text(f.get("goodput_requests_per_s"))
             lines.append(f"| {rep.point} | {rep.run} | {rep.n} | {tok_s} | {ttft} | {goodput} |")
-    flagged = [f for f in report.flags]
+    flagged = option_flags(report)
     if flagged:
         lines += ["", "### Flags", ""]
-        lines += [f"- `{f.run_id[:8]}` **{f.kind}**: {f.detail}" for f in dict.fromkeys(flagged)]
+        lines += [f"- **{key}** — {f.kind}: {f.detail} (run `{f.run_id[:8]}`)" for key, f in flagged]
     if report.notes:
         lines += ["", *[f"> {n}" for n in report.notes]]
     return "\n".join(lines) + "\n"

@@ -370,6 +370,12 @@ class Store(SweepRows):
         rows = self._conn.execute(sql, (*params, -1 if limit is None else limit)).fetchall()
         return [self._run_info(r) for r in rows]
 
+    def count_runs(self, kind: RunKind | None = None) -> int:
+        """How many runs are stored, optionally of one kind."""
+        if kind is None:
+            return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        return int(self._conn.execute("SELECT COUNT(*) FROM runs WHERE kind = ?", (kind,)).fetchone()[0])
+
     def get_run(self, run_id: str) -> RunInfo:
         """The run with this id or unique id prefix; StoreError when none or several match."""
         key = run_id.strip().lower()

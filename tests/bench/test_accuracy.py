@@ -185,3 +185,14 @@ def test_cli_names_the_flag_of_an_invalid_value(tmp_path: Path) -> None:
         obj=AppContext(settings(tmp_path)),
     )
     assert isinstance(res.exception, UsageError) and res.exception.flag == "--concurrency"
+
+
+def test_a_mock_targets_configured_answers_are_stored_with_the_run(
+    registry: Registry, tmp_path: Path
+) -> None:
+    spec = AccuracySpec(target="oracle-90", suite="builtin:tiny-skills", limit=4, concurrency=4, max_tokens=8)
+    result = run_accuracy(spec, registry, settings(tmp_path))
+    with Store.open(settings(tmp_path).results_path) as store:
+        run = store.get_run(result.run_id)
+    answers = run.provenance["mock_answers"]
+    assert answers["kind"] == "oracle" and answers["accuracy"] == 0.9 and run.target["kind"] == "mock"

@@ -236,7 +236,7 @@ def test_live_display_and_table_render() -> None:
         shown = Console(file=io.StringIO(), width=160)
         shown.print(live._render())
         text = shown.file.getvalue()  # type: ignore[attr-defined]
-        assert "run 1/1: concurrent 2" in text and "TTFT p50 10 ms" in text and "errors 1" in text
+        assert "run 1/1: concurrent 2" in text and "TTFT p50 10.0 ms" in text and "errors 1" in text
         live(RunFinished(result.runs[0]))
     assert "done: complete, 5 ok" in buffer.getvalue()
     table = Console(file=io.StringIO(), width=200)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from bench.accuracy.stats import _quantile, paired_compare
+from bench.accuracy.stats import _quantile, paired_compare, paired_interval
 from bench.accuracy.suite import builtin_suites_dir
 from bench.records import ItemRecord
 from bench.recovery import RecoverySpec, Served, run_recovery, saturation_level
@@ -84,17 +84,24 @@ def test_saturation_is_the_lowest_level_near_the_best_throughput() -> None:
     assert saturation_level([], 0.9) is None
 
 
-def test_the_ratio_ci_comes_from_the_same_resamples_as_the_difference() -> None:
+def test_the_ratio_ci_is_a_paired_bootstrap_and_the_difference_ci_is_newcombes() -> None:
     rng = random.Random(3)
     a = {str(i): rng.random() < 0.8 for i in range(300)}
     b = {k: v if rng.random() < 0.9 else not v for k, v in a.items()}
     got = paired_compare(a, b)
-    # The difference CI as it was computed before the ratio was added: resample the deltas.
+    # The ratio CI: resample the item pairs (seed 0, 5,000 resamples) and take ΣB ÷ ΣA.
     keys = sorted(a)
-    deltas = [int(b[k]) - int(a[k]) for k in keys]
+    pairs = [(int(a[k]), int(b[k])) for k in keys]
     r2 = random.Random(0)
-    boots = sorted(100.0 * sum(r2.choices(deltas, k=len(deltas))) / len(deltas) for _ in range(5000))
-    assert got.ci95_points == (_quantile(boots, 0.025), _quantile(boots, 0.975))
+    ratios = []
+    for _ in range(5000):
+        drawn = r2.choices(pairs, k=len(pairs))
+        ratios.append(sum(y for _, y in drawn) / sum(x for x, _ in drawn))
+    ratios.sort()
+    assert got.ratio_ci95 == (_quantile(ratios, 0.025), _quantile(ratios, 0.975))
+    both = sum(1 for x, y in pairs if x and y)
+    lo, hi = paired_interval(both, got.a_only, got.b_only, len(pairs) - both - got.a_only - got.b_only)
+    assert got.ci95_points == (100 * lo, 100 * hi)
     assert got.ratio == sum(b.values()) / sum(a.values())
     assert got.ratio_ci95 is not None and got.ratio_ci95[0] < got.ratio < got.ratio_ci95[1]
     zero = paired_compare({"1": False, "2": False}, {"1": True, "2": False})

@@ -1,10 +1,10 @@
-"""Wilson intervals, exact McNemar and the paired bootstrap, against hand-checked values."""
+"""Wilson intervals, exact McNemar and Newcombe's paired score interval, against hand-checked values."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.accuracy.stats import mcnemar_exact, paired_compare, wilson
+from bench.accuracy.stats import mcnemar_exact, paired_compare, paired_interval, wilson
 
 
 def test_wilson_known_values() -> None:
@@ -61,3 +61,60 @@ def test_paired_compare_uses_common_items_and_is_deterministic() -> None:
     assert paired_compare(a, b) == c
     with pytest.raises(ValueError, match="share no scored items"):
         paired_compare({"a": True}, {"b": True})
+
+
+def _runs(both: int, a_only: int, b_only: int, neither: int) -> tuple[dict[str, bool], dict[str, bool]]:
+    cells = [(True, True)] * both + [(True, False)] * a_only + [(False, True)] * b_only
+    cells += [(False, False)] * neither
+    return ({f"q{i}": x for i, (x, _) in enumerate(cells)}, {f"q{i}": y for i, (_, y) in enumerate(cells)})
+
+
+def test_no_discordant_pair_gives_a_real_interval_not_zero_width() -> None:
+    """n = 10, 7 right on both sides, 3 wrong on both (0 discordant pairs); by hand, z = 1.959964:
+
+    Wilson 7/10: centre (0.7 + z²/20) / (1 + z²/10) = 0.89207 / 1.38415 = 0.64450, half-width
+    z·sqrt(0.021 + z²/400) / 1.38415 = 0.24772, so [0.39678, 0.89221]: down 0.30322, up 0.19221.
+    ψ = (ad − bc − n/2) / sqrt(7·3·7·3) = (21 − 0 − 5) / 21 = 0.76190.
+    Half-width of B − A = sqrt(0.30322² + 0.19221² − 2·0.76190·0.30322·0.19221)
+                        = sqrt(0.091942 + 0.036945 − 0.088810) = sqrt(0.040077) = 0.20019 on either side.
+    The paired bootstrap gave [0.0, 0.0] here: every resample has the same items right on both sides.
+    """
+    a, b = _runs(7, 0, 0, 3)
+    c = paired_compare(a, b)
+    assert c.diff_points == 0.0 and c.p_value == 1.0
+    assert c.ci95_points == pytest.approx((-20.02, 20.02), abs=0.005)
+    lo, hi = paired_interval(7, 0, 0, 3)
+    assert round(lo, 4) == -0.2002 and round(hi, 4) == 0.2002
+
+
+def test_three_against_one_discordant_pairs() -> None:
+    """n = 20: 12 right on both, A alone right on 3 (b), B alone right on 1 (c), 4 wrong on both.
+
+    p_A = 15/20 = 0.75, p_B = 13/20 = 0.65, B − A = −0.10; exact McNemar p = 2·(C(4,0) + C(4,1)) / 2⁴ = 0.625.
+    Wilson 15/20: centre 0.84604 / 1.19207 = 0.70972, half 1.96·0.108517 / 1.19207 = 0.17842
+      → [0.53130, 0.88814].
+    Wilson 13/20: centre 0.74604 / 1.19207 = 0.62583, half 1.96·0.117371 / 1.19207 = 0.19298
+      → [0.43285, 0.81881].
+    ψ = (12·4 − 3·1 − 20/2) / sqrt(15·5·13·7) = 35 / 82.6136 = 0.42366.
+    Lower: −0.10 − sqrt(0.21715² + 0.13814² − 2·0.42366·0.21715·0.13814)
+         = −0.10 − sqrt(0.047154 + 0.019083 − 0.025417) = −0.10 − 0.20204 = −0.30204.
+    Upper: −0.10 + sqrt(0.16881² + 0.21870² − 2·0.42366·0.16881·0.21870)
+         = −0.10 + sqrt(0.028496 + 0.047830 − 0.031282) = −0.10 + 0.21224 = +0.11224.
+    """
+    a, b = _runs(12, 3, 1, 4)
+    c = paired_compare(a, b)
+    assert (c.a_only, c.b_only, c.n) == (3, 1, 20)
+    assert c.diff_points == pytest.approx(-10.0) and c.p_value == pytest.approx(0.625)
+    lo, hi = paired_interval(12, 3, 1, 4)
+    assert (round(lo, 4), round(hi, 4)) == (-0.3020, 0.1122)
+    assert c.ci95_points == pytest.approx((100 * lo, 100 * hi))
+
+
+def test_the_interval_holds_the_estimate_and_stays_in_bounds() -> None:
+    for cells in ((10, 0, 0, 0), (0, 0, 0, 10), (0, 5, 5, 0), (0, 10, 0, 0), (1, 0, 0, 0), (40, 1, 0, 59)):
+        lo, hi = paired_interval(*cells)
+        n = sum(cells)
+        d = (cells[2] - cells[1]) / n
+        assert -1.0 <= lo <= d <= hi <= 1.0 and lo < hi, (cells, lo, hi)
+    with pytest.raises(ValueError, match="no paired items"):
+        paired_interval(0, 0, 0, 0)

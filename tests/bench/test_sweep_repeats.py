@@ -53,7 +53,7 @@ def test_the_sweeps_report_shows_the_figures_over_repetitions(tmp_path: Path) ->
     report = build_report(ReportSpec(sweep=sweep_id), path, Pricing())
     assert [(r.point, r.run, r.n) for r in report.repeats] == [("tiny-skills:w8a8", "c=4", 2)]  # n=1: no CI
     md = RENDERERS["md"](report)
-    # mean 105, s = 7.071, t(df=1) = 12.706: half = 12.706 * 7.071 / sqrt(2) = 63.53
-    assert "| tiny-skills:w8a8 | c=4 | 2 | 105.0 [41.5, 168.5] | 52.0 [26.6, 77.4] | n/a |" in md
-    assert 'id="repeats"' in RENDERERS["html"](report) and "105.0 [41.5, 168.5]" in RENDERERS["html"](report)
+    # mean 105, s = 7.071, t(df=1) = 12.706: half = 12.706 * 7.071 / sqrt(2) = 63.53 → [41.5, 169] (3 figures)
+    assert "| tiny-skills:w8a8 | c=4 | 2 | 105 [41.5, 169] | 52.0 [26.6, 77.4] | n/a |" in md
+    assert 'id="repeats"' in RENDERERS["html"](report) and "105 [41.5, 169]" in RENDERERS["html"](report)
     assert RENDERERS["json"](report).count('"ttft_p50_ms"') == 1

@@ -51,7 +51,7 @@ def test_the_table_says_unknown_for_unknown_throughput_and_shows_cut_off_and_err
     console = Console(width=200, record=True)
     console.print(runs_table(result, 200))
     text = console.export_text()
-    assert "unknown" in text and "cut-off" in text and "tok-unknown" in text and "errors" in text
+    assert "unknown" in text and "cut_off" in text and "tokens_unknown" in text and "errors" in text
     notes = "\n".join(notes_lines(result))
     assert "1 × http_429" in notes and "lower bounds" in notes and "no output token count" in notes
 

@@ -39,7 +39,7 @@ def test_a_local_entry_served_by_the_strict_mock(tmp_path: Path) -> None:
         # Asked, the server says what it is: no ignore_eos is sent, and the table says length was not fixed.
         asked = llmbench(tmp_path, *load, "--output-tokens", "8")
         assert asked.returncode == 0, asked.stdout + asked.stderr
-        assert "len-not-fixed" in asked.stdout and "output length was not fixed" in asked.stdout
+        assert "unfixed_length" in asked.stdout and "output length was not fixed" in asked.stdout
     finally:
         stop_cli_server(proc, signal.SIGINT)
     with Store.open(tmp_path / "results.sqlite") as store:

@@ -46,7 +46,8 @@ def test_card_of_an_api_and_of_an_unmeasured_variant(
     _, mini = REGISTRY.get("mock-mini")
     card = build_card(CardInput("mock-mini", "mock", mini), path, PRICING)
     assert "Simulated API: openai model `mock-mini`" in card and "output $0.6" in card
-    assert "per correct answer" in card and "Not stated: pass `--use FILE`" in card
+    assert "per 1M correct answers" in card and "Not stated: pass `--use FILE`" in card
+    assert "**Simulated**: a mock oracle configured to answer right 70% of the time" in card
     _, gpt = REGISTRY.get("gpt-4o-mini")
     empty = build_card(CardInput("gpt-4o-mini", "api", gpt), tmp_path / "none.sqlite", PRICING)
     assert "n/a: no load run stored for this target." in empty
