@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.accuracy.summary import summarize as summarize_items
 from bench.metrics import Slo, summarize
+from bench.metrics.load import LoadTarget
 from bench.records import ItemRecord, RequestRecord, Status
 from bench.store import Store
 
@@ -40,8 +41,13 @@ def records(
     cancelled: int = 0,
     concurrency: int = 1,
     seed: int = 0,
+    bytes_per_token: int = 4,
 ) -> list[RequestRecord]:
-    """`n` requests sent `concurrency` at a time; TTFT and gaps jitter ±20% around the given values."""
+    """`n` requests sent `concurrency` at a time; TTFT and gaps jitter ±20% around the given values.
+
+    Each request's prompt and answer text is `bytes_per_token` bytes per token of its own count (4: one
+    reference token per token, like an API; 1: a byte-level model, four of its tokens per reference token).
+    """
     rng = random.Random(seed)
     out: list[RequestRecord] = []
     clock = [0.0] * concurrency
@@ -61,6 +67,8 @@ def records(
             cached_input_tokens=cached or None, tokens_from="usage" if status is Status.OK else "none",
             http_status=200 if status is Status.OK else 500,
             error_kind=None if status is Status.OK else "http_500", output_text="x" * 8,
+            input_bytes=in_tokens * bytes_per_token,
+            output_bytes=out_tokens * bytes_per_token if status is Status.OK else 0,
         )  # fmt: skip
         out.append(rec)
         clock[slot] = end
@@ -88,11 +96,14 @@ def add_load_run(
     if hardware:
         provenance["hardware_profile"] = hardware
     label = profile.get("label") or f"{profile['kind']}"
+    prompts = {"kind": "synthetic", "input_tokens": {"kind": "fixed", "a": 32}, "unit": "reference",
+               "output_tokens": {"kind": "fixed", "a": 16}}  # fmt: skip
     run_id = store.start_run(
-        "load", tgt, {**profile, "label": label, "slo": slo, "prompts": {"kind": "synthetic"}}, provenance
+        "load", tgt, {**profile, "label": label, "slo": slo, "prompts": prompts}, provenance
     )
     store.add_requests(run_id, recs, 0.0)
-    summary = summarize(recs, slo=None if slo is None else Slo.parse(slo)).to_json()
+    target_load = LoadTarget.from_profile(dict(profile))
+    summary = summarize(recs, slo=None if slo is None else Slo.parse(slo), load_target=target_load).to_json()
     summary.update(extra_summary or {})
     store.finish_run(run_id, status, summary)  # type: ignore[arg-type]
     return run_id
@@ -108,7 +119,8 @@ def items(accuracy: Mapping[str, float], *, per_area: int = 100, seed: int = 0) 
             out.append(
                 ItemRecord(item_id=item_id, status="ok", area=area, score=float(right), correct=right,
                            output="42" if right else "41", reference="42", input_tokens=20, output_tokens=3,
-                           latency_ms=50.0, extra={"cached_input_tokens": 0})
+                           latency_ms=50.0,
+                           extra={"cached_input_tokens": 0, "input_bytes": 80, "output_bytes": 12})
             )  # fmt: skip
     return out
 
@@ -150,12 +162,13 @@ def trade_off_store(path: Path) -> dict[str, str]:
     with Store.open(path) as store:
         for c, ttft, itl in ((1, 0.05, 0.004), (4, 0.12, 0.008), (16, 1.4, 0.05)):
             ids[f"local-c{c}"] = add_load_run(
-                store, LOCAL, records(60, ttft_s=ttft, itl_s=itl, concurrency=c, seed=c),
+                store, LOCAL, records(60, ttft_s=ttft, itl_s=itl, concurrency=c, seed=c, bytes_per_token=1),
                 profile={"kind": "concurrent", "concurrency": c}, hardware="cpu-2vcpu",
             )  # fmt: skip
         for c, ttft, itl in ((4, 0.08, 0.006), (16, 0.3, 0.02)):
+            recs = records(60, ttft_s=ttft, itl_s=itl, concurrency=c, seed=10 + c, bytes_per_token=1)
             ids[f"int8-c{c}"] = add_load_run(
-                store, INT8, records(60, ttft_s=ttft, itl_s=itl, concurrency=c, seed=10 + c),
+                store, INT8, recs,
                 profile={"kind": "concurrent", "concurrency": c}, hardware="cpu-2vcpu",
             )  # fmt: skip
         ids["frontier-load"] = add_load_run(

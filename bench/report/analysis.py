@@ -364,20 +364,23 @@ class BreakEvenRow:
 
 
 def break_evens(rows: Sequence[Row]) -> list[BreakEvenRow]:
-    """Break-even of every costed self-hosted option against every priced API."""
+    """Break-even of every costed self-hosted option against every priced API, on the one workload.
+
+    Volumes are reference output tokens a month (their input riding along at the workload's mix): the box
+    serves its out tok/s at the operating point, the API costs its all-in $/1M output tokens of the same
+    workload as measured (its bill, cache reads and writes included). The allocation-basis figures are used:
+    break-even itself finds the utilization at which the two meet.
+    """
     out: list[BreakEvenRow] = []
-    apis = [r for r in rows if r.option.kind == "api" and r.prices is not None]
+    apis = [r for r in rows if r.option.kind == "api" and r.usd_per_1m_output_allocation.value is not None]
     for row in rows:
-        run = row.option.op.run
-        if row.option.kind != "self-hosted" or row.hardware is None or run is None:
+        tps = row.output_tok_s.value
+        if row.option.kind != "self-hosted" or row.hardware is None or tps is None or tps <= 0:
             continue
-        tps = (run.summary or {}).get("output_tokens_per_s")
-        if not isinstance(tps, int | float) or tps <= 0:
-            continue
-        mix = row.mix if row.mix is not None else 3.0
         for api in apis:
-            assert api.prices is not None
-            price = mix * api.prices.input_per_1m + api.prices.output_per_1m
+            price = api.usd_per_1m_output_allocation.value
+            assert price is not None
+            mix = api.mix if api.mix is not None else (row.mix or 0.0)
             result = break_even(row.hardware.usd_per_hour, float(tps), price)
             out.append(BreakEvenRow(row.key, api.key, price, mix, result))
     return out

@@ -26,7 +26,7 @@ from bench.report.analysis import (
     downgrade,
     headline,
 )
-from bench.report.figures import Row, compute_row
+from bench.report.figures import Row, apply_blended, common_mix, compute_row
 from bench.report.flags import Flag
 from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment, load_point
 from bench.report.options import Pricing, SuiteKey, group_options, provenance_row
@@ -136,6 +136,7 @@ class Report:
     slo: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
     repeats: list[RepeatRow] = field(default_factory=list)  # a sweep's figures over repetitions
+    mix: float | None = None  # the one input:output mix (reference tokens) blended prices are stated at
 
     @property
     def flags(self) -> list[Flag]:
@@ -242,12 +243,15 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
     with StoreReader(store_path) as reader:
         options, suite, other = group_options(runs, pricing, spec.target_attainment)
         rows = [compute_row(o, pricing, reader, utilization=spec.utilization) for o in options]
+        mix = common_mix(rows)
+        apply_blended(rows, mix)
         comparisons = Comparisons(reader.verdicts)
         head = headline(rows, comparisons, spec.max_drop)
         rows = _ranked(rows, head)
         ladder = downgrade(rows, comparisons)
         histograms = _histograms(rows, reader)
     slo, notes = _common_slo(rows)
+    notes.extend(workload_notes(rows))
     if other:
         notes.append(
             "accuracy runs on other suites are not compared: "
@@ -273,4 +277,53 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         slo=slo,
         notes=notes,
         repeats=repeats,
+        mix=mix,
     )
+
+
+def workload_notes(rows: Sequence[Row]) -> list[str]:
+    """What the cost columns compare: one workload for every option, or say which options differ."""
+    shapes: dict[str, list[str]] = {}
+    model_units: list[str] = []
+    for row in rows:
+        if row.workload is None:
+            continue
+        w = dict(row.workload)
+        if w.get("unit") == "model":
+            model_units.append(row.key)
+        shapes.setdefault(_workload_label(w), []).append(row.key)
+    notes = []
+    if len(shapes) > 1:
+        parts = "; ".join(f"{label}: {', '.join(keys)}" for label, keys in shapes.items())
+        notes.append(
+            f"the options' load runs sent different workloads, so their costs compare unlike things ({parts})"
+        )
+    if model_units:
+        notes.append(
+            "lengths in each model's own tokens (--length-unit model) for "
+            + ", ".join(model_units)
+            + ": options with other tokenizers got other texts"
+        )
+    return notes
+
+
+def _workload_label(w: dict[str, Any]) -> str:
+    def dist(d: Any) -> str:
+        if not isinstance(d, dict):
+            return str(d)
+        return (
+            str(d.get("a"))
+            if d.get("kind", "fixed") == "fixed"
+            else f"{d.get('kind')}:{d.get('a')}:{d.get('b')}"
+        )
+
+    parts = [
+        str(w.get("kind") or "synthetic"),
+        f"in {dist(w.get('input_tokens'))}",
+        f"out {dist(w.get('output_tokens'))}",
+    ]
+    if w.get("kind") == "shared-prefix":
+        parts.append(f"{w.get('num_prefixes')}×{w.get('prefix_tokens')} prefix")
+    if w.get("dataset"):
+        parts.append(str(w["dataset"]))
+    return " ".join(parts) + f" ({w.get('unit')} tokens)"

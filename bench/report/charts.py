@@ -188,18 +188,12 @@ def _log_grid(lo: float, hi: float, n: int = 200) -> list[float]:
 
 
 def break_even_chart(report: Report) -> go.Figure | None:
-    """Monthly cost against monthly output tokens: APIs as lines, self-hosted as whole-replica steps."""
-    selfhosted = [r for r in report.rows if r.option.kind == "self-hosted" and r.hardware and r.option.op.run]
-    apis = [r for r in report.rows if r.option.kind == "api" and r.prices is not None]
-    if not selfhosted or not apis:
-        return None
-    tps = {
-        r.key: float((r.option.op.run.summary or {}).get("output_tokens_per_s") or 0)
-        for r in selfhosted
-        if r.option.op.run
-    }
-    tps = {k: v for k, v in tps.items() if v > 0}
-    if not tps:
+    """Monthly cost against monthly output tokens (reference tokens of the one workload): APIs as lines at
+    their all-in price, self-hosted as whole-replica steps at their out tok/s (report.figures)."""
+    selfhosted = [r for r in report.rows if r.option.kind == "self-hosted" and r.hardware]
+    tps = {r.key: v for r in selfhosted if (v := r.output_tok_s.value) is not None and v > 0}
+    apis = {b.api: b.api_usd_per_1m_output for b in report.break_evens}
+    if not tps or not apis:
         return None
     volumes = [b.result.always_above or b.result.volume or 0 for b in report.break_evens]
     top = max([3 * monthly_capacity(v) for v in tps.values()] + [10 * v for v in volumes if v])
@@ -213,15 +207,11 @@ def break_even_chart(report: Report) -> go.Figure | None:
         name = f"{r.key} (steps of {fmt_tokens(monthly_capacity(tps[r.key]))} tokens)"
         line = {"shape": "hv", "color": colors.get(r.key)}
         fig.add_trace(go.Scatter(x=grid, y=ys, mode="lines", line=line, name=name))
-    mixes = [r.mix for r in selfhosted if r.mix is not None]
-    mix = sum(mixes) / len(mixes) if mixes else 3.0
-    for a in apis:
-        assert a.prices is not None
-        price = mix * a.prices.input_per_1m + a.prices.output_per_1m
+    for key, price in apis.items():
         fig.add_trace(go.Scatter(x=grid, y=[api_monthly_usd(t, price) for t in grid], mode="lines",
-                                 line={"dash": "dash", "color": colors.get(a.key)},
-                                 name=f"{a.key} ({fmt_usd(price)}/1M out at {mix:.2g}:1)"))  # fmt: skip
-    fig.update_xaxes(type="log", title_text="output tokens per month (log scale)")
+                                 line={"dash": "dash", "color": colors.get(key)},
+                                 name=f"{key} ({fmt_usd(price)}/1M out, all-in)"))  # fmt: skip
+    fig.update_xaxes(type="log", title_text="output tokens per month (reference tokens, log scale)")
     fig.update_yaxes(type="log", title_text="USD per month (log scale)")
     fig.update_layout(title="Break-even: monthly cost against monthly volume", **_LAYOUT)
     return fig

@@ -1,30 +1,53 @@
-"""The figures of one leaderboard row: accuracy, latency at the operating point, and cost.
+"""The figures of one leaderboard row: accuracy, speed at the operating point, and cost.
 
-Cost definitions (every figure is "n/a" with a reason when an input is missing, never 0):
+**One workload for every option.** Cost columns compare options on what each load run sent: the workload
+of its operating-point run. Load lengths are counted in *reference tokens* by default (⌈UTF-8 bytes ÷ 4⌉
+of the text, bench.records.reference_tokens), so every option got the same prompt texts and was asked for
+the same output length; every token figure below is in reference tokens, whatever each option's own
+tokenizer counts (a byte-level model counts four times as many tokens as an API for the same text). A
+report whose options ran different workloads says so in its notes.
 
-- $/1M output tokens: what 1M output tokens of the measured workload cost, the input sent with them
-  included. Self-hosted: hardware $/hour ÷ (output tok/s at the operating point × 3600) × 10⁶ (allocation
-  basis; ÷ U on the utilization basis). API: the load run's billed usage × prices ÷ its output tokens.
-- Blended $/1M: APIs at list prices, 3 input : 1 output; self-hosted per 1M tokens in + out at the operating
-  point's measured input:output mix (a box has no separate input price), and the mix is stated.
-- $/1k requests: self-hosted $/hour ÷ (requests/s × 3600) × 1000; API: billed usage per request × 1000.
-- $ per correct answer: the accuracy run's cost ÷ its correct items. API: its billed usage. Self-hosted: its
-  input + output tokens at the operating point's $/1M tokens (in + out).
+Definitions (every figure is "n/a" with a reason when an input is missing, never 0):
+
+- **out tok/s @ op**: reference output tokens per second in the steady window of the operating point
+  (the model's own tok/s × reference ÷ own output tokens of the run), with the batch-means 95% interval.
+- **$/1M out (all-in)**: what 1M reference output tokens of the workload cost, the input sent with them
+  included, at the workload's measured input:output mix. Self-hosted: hardware $/hour ÷ (out tok/s @ op ×
+  3600) × 10⁶ (allocation basis; ÷ U on the utilization basis). API: the run's bill (usage × prices, cache
+  reads and writes apart) ÷ its reference output tokens. An API's list output price (per 1M of its own
+  tokens) is shown beside it.
+- **$/1M blended**: per 1M reference tokens (input + output) at one stated mix M:1 for every row, M the
+  median of the options' measured mixes. API: (M × input price + output price) ÷ (M + 1), each list price
+  converted to reference tokens by the option's measured own-per-reference ratio. Self-hosted: the box's
+  $/1M reference tokens at its measured mix (a box has no separate input price); a mix more than 10% from M
+  is named.
+- **$/1k requests**: self-hosted $/hour ÷ (requests/s in the steady window × 3600) × 1000; API: the bill per
+  request × 1000.
+- **$ per correct answer**: the accuracy workload's cost ÷ its correct items, for every option on the same
+  items. API: its bill. Self-hosted: the run's prompt and answer text in reference tokens × the box's
+  $/1M reference tokens (input + output) at the operating point.
+- A cost read at a capped operating point (the goodput search stopped at its ceiling or at an invalid
+  probe) is an upper bound ("≤"), and the throughput a lower bound ("≥").
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.cost import Usage, api_cost, blended_per_1m, per_1k_requests, selfhosted_cost
-from bench.cost.api import workload_per_1m_output
+from bench.cost import api_cost, per_1k_requests, selfhosted_cost
 from bench.registry import Hardware, Prices
 from bench.report.flags import is_lower_bound
-from bench.report.operating import attainment
+from bench.report.operating import attainment, steady_output_tokens_per_s
 from bench.report.options import Option, Pricing
 from bench.report.query import StoreReader
 from bench.report.value import Value, known, na
+
+MIX_TOLERANCE = 0.10  # a self-hosted mix this far from the report's stated mix is named beside its blend
+UPPER = "upper bound"
+LOWER = "lower bound"
 
 
 @dataclass
@@ -49,8 +72,14 @@ class Row:
     usd_per_1m_blended: Value = field(default_factory=lambda: na("not computed"))
     usd_per_1k_requests: Value = field(default_factory=lambda: na("not computed"))
     usd_per_correct: Value = field(default_factory=lambda: na("not computed"))
-    usd_per_1m_total: float | None = None  # self-hosted: in + out tokens (for $/correct)
-    mix: float | None = None  # input tokens per output token of the load run the cost reads
+    usd_per_1m_total: float | None = None  # self-hosted: per 1M reference tokens in + out (for $/correct)
+    mix: float | None = None  # reference input tokens per reference output token of the workload
+    list_usd_per_1m_output: Value = field(default_factory=lambda: na("self-hosted: priced per hour"))
+    output_tok_s_model: Value = field(default_factory=lambda: na("no load run"))  # the model's own tokens
+    output_tok_s_ci95: tuple[float, float] | None = None  # reference tok/s, batch means
+    own_per_ref: tuple[float, float] | None = None  # (input, output) own tokens per reference token
+    workload: dict[str, Any] | None = None  # what the operating-point run sent (prompts and length unit)
+    capped: str | None = None  # why the operating point is a lower bound on the load
     prices: Prices | None = None
     hardware: Hardware | None = None
     basis: str = "allocation"
@@ -63,8 +92,22 @@ class Row:
 
 def _dist(summary: dict[str, Any], metric: str, pct: str, lower_bound: bool) -> Value:
     value = (summary.get(metric) or {}).get(pct)
-    note = "lower bound" if lower_bound and pct in ("p95", "p99", "p999") else None
+    note = LOWER if lower_bound and pct in ("p95", "p99", "p999") else None
     return known(value, note, reason=f"no {metric.removesuffix('_ms').upper()} measured")
+
+
+def _reference(summary: dict[str, Any]) -> tuple[int, int] | None:
+    """The run's successful requests' (input, output) reference tokens, when every one recorded its text."""
+    ref = (summary.get("tokens") or {}).get("reference")
+    if not isinstance(ref, dict) or not ref.get("output"):
+        return None
+    return int(ref.get("input") or 0), int(ref["output"])
+
+
+def _workload(run_profile: dict[str, Any]) -> dict[str, Any]:
+    prompts = dict(run_profile.get("prompts") or {})
+    unit = prompts.get("unit") or (run_profile.get("sent") or {}).get("length_unit") or "model"
+    return {**prompts, "unit": unit}
 
 
 def _speed(row: Row) -> None:
@@ -73,25 +116,51 @@ def _speed(row: Row) -> None:
     if shown is None:
         return
     s = shown.summary or {}
+    steady = ((s.get("load") or {}).get("steady") or {}) if op.run is not None else {}
     lower = is_lower_bound([f for f in row.option.flags if f.run_id == shown.id])
-    row.ttft_p50 = _dist(s, "ttft_ms", "p50", lower)
-    row.ttft_p95 = _dist(s, "ttft_ms", "p95", lower)
-    row.tpot_p50 = _dist(s, "tpot_ms", "p50", lower)
+    latency = steady if steady.get("ttft_ms", {}).get("count") else s  # the steady window's, when read
+    row.ttft_p50 = _dist(latency, "ttft_ms", "p50", lower)
+    row.ttft_p95 = _dist(latency, "ttft_ms", "p95", lower)
+    row.tpot_p50 = _dist(latency, "tpot_ms", "p50", lower)
     got = attainment(s)
     row.attainment = known(got, reason="no SLO")
     if op.run is None:
         reason = op.note
-        row.output_tok_s = na(reason)
+        row.output_tok_s = row.output_tok_s_model = na(reason)
         row.goodput_rps = na(reason)
         return
+    row.capped = op.capped
+    row.workload = _workload(op.run.profile)
+    bound = LOWER if op.capped else None
     unknown = (s.get("unknown") or {}).get("output_tokens_per_s")
-    row.output_tok_s = known(
-        s.get("output_tokens_per_s"), reason=str(unknown or "output token counts unknown")
+    own_tps = steady_output_tokens_per_s(s)
+    row.output_tok_s_model = known(own_tps, bound, reason=str(unknown or "output token counts unknown"))
+    row.goodput_rps = known(
+        steady.get("goodput_requests_per_s", s.get("goodput_requests_per_s")), reason="no goodput measured"
     )
-    row.goodput_rps = known(s.get("goodput_requests_per_s"), reason="no goodput measured")
     tokens = s.get("tokens") or {}
-    if tokens.get("output"):
-        row.mix = float(tokens.get("input") or 0) / float(tokens["output"])
+    ref = _reference(s)
+    own_in, own_out = float(tokens.get("input") or 0), float(tokens.get("output") or 0)
+    if ref is None or own_tps is None or not own_out:
+        # A run stored before reference counts, or whose requests did not record their text: own tokens.
+        row.output_tok_s = known(own_tps, _join(bound, "model tokens (no reference count)"), reason=str(
+            unknown or "output token counts unknown"))  # fmt: skip
+        row.mix = own_in / own_out if own_out else None
+        return
+    ref_in, ref_out = ref
+    per_own = ref_out / own_out
+    row.own_per_ref = (own_in / ref_in if ref_in else 1.0, own_out / ref_out)
+    row.mix = ref_in / ref_out
+    row.output_tok_s = known(own_tps * per_own, bound)
+    ci = steady.get("output_tokens_per_s_ci95")
+    if isinstance(ci, list) and len(ci) == 2:
+        row.output_tok_s_ci95 = (float(ci[0]) * per_own, float(ci[1]) * per_own)
+
+
+def _join(*notes: str | None) -> str | None:
+    """Notes joined with '; ' (a bound first, so renderers mark it), None when there are none."""
+    kept = [n for n in notes if n]
+    return "; ".join(kept) if kept else None
 
 
 def _accuracy(row: Row) -> None:
@@ -125,41 +194,43 @@ def _selfhosted_cost(row: Row, pricing: Pricing, reader: StoreReader, utilizatio
         return
     row.hardware = hw
     row.usd_per_hour = known(hw.usd_per_hour)
-    s = (option.op.run.summary or {}) if option.op.run is not None else {}
-    out_tps = s.get("output_tokens_per_s")
-    if option.op.run is None or not isinstance(out_tps, int | float) or out_tps <= 0:
+    tps = row.output_tok_s.value
+    run = option.op.run
+    if run is None or tps is None or tps <= 0:
         _all_cost_na(row, row.output_tok_s.reason or option.op.note)
         return
+    s = run.summary or {}
+    steady = (s.get("load") or {}).get("steady") or {}
+    rps = steady.get("requests_per_s", s.get("requests_per_s"))
+    total = tps * (1.0 + row.mix) if row.mix is not None else None
     cost = selfhosted_cost(
-        hw.usd_per_hour,
-        float(out_tps),
-        total_tokens_per_s=s.get("total_tokens_per_s"),
-        requests_per_s=s.get("requests_per_s"),
-        utilization=utilization,
+        hw.usd_per_hour, tps, total_tokens_per_s=total, requests_per_s=rps, utilization=utilization
     )
-    alloc = selfhosted_cost(hw.usd_per_hour, float(out_tps), total_tokens_per_s=s.get("total_tokens_per_s"))
+    alloc = selfhosted_cost(hw.usd_per_hour, tps, total_tokens_per_s=total)
+    bound = UPPER if row.capped else None
+    units = None if row.own_per_ref is not None else "model tokens (no reference count)"
     row.basis = cost.basis
     row.utilization = utilization
-    row.usd_per_1m_output = known(cost.per_1m_output)
-    row.usd_per_1m_output_allocation = known(alloc.per_1m_output)
-    mix = f"in+out at the measured mix {row.mix:.2g}:1" if row.mix is not None else "in+out"
-    row.usd_per_1m_blended = known(cost.per_1m_total, mix, reason="total tokens/s unknown")
-    row.usd_per_1k_requests = known(cost.per_1k_requests, reason="requests/s unknown")
+    row.usd_per_1m_output = known(cost.per_1m_output, _join(bound, units))
+    row.usd_per_1m_output_allocation = known(alloc.per_1m_output, _join(bound, units))
+    row.usd_per_1k_requests = known(cost.per_1k_requests, bound, reason="requests/s unknown")
     row.usd_per_1m_total = cost.per_1m_total
-    run = option.accuracy_run
-    if run is None:
+    row.usd_per_1m_blended = known(cost.per_1m_total, _join(bound, units), reason="total tokens/s unknown")
+    acc = option.accuracy_run
+    if acc is None:
         row.usd_per_correct = na(row.accuracy.reason or "no accuracy run")
         return
-    usage, _, complete = reader.item_usage(run.id)
     if cost.per_1m_total is None:
         row.usd_per_correct = na("total tokens/s at the operating point unknown")
-    elif not complete:
-        row.usd_per_correct = na("the accuracy run lacks token counts")
+        return
+    ref_in, ref_out, complete = reader.item_reference_tokens(acc.id)
+    if not complete:
+        row.usd_per_correct = na("the accuracy run did not record its text (no reference token counts)")
     elif not row.correct:
         row.usd_per_correct = na("no correct answers")
     else:
-        spent = (usage.input_total + usage.output) * cost.per_1m_total / 1e6
-        row.usd_per_correct = known(spent / row.correct, "accuracy-run tokens at the operating point's $/1M")
+        spent = (ref_in + ref_out) * cost.per_1m_total / 1e6
+        row.usd_per_correct = known(spent / row.correct, _join(bound, "accuracy-run text at the box's $/1M"))
 
 
 def _api_cost(row: Row, pricing: Pricing, reader: StoreReader) -> None:
@@ -169,43 +240,92 @@ def _api_cost(row: Row, pricing: Pricing, reader: StoreReader) -> None:
         _all_cost_na(row, "no price for this target")
         return
     row.prices = prices
-    row.usd_per_1m_blended = known(blended_per_1m(prices), "list price, 3 input : 1 output")
+    row.list_usd_per_1m_output = known(prices.output_per_1m, "list price, per 1M of its own tokens")
     source = option.op.run or option.op.display
-    usage: Usage | None = None
-    requests = 0
-    note: str | None = None
-    if source is not None:
+    acc = option.accuracy_run
+    if source is None:
+        # Priced from list prices at the workload's mix once every row is known (apply_blended); the
+        # own-per-reference ratios come from the accuracy run's text when it recorded it.
+        _all_cost_na(row, "no load run: the workload's cost is not measured", keep_list=True)
+        if acc is not None:
+            acc_usage, _, acc_complete = reader.item_usage(acc.id)
+            ref_in, ref_out, ref_complete = reader.item_reference_tokens(acc.id)
+            if acc_complete and ref_complete and ref_in and ref_out:
+                row.own_per_ref = (acc_usage.input_total / ref_in, acc_usage.output / ref_out)
+    else:
         usage, requests = reader.request_usage(source.id)
         note = None if source is option.op.run else "usage of a run not at an operating point"
-    acc = option.accuracy_run
-    acc_usage, acc_n, acc_complete = reader.item_usage(acc.id) if acc is not None else (Usage(), 0, False)
-    if usage is None or usage.output == 0:
-        usage, requests, note = (
-            (acc_usage, acc_n, "at the accuracy run's token mix") if acc_complete else (None, 0, None)
-        )
-    if usage is None:
-        _all_cost_na(row, "no token usage stored for this target", keep_blended=True)
-    else:
-        row.usd_per_1m_output = known(workload_per_1m_output(usage, prices), note, reason="no output tokens")
+        bill = api_cost(usage, prices).total_usd
+        ref = _reference(source.summary or {})
+        if row.workload is None:
+            row.workload = _workload(source.profile)
+        if ref is None or not usage.output:
+            units = "its own tokens (no reference count)"
+            out = usage.output
+            row.mix = usage.input_total / usage.output if usage.output else None
+        else:
+            units, out = None, ref[1]
+            row.mix = ref[0] / ref[1]
+            row.own_per_ref = (usage.input_total / ref[0] if ref[0] else 1.0, usage.output / ref[1])
+        row.usd_per_1m_output = known(bill / out * 1e6 if out else None, _join(note, units),
+                                      reason="no output tokens")  # fmt: skip
         row.usd_per_1m_output_allocation = row.usd_per_1m_output
         row.usd_per_1k_requests = known(per_1k_requests(usage, requests, prices), note, reason="no requests")
-        if usage.output:
-            row.mix = usage.input_total / usage.output
     if acc is None:
         row.usd_per_correct = na(row.accuracy.reason or "no accuracy run")
-    elif not acc_complete:
+        return
+    acc_usage, _, acc_complete = reader.item_usage(acc.id)
+    if not acc_complete:
         row.usd_per_correct = na("the accuracy run lacks token counts")
     elif not row.correct:
         row.usd_per_correct = na("no correct answers")
     else:
-        row.usd_per_correct = known(api_cost(acc_usage, prices).total_usd / row.correct)
+        row.usd_per_correct = known(api_cost(acc_usage, prices).total_usd / row.correct, "as billed")
 
 
-def _all_cost_na(row: Row, reason: str, *, keep_blended: bool = False) -> None:
+def _all_cost_na(row: Row, reason: str, *, keep_list: bool = False) -> None:
     row.usd_per_1m_output = row.usd_per_1m_output_allocation = na(reason)
-    row.usd_per_1k_requests = row.usd_per_correct = na(reason)
-    if not keep_blended:
-        row.usd_per_1m_blended = na(reason)
+    row.usd_per_1k_requests = row.usd_per_correct = row.usd_per_1m_blended = na(reason)
+    if not keep_list:
+        row.list_usd_per_1m_output = na(reason)
+
+
+def common_mix(rows: Sequence[Row]) -> float | None:
+    """The one input:output mix (reference tokens) every row's blended price is stated at: the median of
+    the rows' measured workload mixes."""
+    mixes = [r.mix for r in rows if r.mix is not None]
+    return statistics.median(mixes) if mixes else None
+
+
+def apply_blended(rows: Sequence[Row], mix: float | None) -> None:
+    """Every row's blended $/1M reference tokens at the one stated `mix` (see the module docstring)."""
+    for row in rows:
+        if mix is None:
+            if row.usd_per_1m_blended.value is not None or row.option.kind == "api":
+                row.usd_per_1m_blended = na("no measured workload mix to state a blend at")
+            continue
+        stated = f"at {mix:.3g}:1"
+        if row.option.kind == "api":
+            if row.prices is None:
+                continue
+            r_in, r_out = row.own_per_ref or (1.0, 1.0)
+            units = None if row.own_per_ref else "its own tokens (no reference count)"
+            p_in, p_out = row.prices.input_per_1m * r_in, row.prices.output_per_1m * r_out
+            row.usd_per_1m_blended = known(
+                (mix * p_in + p_out) / (mix + 1), _join(f"list prices {stated}", units)
+            )
+            if row.usd_per_1m_output.value is None and row.option.op.display is None:
+                # No load run: the workload's all-in price from list prices at its mix (no caching seen).
+                note = _join(f"list prices at the workload's {mix:.3g}:1 mix (no load run)", units)
+                row.usd_per_1m_output = row.usd_per_1m_output_allocation = known(mix * p_in + p_out, note)
+        elif row.usd_per_1m_blended.value is not None:
+            own = row.mix
+            off = own is not None and abs(own / mix - 1) > MIX_TOLERANCE
+            where = f"at its measured mix {own:.3g}:1, not {mix:.3g}:1" if off and own else stated
+            note = row.usd_per_1m_blended.note
+            bound = UPPER if note and note.startswith(UPPER) else None
+            rest = None if not note else note.removeprefix(UPPER).lstrip("; ") or None
+            row.usd_per_1m_blended = known(row.usd_per_1m_blended.value, _join(bound, where, rest))
 
 
 def compute_row(

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.cost import Usage
 from bench.errors import StoreError, UnknownNameError
-from bench.records import ItemRecord
+from bench.records import REFERENCE_BYTES_PER_TOKEN, ItemRecord
 from bench.store import RunInfo, Store
 
 _MEASURED_OK = "run_id = ? AND status = 'ok' AND warmup = 0"
@@ -81,18 +81,25 @@ class StoreReader:
     # load runs ------------------------------------------------------------------------------------
 
     def request_usage(self, run_id: str) -> tuple[Usage, int]:
-        """Billed usage summed over a run's measured successful requests, and their count.
-
-        Cache writes are not stored per request (no column yet), so they read as 0 here.
-        """
+        """Billed usage summed over a run's measured successful requests, and their count: cache reads and
+        cache writes (both parts of input_tokens) apart, reasoning inside output (bench.cost.from_record)."""
         row = self._all(
             "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
             " COALESCE(SUM(MIN(COALESCE(cached_input_tokens, 0), COALESCE(input_tokens, 0))), 0),"
+            " COALESCE(SUM(MIN(COALESCE(cache_write_tokens, 0), COALESCE(input_tokens, 0)"
+            " - MIN(COALESCE(cached_input_tokens, 0), COALESCE(input_tokens, 0)))), 0),"
             f" COALESCE(SUM(reasoning_tokens), 0) FROM requests WHERE {_MEASURED_OK}",
             (run_id,),
         )[0]
-        n, inp, out, cached, reasoning = (int(v) for v in row)
-        return Usage(fresh_input=inp - cached, cache_read=cached, output=out, reasoning=reasoning), n
+        n, inp, out, cached, written, reasoning = (int(v) for v in row)
+        usage = Usage(
+            fresh_input=inp - cached - written,
+            cache_read=cached,
+            cache_write=written,
+            output=out,
+            reasoning=reasoning,
+        )
+        return usage, n
 
     def ttft_histogram(self, run_id: str, lo_ms: float, hi_ms: float, bins: int) -> list[int]:
         """Counts of TTFT (ms) in `bins` equal bins over [lo, hi] for measured successful requests."""
@@ -177,6 +184,22 @@ class StoreReader:
         written = min(written, inp - cached)
         usage = Usage(fresh_input=inp - cached - written, cache_read=cached, cache_write=written, output=out)
         return usage, n, n > 0 and missing == 0
+
+    def item_reference_tokens(self, run_id: str) -> tuple[int, int, bool]:
+        """An accuracy run's answered items' prompt and answer text in reference tokens (⌈bytes ÷ 4⌉ each,
+        bench.records.reference_tokens), and whether every answered item recorded its text's bytes."""
+        row = self._all(
+            "SELECT COUNT(*), SUM(json_extract(extra, '$.input_bytes') IS NULL"
+            " OR json_extract(extra, '$.output_bytes') IS NULL),"
+            f" COALESCE(SUM((json_extract(extra, '$.input_bytes') + {REFERENCE_BYTES_PER_TOKEN - 1})"
+            f" / {REFERENCE_BYTES_PER_TOKEN}), 0),"
+            f" COALESCE(SUM((json_extract(extra, '$.output_bytes') + {REFERENCE_BYTES_PER_TOKEN - 1})"
+            f" / {REFERENCE_BYTES_PER_TOKEN}), 0)"
+            " FROM items WHERE run_id = ? AND status = 'ok'",
+            (run_id,),
+        )[0]
+        n, missing, ref_in, ref_out = (int(v or 0) for v in row)
+        return ref_in, ref_out, n > 0 and missing == 0
 
     def failed_items(self, run_id: str, limit: int = 3) -> dict[str, list[dict[str, Any]]]:
         """Up to `limit` wrong or failed items per area: id, output, reference, error."""

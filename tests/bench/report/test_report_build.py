@@ -41,26 +41,41 @@ def test_costs_match_hand_computation(store: tuple[Path, dict[str, str]]) -> Non
     # c16 misses the 1,000 ms TTFT bound, so the operating point is c4, not the saturating c16.
     assert local.option.op.run.id == ids["local-c4"] and local.option.op.status == "not-searched"
     s = local.option.op.run.summary or {}
-    per_1m = 0.0832 / (s["output_tokens_per_s"] * 3600) * 1e6  # cpu-2vcpu at $0.0832/h
+    steady = s["load"]["steady"]
+    # The tiny model counts every byte: its 64 output tokens are 16 reference tokens (64 bytes ÷ 4), so its
+    # reference throughput is a quarter of its own, in the steady window.
+    ref_tps = steady["output_tokens_per_s"] * 16 / 64
+    assert local.output_tok_s.value == pytest.approx(ref_tps)
+    assert local.output_tok_s_model.value == pytest.approx(steady["output_tokens_per_s"])
+    per_1m = 0.0832 / (ref_tps * 3600) * 1e6  # cpu-2vcpu at $0.0832/h
     assert local.usd_per_1m_output.value == pytest.approx(per_1m)
-    assert local.usd_per_1k_requests.value == pytest.approx(0.0832 / (s["requests_per_s"] * 3600) * 1000)
-    per_total = 0.0832 / (s["total_tokens_per_s"] * 3600) * 1e6
+    assert local.usd_per_1k_requests.value == pytest.approx(0.0832 / (steady["requests_per_s"] * 3600) * 1000)
+    # Mix 128:64 bytes = 32:16 reference tokens = 2:1; in + out = 3 reference tokens per output token.
+    assert local.mix == pytest.approx(2.0)
+    per_total = 0.0832 / (ref_tps * 3 * 3600) * 1e6
     assert local.usd_per_1m_blended.value == pytest.approx(per_total)
-    # $/correct: the accuracy run's 400 × (20 + 3) tokens at the per-token price, over its correct items.
+    assert report.mix == pytest.approx(2.0)  # every option ran the same 2:1 workload
+    # $/correct: the accuracy run's 400 items × (80 + 12 bytes = 20 + 3 reference tokens) at the box's
+    # per-reference-token price, over its correct items.
     assert local.correct and local.usd_per_correct.value == pytest.approx(
         400 * 23 * per_total / 1e6 / local.correct
     )
 
     frontier = report.row("mock-frontier")
     assert frontier is not None
-    # 128 prompt tokens (32 of them cache reads) and 64 output tokens per request, at $3 / $0.30 / $15 per 1M.
+    # 128 prompt tokens (32 of them cache reads) and 64 output tokens per request, at $3 / $0.30 / $15 per 1M;
+    # 4 bytes per token: its own tokens are reference tokens.
     assert frontier.usd_per_1m_output.value == pytest.approx((96 * 3 + 32 * 0.3 + 64 * 15) / 64)
+    assert frontier.list_usd_per_1m_output.value == 15.0
     assert frontier.usd_per_1k_requests.value == pytest.approx((96 * 3 + 32 * 0.3 + 64 * 15) / 1e6 * 1000)
-    assert frontier.usd_per_1m_blended.value == pytest.approx((3 * 3 + 15) / 4)
+    # One stated mix for every row: 2:1 → (2 × $3 + $15) ÷ 3.
+    assert frontier.usd_per_1m_blended.value == pytest.approx((2 * 3 + 15) / 3)
+    assert frontier.usd_per_1m_blended.note == "list prices at 2:1"
     assert frontier.correct and frontier.usd_per_correct.value == pytest.approx(
         400 * (20 * 3 + 3 * 15) / 1e6 / frontier.correct
     )
     assert frontier.usd_per_hour.value is None and frontier.usd_per_hour.reason
+    assert not [n for n in report.notes if "different workloads" in n]
 
 
 def test_headline_follows_the_paired_ci(store: tuple[Path, dict[str, str]]) -> None:
@@ -89,7 +104,8 @@ def test_break_even_against_each_api(store: tuple[Path, dict[str, str]]) -> None
     report = build_report(ReportSpec(), path, PRICING)
     pairs = {(b.selfhosted, b.api): b for b in report.break_evens}
     b = pairs[("tiny-skills@cpu-2vcpu", "mock-mini")]
-    # mix 2:1 → $0.15 × 2 + $0.60 = $0.90 per 1M output; one replica = $0.0832 × 730 = $60.74 a month.
+    # mock-mini's bill for the workload: 128 in at $0.15 and 64 out at $0.60 per 1M, per 64 output tokens
+    # = $0.90 per 1M output tokens all-in; one replica = $0.0832 × 730 = $60.74 a month.
     assert b.api_usd_per_1m_output == pytest.approx(0.9)
     assert b.result.volume == pytest.approx(0.0832 * 730 / 0.9e-6)
     assert len(pairs) == 4
@@ -137,7 +153,10 @@ def test_hardware_override_and_unknown_profiles(tmp_path: Path) -> None:
     bare = target("http://10.0.0.5:8000/v1", "url")
     with Store.open(path) as db:
         add_load_run(
-            db, bare, records(20, ttft_s=0.1, itl_s=0.01), profile={"kind": "concurrent", "concurrency": 2}
+            db,
+            bare,
+            records(20, ttft_s=0.1, itl_s=0.01, concurrency=2),
+            profile={"kind": "concurrent", "concurrency": 2},
         )
     report = build_report(ReportSpec(hardware={"http://10.0.0.5:8000/v1": "l4-24gb-x1"}), path, PRICING)
     row = report.rows[0]
