@@ -101,6 +101,20 @@ def collect_provenance(
     }
 
 
+def is_loopback(url: str) -> bool:
+    """Whether `url` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def target_provenance(target: Any, registry: Any, *, hardware: str | None = None) -> dict[str, Any]:
     """What the server side of a run was: engine and version, model and revision, quantization, engine
     arguments and the serving machine's accelerators, from the server's own answer (llmbench.serve-info/1,
@@ -135,6 +149,8 @@ def target_provenance(target: Any, registry: Any, *, hardware: str | None = None
             "accelerators": info.get("accelerators"),
             "backend": info.get("backend"),
             "llmbench_version": info.get("llmbench_version"),
+            # Reached over loopback: the load generator ran on the serving machine, sharing its cores.
+            "same_host": is_loopback(str(getattr(target, "url", "") or "")),
         },
         "model": model,
         "quantization": quantization,

@@ -137,6 +137,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     repeats: list[RepeatRow] = field(default_factory=list)  # a sweep's figures over repetitions
     mix: float | None = None  # the one input:output mix (reference tokens) blended prices are stated at
+    workload: str | None = None  # the one workload every option's load runs sent, when they agree
 
     @property
     def flags(self) -> list[Flag]:
@@ -278,7 +279,14 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         notes=notes,
         repeats=repeats,
         mix=mix,
+        workload=common_workload(rows),
     )
+
+
+def common_workload(rows: Sequence[Row]) -> str | None:
+    """The label of the one workload every option with a load run sent; None when they differ or none."""
+    labels = {_workload_label(dict(r.workload)) for r in rows if r.workload is not None}
+    return labels.pop() if len(labels) == 1 else None
 
 
 def workload_notes(rows: Sequence[Row]) -> list[str]:

@@ -14,7 +14,16 @@ from typing import Any
 
 from bench.report.figures import Row
 from bench.report.options import Option
-from bench.report.value import PER_1K_REQUESTS, PER_1M_BLENDED, PER_1M_OUTPUT, PER_CORRECT, Per, per_column
+from bench.report.value import (
+    PER_1K_REQUESTS,
+    PER_1M_BLENDED,
+    PER_1M_OUTPUT,
+    PER_CORRECT,
+    Per,
+    fmt_number,
+    per_column,
+    show,
+)
 
 # The leaderboard's money columns: the Row field and its unit before a column picks its count.
 MONEY_COLUMNS: dict[str, Per] = {
@@ -69,3 +78,86 @@ def money_units(rows: Sequence[Row]) -> dict[str, Per]:
     return {
         name: per_column(unit, (getattr(r, name).value for r in rows)) for name, unit in MONEY_COLUMNS.items()
     }
+
+
+def hardware_text(row: Row) -> str:
+    """'cpu-2vcpu: t3.large (2 vCPU), $0.0832/hour · measured on Intel Xeon, 2 cores (shared with the load
+    generator) — not the machine priced': the machine priced beside the machine measured."""
+    o = row.option
+    if row.hardware is not None:
+        text = f"{o.hardware}: {row.hardware.label}, ${row.hardware.usd_per_hour:g}/hour"
+    else:
+        text = o.hardware or ("API" if o.kind == "api" else "-")
+    if o.machine is not None:
+        text += f" · measured on {o.machine.label}"
+        if o.machine.shared:
+            text += " (shared with the load generator)"
+        if any(f.kind == "hardware_mismatch" for f in o.flags):
+            text += " — not the machine priced"
+    return text
+
+
+def throughput_text(row: Row) -> str | None:
+    """'1,230 ±4.1%': the steady-window throughput and the half-width of its 95% interval; None if n/a."""
+    value, ci = row.output_tok_s, row.output_tok_s_ci95
+    if value.value is None:
+        return None
+    text = show(value)
+    if ci is not None and value.value:
+        text += f" ±{100 * (ci[1] - ci[0]) / 2 / value.value:.1f}%"
+    return text
+
+
+def cost_definitions(workload: str | None, mix: float | None) -> list[str]:
+    """What the cost columns are, in one place for every page (bench.report.figures has the formulas)."""
+    stated = f"{mix:.3g}:1" if mix is not None else "n/a"
+    lines = [
+        "Token figures are reference tokens (⌈UTF-8 bytes ÷ 4⌉ of the text: the same count for the same text "
+        "on every option, whatever its tokenizer)"
+        + (f"; every option ran one workload: {workload}." if workload else "."),
+        "out tok/s @ op: reference output tokens per second in the steady window of the operating point, "
+        "± the half-width of its 95% interval (batch means).",
+        "$/1M out: all-in — what 1M output tokens of that workload cost with the input sent with them, at "
+        "its measured mix; self-hosted = $/hour ÷ throughput at the operating point (a reserved box); an "
+        "API = its bill (cache reads and writes as billed) ÷ its output tokens. list $/1M out: an API's list "
+        "output price, per 1M of its own tokens.",
+        f"$/1M blended: per 1M tokens in + out at one stated mix for every row, {stated} (input:output): "
+        "APIs at list prices, self-hosted at its measured mix (named when it differs).",
+        "$/req: per request of the workload. $/correct: the accuracy run's cost ÷ its correct answers, on "
+        "the same items for every option (APIs as billed; self-hosted: its prompt and answer text at the "
+        "box's price per token).",
+        "≤ a cost read where the goodput search was capped (the true operating point may be higher); "
+        "≥ a throughput so read.",
+    ]
+    return lines
+
+
+def search_trace(option: Option) -> list[dict[str, str]]:
+    """The goodput search behind an option's operating point, probe by probe in load order."""
+    run = option.op.run or option.op.display
+    point = (run.profile.get("operating_point") if run is not None else None) or {}
+    probes = point.get("search") or []
+    dim = point.get("dimension") or "concurrency"
+    out = []
+    for p in sorted(probes, key=lambda p: float(p.get("load") or 0)):
+        load = p.get("load")
+        measured = p.get("measured_load")
+        ci = p.get("ci95")
+        share = p.get("attainment")
+        invalid = p.get("invalid") or []
+        verdict = p.get("verdict") or ("pass" if p.get("passed") else "miss")
+        out.append(
+            {
+                "load": f"{dim} {fmt_number(float(load))}" if load is not None else "?",
+                "measured": "n/a"
+                if measured is None
+                else fmt_number(float(measured)) + (" in flight" if dim == "concurrency" else " sent/s"),
+                "attainment": "n/a"
+                if share is None
+                else f"{100 * share:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""),
+                "verdict": verdict + (f": {'; '.join(invalid)}" if invalid else ""),
+                "stage": str(p.get("stage") or ""),
+                "run": str(p.get("run_id") or "")[:8],
+            }
+        )
+    return out

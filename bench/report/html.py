@@ -11,7 +11,16 @@ import jinja2
 from bench import __version__
 from bench.report.analysis import BreakEvenRow, Step
 from bench.report.build import Report
-from bench.report.cells import accuracy_text, model_and_variant, money_units, simulated
+from bench.report.cells import (
+    accuracy_text,
+    cost_definitions,
+    hardware_text,
+    model_and_variant,
+    money_units,
+    search_trace,
+    simulated,
+    throughput_text,
+)
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS
 from bench.report.markdown import (
@@ -57,11 +66,7 @@ def _row(report: Report, row: Row, units: dict[str, Per]) -> dict[str, Any]:
     o = row.option
     acc_text = accuracy_text(row, with_n=True)
     acc = _cell(row.accuracy) if acc_text is None else {"text": acc_text, "num": True, "note": simulated(o)}
-    hw: str | None
-    if row.hardware is not None:
-        hw = f"{o.hardware}: {row.hardware.label}, ${row.hardware.usd_per_hour:g}/hour"
-    else:
-        hw = o.hardware or ("API" if o.kind == "api" else None)
+    hw = hardware_text(row)
     css = "recommended" if row.key == report.headline.recommended else ""
     css = "runner-up" if row.key == report.headline.runner_up else css
     model, variant = model_and_variant(o.name)
@@ -77,9 +82,12 @@ def _row(report: Report, row: Row, units: dict[str, Per]) -> dict[str, Any]:
             _cell(row.ttft_p50, "ms"),
             _cell(row.ttft_p95, "ms"),
             _cell(row.tpot_p50, "ms"),
-            _cell(row.output_tok_s),
+            _cell(row.output_tok_s)
+            if row.output_tok_s_ci95 is None
+            else {"text": throughput_text(row), "num": True, "note": row.output_tok_s.note},
             _cell(row.goodput_rps),
             *(_cell(getattr(row, name), "usd", unit) for name, unit in units.items()),
+            _cell(row.list_usd_per_1m_output, "usd") if o.kind == "api" else _text(None),
         ],
         "flags": [
             {"kind": f.kind, "detail": f"{f.run_id[:8]}: {f.detail}", "serious": f.kind in SERIOUS}
@@ -154,7 +162,13 @@ def render_html(report: Report) -> str:
         attainment=report.attainment_label,
         max_drop=f"{spec.max_drop:g}",
         basis="allocation" if spec.utilization is None else f"utilization {spec.utilization:.0%}",
-        columns=[*COLUMNS, *(u.heading for u in units.values()), "flags"],
+        columns=[*COLUMNS, *(u.heading for u in units.values()), "list $/1M out", "flags"],
+        cost_definitions=cost_definitions(report.workload, report.mix),
+        searches=[
+            {"key": r.key, "capped": r.capped, "probes": t}
+            for r in report.rows
+            if (t := search_trace(r.option))
+        ],
         rows=[_row(report, r, units) for r in report.rows],
         simulated_note=simulated_note(report),
         charts=charts,

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.registry import Registry
 from bench.report.build import SCHEMA, Report
-from bench.report.cells import model_and_variant, simulated
+from bench.report.cells import cost_definitions, model_and_variant, simulated
 from bench.report.figures import Row
 from bench.report.options import Pricing
 from bench.report.value import Value
@@ -43,6 +43,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "simulated": why is not None,
         "hardware": o.hardware,
         "hardware_label": None if row.hardware is None else row.hardware.label,
+        "measured_on": None if o.machine is None else o.machine.to_json(),
         "operating_point": o.op.to_json(),
         "accuracy": {
             **_v(row.accuracy),
@@ -58,7 +59,12 @@ def row_json(row: Row) -> dict[str, Any]:
             "ttft_p95": _v(row.ttft_p95),
             "tpot_p50": _v(row.tpot_p50),
         },
-        "output_tokens_per_s": _v(row.output_tok_s),
+        "output_tokens_per_s": {
+            **_v(row.output_tok_s),
+            "unit": "reference tokens" if row.own_per_ref is not None else "model tokens",
+            "ci95": None if row.output_tok_s_ci95 is None else list(row.output_tok_s_ci95),
+        },
+        "output_model_tokens_per_s": _v(row.output_tok_s_model),
         "goodput_requests_per_s": _v(row.goodput_rps),
         "slo_attainment": _v(row.attainment),
         "cost": {
@@ -71,6 +77,10 @@ def row_json(row: Row) -> dict[str, Any]:
             "usd_per_1k_requests": _v(row.usd_per_1k_requests),
             "usd_per_correct": _v(row.usd_per_correct),
             "input_per_output_token": row.mix,
+            "own_tokens_per_reference_token": None if row.own_per_ref is None else list(row.own_per_ref),
+            "list_usd_per_1m_output": _v(row.list_usd_per_1m_output),
+            "capped": row.capped,
+            "workload": row.workload,
             "prices": None if row.prices is None else row.prices.model_dump(mode="json"),
         },
         "flags": [f.to_json() for f in o.flags],
@@ -103,4 +113,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "provenance": report.provenance,
         "notes": report.notes,
         "repeats": [asdict(r) for r in report.repeats],
+        "workload": report.workload,
+        "blended_mix": report.mix,
+        "cost_definitions": cost_definitions(report.workload, report.mix),
     }

@@ -9,7 +9,15 @@ from typing import Any
 
 from bench.report.analysis import Downgrade, Paired, Step
 from bench.report.build import Report
-from bench.report.cells import accuracy_text, money_units, simulated
+from bench.report.cells import (
+    accuracy_text,
+    cost_definitions,
+    hardware_text,
+    money_units,
+    search_trace,
+    simulated,
+    throughput_text,
+)
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS, Flag
 from bench.report.value import Per, Value, fmt_number, fmt_tokens, fmt_usd, show
@@ -150,23 +158,21 @@ def render_markdown(report: Report) -> str:
         "### Leaderboard",
         "",
         "| option | hardware | accuracy [95% CI] | TTFT p50 / p95 ms | TPOT p50 ms | out tok/s @ op "
-        "| goodput req/s | " + " | ".join(u.heading for u in units.values()) + " | flags |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| goodput req/s | " + " | ".join(u.heading for u in units.values()) + " | list $/1M out | flags |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.rows:
-        hw = (
-            r.hardware.label
-            if r.hardware
-            else (r.option.hardware or ("API" if r.option.kind == "api" else "-"))
-        )
+        tok_s = throughput_text(r) or notes.cell(r.output_tok_s)
         lines.append(
-            f"| {r.key} | {hw} | {_accuracy(r, notes)} | {notes.cell(r.ttft_p50, 'ms')} / "
-            f"{notes.cell(r.ttft_p95, 'ms')} | {notes.cell(r.tpot_p50, 'ms')} | {notes.cell(r.output_tok_s)} "
+            f"| {r.key} | {hardware_text(r)} | {_accuracy(r, notes)} | {notes.cell(r.ttft_p50, 'ms')} / "
+            f"{notes.cell(r.ttft_p95, 'ms')} | {notes.cell(r.tpot_p50, 'ms')} | {tok_s} "
             f"| {notes.cell(r.goodput_rps)} | "
             + " | ".join(notes.cell(getattr(r, name), "usd", unit) for name, unit in units.items())
+            + f" | {notes.cell(r.list_usd_per_1m_output, 'usd') if r.option.kind == 'api' else '-'}"
             + f" | {_flags(r)} |"
         )
     lines += notes.render()
+    lines += ["", "Cost columns:", *(f"- {d}" for d in cost_definitions(report.workload, report.mix))]
     note = simulated_note(report)
     if note:
         lines += ["", note]
@@ -208,6 +214,19 @@ def render_markdown(report: Report) -> str:
             tok_s, ttft = mean_ci_text(f.get("output_tokens_per_s")), mean_ci_text(f.get("ttft_p50_ms"))
             goodput = mean_ci_text(f.get("goodput_requests_per_s"))
             lines.append(f"| {rep.point} | {rep.run} | {rep.n} | {tok_s} | {ttft} | {goodput} |")
+    traces = [(r.key, t) for r in report.rows if (t := search_trace(r.option))]
+    if traces:
+        lines += ["", "### Goodput searches (probes in load order; an invalid probe cannot pass)", ""]
+        for key, trace in traces:
+            capped = next((r.capped for r in report.rows if r.key == key and r.capped), None)
+            lines += [f"**{key}**" + (f" — capped: {capped}" if capped else ""), ""]
+            lines += [
+                "| load | measured | attainment [95% CI] | verdict | stage | run |",
+                "|---|---|---|---|---|---|",
+            ]
+            cols = ("load", "measured", "attainment", "verdict", "stage")
+            lines += ["| " + " | ".join(p[c] for c in cols) + f" | `{p['run']}` |" for p in trace]
+            lines.append("")
     flagged = option_flags(report)
     if flagged:
         lines += ["", "### Flags", ""]

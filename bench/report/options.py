@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from bench.registry import Hardware, Prices
 from bench.report.flags import Flag, run_flags
+from bench.report.machine import Machine, measured_machine, mismatch, shared_cores
 from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, OperatingPoint, choose_operating_point
 from bench.store import RunInfo
 
@@ -56,6 +57,7 @@ class Option:
     op: OperatingPoint
     accuracy_run: RunInfo | None = None
     flags: list[Flag] = field(default_factory=list)
+    machine: Machine | None = None  # what the operating point's server ran on, as it reported it
 
     @property
     def model(self) -> str:
@@ -168,8 +170,26 @@ def group_options(
         option.flags += [
             Flag("operating_point", w, option.op.run.id) for w in option.op.warnings if option.op.run
         ]
+        _machine_flags(option, pricing)
         options.append(option)
     return options, suite, dict(other_suites)
+
+
+def _machine_flags(option: Option, pricing: Pricing) -> None:
+    """The machine measured beside the machine priced: a mismatch and a shared-cores caveat, as flags."""
+    run = option.op.run or option.op.display
+    if option.kind != "self-hosted" or run is None:
+        return
+    option.machine = measured_machine(run.provenance)
+    if option.machine is None:
+        return
+    priced = pricing.hardware.get(option.hardware or "")
+    differs = None if priced is None else mismatch(priced, option.machine)
+    if differs:
+        option.flags.append(Flag("hardware_mismatch", differs, run.id))
+    shared = shared_cores(option.machine)
+    if shared:
+        option.flags.append(Flag("shared_cores", shared, run.id))
 
 
 def provenance_row(info: RunInfo, pricing: Pricing) -> dict[str, Any]:
