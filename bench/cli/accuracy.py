@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli._context import AppContext, check_writable
-from bench.errors import UsageError
 from bench.records import API_KINDS, SERVER_KINDS
 from bench.settings import Settings
+from bench.validation import usage_error
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -75,9 +75,7 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
     try:
         spec = AccuracySpec.model_validate({k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--suite"
-        raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+        raise usage_error(exc, default="--suite", model=AccuracySpec) from exc
     if out is not None:
         check_writable(out, "--out")  # before the run, not after it
     console = Console(stderr=True)

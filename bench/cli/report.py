@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from bench.cli._context import AppContext
 from bench.errors import UsageError
 from bench.settings import Settings
+from bench.validation import usage_error
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -74,9 +75,7 @@ def report(
     try:
         spec = ReportSpec.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--last"
-        raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+        raise usage_error(exc, {"run_ids": "RUN_IDS"}, default="--last", model=ReportSpec) from exc
     path = store or app.settings.results_path
     if not path.is_file():
         raise UsageError(
