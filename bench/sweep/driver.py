@@ -40,7 +40,7 @@ class SweepResult:
 def plan_sweep(path: Path, registry: Registry, *, check_keys: bool = True) -> tuple[SweepFile, SweepPlan]:
     """Read, validate and expand a sweep file; nothing starts."""
     sweep = read_sweep_file(path)
-    return sweep, expand(sweep, registry, check_keys=check_keys)
+    return sweep, expand(sweep, registry, check_keys=check_keys, file=str(path))
 
 
 def check_budget(sweep: SweepFile, plan: SweepPlan) -> None:
