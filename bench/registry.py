@@ -325,6 +325,10 @@ def load_registry(overlays: Sequence[Path] = (), *, include_shipped: bool = True
             for name in raw.get(kind) or {}:
                 origin[(kind, name)] = path
         merged = _deep_merge(merged, raw)
+    for kind in KINDS:  # `NAME: null` with nothing to remove (an overlay validated on its own) is a no-op
+        section = merged.get(kind)
+        if isinstance(section, dict):
+            merged[kind] = {name: entry for name, entry in section.items() if entry is not None}
     try:
         data = RegistryFile.model_validate(merged)
     except ValidationError as exc:

@@ -301,7 +301,7 @@ def identify_target(target: Target, override: ServerKind | None = None) -> Targe
     if target.kind == "api":
         identity = ServerIdentity(target.server_kind, "registry", engine=target.server_kind)
         return replace(target, identity=identity)
-    identity = identify(target.url, target.headers)
+    identity = identify(target.url, {**target.headers, **key_headers(target.api, target.api_key)})
     return replace(target, server_kind=identity.kind, identity=identity)
 
 
