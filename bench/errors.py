@@ -5,12 +5,15 @@ LlmbenchError
 │   └── UnknownNameError     a registry name that does not exist (close matches attached)
 ├── UsageError               an invalid flag value (names the flag)
 ├── TargetError              an endpoint is unreachable or rejects the model before any load starts
+│   └── NotAnLlmServerError  the URL answers, but not as an OpenAI-compatible server (a web page, say)
 ├── MissingKeyError          the API key environment variable is unset
 ├── RunAbortedError          a run stopped early (server died, Ctrl-C); records so far are kept
 │   ├── InterruptedRunError  stopped by Ctrl-C (exit 130)
 │   └── RunFailedError       every request failed, or the error cap stopped the run
 ├── SweepInterrupted         Ctrl-C during a sweep: the server is stopped, the data kept (exit 130)
 └── StoreError               the results store cannot be opened or migrated
+    ├── StoreReadOnlyError   the store is on read-only media (or not writable): read commands only
+    └── UnknownIdError       no run or sweep matches an id (or a prefix matches several)
 """
 
 from __future__ import annotations
@@ -55,10 +58,15 @@ class UsageError(LlmbenchError):
 class TargetError(LlmbenchError):
     """The target endpoint is unreachable or does not serve the model."""
 
-    def __init__(self, message: str, *, url: str, model: str | None = None) -> None:
+    def __init__(self, message: str, *, url: str, model: str | None = None, fix: str = "") -> None:
         super().__init__(message)
         self.url = url
         self.model = model
+        self.fix = fix
+
+
+class NotAnLlmServerError(TargetError):
+    """Something answers at the URL, but not as an OpenAI-compatible server: the URL is wrong."""
 
 
 class MissingKeyError(LlmbenchError):
@@ -100,3 +108,11 @@ class SweepInterrupted(LlmbenchError):
 
 class StoreError(LlmbenchError):
     """The results store cannot be opened or migrated."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store cannot be written (read-only media, permissions); reading it still works."""
+
+
+class UnknownIdError(StoreError):
+    """No stored run or sweep matches an id, or a prefix matches several."""

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.errors import ConfigError, UnknownNameError
+from bench.validation import Problem, config_error, read_text
 from serve.specs import AnswerModel, LatencyModel
 
 SCHEMA = "llmbench.models/1"
@@ -207,12 +208,6 @@ class MockEndpoint(_Entry):
 
 
 Entry = LocalModel | ApiEndpoint | Hardware | MockEndpoint
-_KIND_MODEL: dict[str, type[_Entry]] = {
-    "local": LocalModel,
-    "api": ApiEndpoint,
-    "hardware": Hardware,
-    "mock": MockEndpoint,
-}
 
 
 class RegistryFile(BaseModel):
@@ -330,6 +325,10 @@ def load_registry(overlays: Sequence[Path] = (), *, include_shipped: bool = True
             for name in raw.get(kind) or {}:
                 origin[(kind, name)] = path
         merged = _deep_merge(merged, raw)
+    for kind in KINDS:  # `NAME: null` with nothing to remove (an overlay validated on its own) is a no-op
+        section = merged.get(kind)
+        if isinstance(section, dict):
+            merged[kind] = {name: entry for name, entry in section.items() if entry is not None}
     try:
         data = RegistryFile.model_validate(merged)
     except ValidationError as exc:
@@ -344,11 +343,9 @@ def validate_file(path: Path) -> Registry:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, what="models file")
     except FileNotFoundError as exc:
         raise ConfigError(f"models file not found: {path}", file=str(path), fix="check the path") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -383,53 +380,12 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 def _config_error(
     exc: ValidationError, origin: Mapping[tuple[str, str], Path], paths: Sequence[Path]
 ) -> ConfigError:
-    lines = []
-    first_file: str | None = None
-    first_key: str | None = None
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after"))]
-        key = ".".join(loc) or "(top level)"
-        path = origin.get((loc[0], loc[1])) if len(loc) >= 2 else None
-        file = str(path) if path else _describe(paths)
-        first_file, first_key = first_file or file, first_key or key
-        lines.append(f"{file}: {key}: {_fix_for(err, loc)}")
-    head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
-    return ConfigError(head, file=first_file, key=first_key, fix="")
+    def file_of(problem: Problem) -> str:
+        loc = problem.loc
+        path = origin.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+        return str(path) if path else _describe(paths)
 
-
-def _fix_for(err: Any, loc: list[str]) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = _known_fields(loc[:-1])
-        hint = _suggest(loc[-1], known)
-        return f"unknown key {loc[-1]!r}; {hint}"
-    if kind == "missing":
-        return "required key is missing; add it"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
-        return f"{msg} (got {err.get('input')!r})"
-    return msg
-
-
-def _known_fields(parent: list[str]) -> list[str]:
-    """Field names allowed at a location such as ['local', 'x'] or ['local', 'x', 'context']."""
-    model: type[BaseModel] | None = RegistryFile
-    if parent and parent[0] in _KIND_MODEL:
-        model = _KIND_MODEL[parent[0]]
-        for part in parent[2:]:
-            field = model.model_fields.get(part) if model else None
-            ann = field.annotation if field else None
-            model = next(
-                (
-                    a
-                    for a in getattr(ann, "__args__", (ann,))
-                    if isinstance(a, type) and issubclass(a, BaseModel)
-                ),
-                None,
-            )
-    if model is None:
-        return []
-    return [f.alias or n for n, f in model.model_fields.items()]
+    return config_error(exc, file=file_of, model=RegistryFile)
 
 
 def _suggest(word: str, known: Sequence[str]) -> str:

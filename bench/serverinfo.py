@@ -51,9 +51,15 @@ def kind_from_info(info: Mapping[str, Any]) -> ServerKind:
     return "llmbench"
 
 
+class _Silent(Exception):
+    """The server accepted the connection and did not answer in time."""
+
+
 def _get_json(client: httpx.Client, url: str) -> Any:
     try:
         resp = client.get(url)
+    except httpx.TimeoutException as exc:
+        raise _Silent from exc
     except httpx.HTTPError:
         return None
     if resp.status_code != 200:
@@ -69,6 +75,13 @@ def identify(
 ) -> ServerIdentity:
     """Probe the server root of `base_url` (…/v1): /llmbench/info first, then vLLM's /version."""
     root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        return _identify(root, headers, timeout_s)
+    except _Silent:  # a hung server says nothing here either: the endpoint check reports it, without a wait
+        return ServerIdentity("generic", "none")
+
+
+def _identify(root: str, headers: Mapping[str, str] | None, timeout_s: float) -> ServerIdentity:
     with httpx.Client(headers=dict(headers or {}), timeout=timeout_s, trust_env=False) as client:
         info = _get_json(client, root + INFO_PATH)
         if isinstance(info, dict) and info.get("server") == "llmbench":

@@ -261,19 +261,28 @@ def _read_pid_file(pid_file: Path) -> dict[str, Any]:
 
 
 def _same_process(proc: psutil.Process, recorded: Mapping[str, Any]) -> str | None:
-    """None when `proc` is the process the pid file recorded; else why not."""
+    """None when `proc` is the process the pid file recorded (same start time and command line); else why
+    not. A pid file that does not record both names no process llmbench started: nothing matches it."""
+    want_time, want_cmd = recorded.get("create_time"), recorded.get("cmdline")
+    if not isinstance(want_time, int | float) or not isinstance(want_cmd, list) or not want_cmd:
+        return (
+            "the pid file does not record the start time and command line of the process `serve --detach` "
+            "started, so it cannot show that this process is that server"
+        )
     try:
         created, cmdline = proc.create_time(), proc.cmdline()
     except psutil.Error as exc:
-        return f"cannot inspect it ({type(exc).__name__})"
-    if recorded.get("create_time") is not None and abs(created - float(recorded["create_time"])) > 1.0:
-        return "it started at another time: the pid was reused"
-    want = recorded.get("cmdline")
-    if want is not None and list(want) != cmdline:
-        return f"its command is `{' '.join(cmdline)[:200]}`"
-    if want is None and not any("serve" in part for part in cmdline):
-        return f"its command is `{' '.join(cmdline)[:200]}`, not a serve command"
+        return f"it cannot be inspected ({type(exc).__name__})"
+    if abs(created - float(want_time)) > 1.0:
+        return f"the pid was reused: it started at another time than the server, and runs `{_cmd(cmdline)}`"
+    if [str(part) for part in want_cmd] != cmdline:
+        return f"its command line is not the recorded server's: it runs `{_cmd(cmdline)}`"
     return None
+
+
+def _cmd(cmdline: Sequence[str]) -> str:
+    text = " ".join(cmdline)
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def stop_detached(pid_file: Path, grace_s: float = STOP_GRACE_S) -> str:
@@ -292,8 +301,8 @@ def stop_detached(pid_file: Path, grace_s: float = STOP_GRACE_S) -> str:
     stranger = _same_process(proc, recorded)
     if stranger is not None:
         raise InvalidServeOption(
-            f"pid {pid} in {pid_file} is no longer the detached server ({stranger}); nothing was signalled. "
-            "Remove the stale pid file",
+            f"refusing to stop pid {pid} from {pid_file}: {stranger}. Nothing was signalled. If that pid is "
+            f"a server you started, stop it yourself (`kill {pid}`); then remove {pid_file}",
             option="--pid-file",
         )
     proc.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
 from bench.accuracy.judge_cache import JudgeCache
@@ -25,7 +25,7 @@ from bench.accuracy.summary import RunDiff, diff_items, summarize
 from bench.clients import ClientConfig, make_client
 from bench.errors import InterruptedRunError, UsageError
 from bench.provenance import collect_provenance, target_provenance
-from bench.records import ItemRecord
+from bench.records import DEFAULT_TIMEOUT_S, ItemRecord
 from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry
 from bench.settings import Settings
 from bench.store import RunStatus, Store
@@ -51,8 +51,8 @@ def mock_answers(target: Target, registry: Registry) -> dict[str, Any] | None:
     return entry.answers.model_dump(mode="json") if isinstance(entry, MockEndpoint) else None
 
 
-def client_config(target: Target) -> ClientConfig:
-    """The streaming client's configuration for a served target."""
+def client_config(target: Target, timeout_s: float = DEFAULT_TIMEOUT_S) -> ClientConfig:
+    """The streaming client's configuration for a served target (`timeout_s`: per request, s)."""
     return ClientConfig(
         base_url=target.url,
         model=target.model,
@@ -60,12 +60,13 @@ def client_config(target: Target) -> ClientConfig:
         api_key_env=target.api_key_env,
         server_kind=target.server_kind,
         headers=dict(target.headers),
+        timeout_s=timeout_s,
     )
 
 
-async def check_target(target: Target) -> None:
+async def check_target(target: Target, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """TargetError before the run starts when the endpoint is unreachable or lacks the model."""
-    async with make_client(target.api, client_config(target)) as client:
+    async with make_client(target.api, client_config(target, timeout_s)) as client:
         await client.check()
 
 
@@ -84,7 +85,14 @@ def run_accuracy(
         # Multiple choice needs completions (echo + logprobs), which local servers have and APIs lack.
         api = "openai-completions" if not _is_api(spec.target, registry) else "openai-chat"
     target = resolve_target(
-        spec.target, registry, settings, url=spec.url, model=spec.model, api=api, tokenizer=spec.tokenizer
+        spec.target,
+        registry,
+        settings,
+        url=spec.url,
+        model=spec.model,
+        api=api,
+        tokenizer=spec.tokenizer,
+        api_key_env=spec.api_key_env,
     )
     if tasks is not None and target.api == "anthropic":
         raise UsageError("lm-eval tasks run over OpenAI-style APIs; pass --api openai-chat", flag="--api")
@@ -96,10 +104,11 @@ def run_accuracy(
         if spec.judge is not None:
             judge_target = resolve_target(spec.judge, registry, settings)
             judge_target = identify_target(stack.enter_context(serving(judge_target, settings)))
-        asyncio.run(check_target(target))
+        asyncio.run(check_target(target, spec.timeout_s))
         if judge_target is not None:
-            asyncio.run(check_target(judge_target))
+            asyncio.run(check_target(judge_target, spec.timeout_s))
         store = stack.enter_context(Store.open(_store_path(spec, settings)))
+        store.check_writable()  # before the first request, not at the first item
         prices = target_prices(target, registry)
         templates = {"item": template_hash(ITEM_TEMPLATE), "judge": JUDGE_TEMPLATES_SHA}
         profile = {**spec.model_dump(mode="json"), "api": target.api, "templates": templates}
@@ -198,11 +207,13 @@ def _run_suite(
     async def go() -> None:
         nonlocal judge_usage
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(make_client(target.api, client_config(target)))
+            client = await stack.enter_async_context(
+                make_client(target.api, client_config(target, spec.timeout_s))
+            )
             judge = None
             if judge_target is not None:
                 judge_client = await stack.enter_async_context(
-                    make_client(judge_target.api, client_config(judge_target))
+                    make_client(judge_target.api, client_config(judge_target, spec.timeout_s))
                 )
                 cache = stack.enter_context(JudgeCache(settings.home / "judge-cache.sqlite"))
 
@@ -227,8 +238,19 @@ def _run_suite(
         if interrupted:  # decided by the flag, not by whether the task's cancellation came through
             raise KeyboardInterrupt
     result = summary()
-    store.finish_run(run_id, "complete", result)
-    return AccuracyResult(run_id, "complete", result)
+    status, reason = finished_status(result)
+    store.finish_run(run_id, status, result, reason)
+    return AccuracyResult(run_id, status, result)
+
+
+def finished_status(summary: dict[str, Any]) -> tuple[Literal["complete", "failed"], str | None]:
+    """'failed' when every item failed (the first error as the reason), else 'complete'."""
+    failed, items = int(summary.get("failed") or 0), int(summary.get("items") or 0)
+    if not failed:
+        return "complete", None
+    first = (summary.get("error_details") or [{}])[0]
+    reason = f"{failed} of {items} items failed; first: {first.get('kind')}: {first.get('first_message')}"
+    return ("failed", reason) if failed == items else ("complete", None)
 
 
 async def _until_ctrl_c(work: Coroutine[Any, Any, Any], interrupted: list[bool]) -> None:

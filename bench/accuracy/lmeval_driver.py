@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from bench.accuracy.lmeval import LmEvalSpec, run_lmeval, task_manager
 from bench.accuracy.proxy import RecordingProxy
 from bench.accuracy.runner import token_cost
 from bench.accuracy.spec import AccuracyResult, AccuracySpec
-from bench.accuracy.summary import summarize
+from bench.accuracy.summary import error_details, summarize
 from bench.errors import InterruptedRunError
 from bench.records import ItemRecord, RequestRecord
 from bench.registry import Prices
@@ -86,8 +86,19 @@ def run_lmeval_tasks(
     summary["cost_usd"] = sum(c for c in costs if c is not None) if prices is not None else None
     summary["requests"] = {"n": len(records), "failed": failed_requests}
     summary["templates"] = {t: s.config_sha256[:16] for t, s in outcome.scores.items()}
-    store.finish_run(run_id, "complete", summary)
-    return AccuracyResult(run_id, "complete", summary)
+    if failed_requests:  # lm-eval's requests go through the proxy: their failures are the ones to show
+        summary["error_details"] = error_details(
+            (r.error_kind or r.status.value, r.http_status, r.error_text or "") for r in records if not r.ok
+        )
+    status: Literal["complete", "failed"] = (
+        "failed" if records and failed_requests == len(records) else "complete"
+    )
+    first = summary["error_details"][0] if status == "failed" else None
+    reason = (
+        None if first is None else f"every request failed; first: {first['kind']}: {first['first_message']}"
+    )
+    store.finish_run(run_id, status, summary, reason)
+    return AccuracyResult(run_id, status, summary)
 
 
 def _store_requests(store: Store, run_id: str, proxy: RecordingProxy) -> list[RequestRecord]:

@@ -112,11 +112,13 @@ class SuiteRunner:
             return None
         base = _measured(item, record, self.prices)
         if not record.ok:
+            base["extra"]["error_kind"] = record.error_kind
             return ItemRecord(**base, status="error", error_text=f"{record.error_kind}: {record.error_text}")
         judge_json: dict[str, Any] | None = None
         try:
             verdict, judge_json = await self._score(item, record.output_text)
         except JudgeError as exc:
+            base["extra"]["error_kind"] = "judge"
             return ItemRecord(**base, status="error", error_text=f"judge: {exc}", judge={"error": str(exc)})
         extra = {**base.pop("extra"), "scorer": item.scorer.kind, "detail": verdict.detail, **verdict.extra}
         if self.similarity and item.all_references and not isinstance(item.scorer, EmbeddingSpec):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.errors import UsageError
-from bench.records import ApiKind, ServerKind
+from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
 
 LMEVAL_PREFIX = "lm-eval:"
 
@@ -34,6 +34,10 @@ class AccuracySpec(BaseModel):
         None, description="lm-eval: apply the chat template (default: chat API)"
     )
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="output budget per item (tokens)")
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="per-request timeout (s)")
+    api_key_env: str | None = Field(
+        None, min_length=1, description="environment variable holding the key of a URL or local target"
+    )
     similarity: bool = Field(False, description="add advisory embedding similarity to every item")
     store: Path | None = None
     server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
@@ -53,8 +57,13 @@ class AccuracySpec(BaseModel):
 
 @dataclass(frozen=True)
 class AccuracyResult:
-    """A finished run: its id, status and the `llmbench.accuracy/1` summary."""
+    """A finished run: its id, status and the `llmbench.accuracy/1` summary (with its error breakdown)."""
 
     run_id: str
     status: Literal["complete", "partial", "failed"]
     summary: dict[str, Any]
+
+    @property
+    def failed_items(self) -> int:
+        """Items whose request (or judge) failed: counted apart, neither right nor wrong."""
+        return int(self.summary.get("failed") or 0)

@@ -7,6 +7,7 @@ exactly which items it scored.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -18,6 +19,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.errors import ConfigError
+from bench.validation import config_error, decode_utf8
+
+SUITE_FORMAT_FIX = "see bench/suites/README.md for the suite format"
 
 
 class _Spec(BaseModel):
@@ -202,12 +206,21 @@ def resolve_suite_path(ref: str) -> Path:
         name = ref.removeprefix("builtin:")
         path = builtin_suites_dir() / f"{name}.jsonl"
         if not path.is_file():
-            known = ", ".join(f"builtin:{n}" for n in builtin_suite_names())
-            raise ConfigError(f"no builtin suite {name!r}", key=ref, fix=f"builtin suites: {known}")
+            names = builtin_suite_names()
+            close = difflib.get_close_matches(name, names, n=1)
+            known = ", ".join(f"builtin:{n}" for n in names)
+            hint = f"did you mean 'builtin:{close[0]}'? " if close else ""
+            raise ConfigError(f"no builtin suite {name!r}", key=ref, fix=f"{hint}builtin suites: {known}")
         return path
     path = Path(ref).expanduser()
     if not path.is_file():
-        raise ConfigError(f"suite file not found: {path}", file=str(path), fix="check the path")
+        builtin = difflib.get_close_matches(ref, builtin_suite_names(), n=1)
+        hint = f"did you mean 'builtin:{builtin[0]}'? " if builtin else ""
+        raise ConfigError(
+            f"suite file not found: {path}",
+            file=str(path),
+            fix=f"{hint}give builtin:NAME, an existing JSONL file or lm-eval:TASK[,TASK]",
+        )
     return path
 
 
@@ -217,7 +230,7 @@ def load_suite(ref: str) -> Suite:
     raw = path.read_bytes()
     items: list[SuiteItem] = []
     ids: dict[str, int] = {}
-    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(decode_utf8(raw, path, what="the suite").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -232,15 +245,8 @@ def load_suite(ref: str) -> Suite:
         try:
             item = SuiteItem.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-")) or "item"
-            msg = str(first["msg"]).removeprefix("Value error, ")
-            raise ConfigError(
-                f"{path}:{lineno}: {where}: {msg}",
-                file=str(path),
-                key=f"line {lineno}",
-                fix="see bench/suites/README.md for the suite format",
-            ) from exc
+            error = config_error(exc, file=f"{path}:{lineno}", model=SuiteItem, fix=SUITE_FORMAT_FIX)
+            raise ConfigError(str(error), file=str(path), key=f"line {lineno}", fix=error.fix) from exc
         if item.id in ids:
             raise ConfigError(
                 f"{path}:{lineno}: duplicate id {item.id!r} (first on line {ids[item.id]})",

@@ -7,6 +7,7 @@ right/wrong verdict (embedding similarity, advisory) are counted as `unscored`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ def summarize(
         },
         "cost_usd": _sum(i.cost_usd for i in items),
         "failed": overall["failed"],
+        "error_details": error_details(item_failure(i) for i in items if i.status == "error"),
         "unscored": overall["unscored"],
         "items": len(items),
         "latency_ms": {
@@ -82,6 +84,38 @@ def summarize(
     if extra:
         out.update(extra)
     return out
+
+
+Failure = tuple[str, int | None, str]  # (error kind, HTTP status, message)
+MESSAGE_CHARS = 300  # of a failure's first message, in the summary
+
+
+def item_failure(item: ItemRecord) -> Failure:
+    """Why an item's request failed: its error kind (http_500, timeout, judge…), HTTP status and message."""
+    text = item.error_text or ""
+    head, sep, rest = text.partition(": ")
+    kind = item.extra.get("error_kind") or (head if sep and " " not in head else "error")
+    message = rest if sep and head == kind else text
+    status = item.extra.get("http_status")
+    return str(kind), status if isinstance(status, int) and status >= 400 else None, message
+
+
+def error_details(failures: Iterable[Failure]) -> list[dict[str, Any]]:
+    """Failures grouped by kind, most frequent first: count, HTTP status and the first message of each."""
+    counts: Counter[str] = Counter()
+    first: dict[str, Failure] = {}
+    for failure in failures:
+        counts[failure[0]] += 1
+        first.setdefault(failure[0], failure)
+    return [
+        {
+            "kind": kind,
+            "count": count,
+            "http_status": first[kind][1],
+            "first_message": first[kind][2][:MESSAGE_CHARS],
+        }
+        for kind, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 @dataclass(frozen=True)

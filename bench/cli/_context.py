@@ -25,18 +25,22 @@ class AppContext:
 def check_writable(path: Path, flag: str) -> None:
     """UsageError now, before any work, when `path` cannot be written (its folder is made if missing)."""
     target = path.expanduser()
+    fix = f"give {flag} a file in a folder you can write to"
     if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file path", flag=flag)
     folder = target.parent
+    blocker = next((f for f in (folder, *folder.parents) if f.exists() and not f.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"cannot write {target}: {blocker} is a file, not a folder; {fix}", flag=flag)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the folder {folder}: {exc.strerror}", flag=flag) from exc
+        raise UsageError(f"cannot create the folder {folder}: {exc.strerror}; {fix}", flag=flag) from exc
     existed = target.exists()
     try:
         with target.open("a", encoding="utf-8"):
             pass  # really opening it is the only check that holds for root and read-only mounts alike
     except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}", flag=flag) from exc
+        raise UsageError(f"cannot write {target}: {exc.strerror}; {fix}", flag=flag) from exc
     if not existed:
         target.unlink(missing_ok=True)

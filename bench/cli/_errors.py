@@ -27,13 +27,15 @@ def _usage(exc: BaseException) -> str:
 
 def _target(exc: BaseException) -> str:
     assert isinstance(exc, be.TargetError)
-    return f"{exc}\n  target: {exc.url}" + (f" (model {exc.model})" if exc.model else "")
+    text = f"{exc}\n  target: {exc.url}" + (f" (model {exc.model})" if exc.model else "")
+    return text + (f"\n  fix: {exc.fix}" if exc.fix else "")
 
 
 def _aborted(exc: BaseException) -> str:
     assert isinstance(exc, be.RunAbortedError)
+    marked = "failed" if isinstance(exc, be.RunFailedError) else "partial"
     return (
-        f"{exc}\n  {exc.kept} records were stored in run {exc.run_id} (marked partial); "
+        f"{exc}\n  {exc.kept} records were stored in run {exc.run_id} (marked {marked}); "
         f"see `llmbench runs show {exc.run_id[:8]}`, then re-run the same command to measure again"
     )
 
@@ -76,10 +78,13 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (be.ConfigError, EXIT_USAGE, _config),
     (be.UsageError, EXIT_USAGE, _usage),
     (be.MissingKeyError, EXIT_USAGE, _plain),
+    (be.NotAnLlmServerError, EXIT_USAGE, _target),
     (be.TargetError, EXIT_FAILURE, _target),
     (be.InterruptedRunError, EXIT_INTERRUPTED, _aborted),
     (be.SweepInterrupted, EXIT_INTERRUPTED, _plain),
     (be.RunAbortedError, EXIT_FAILURE, _aborted),
+    (be.StoreReadOnlyError, EXIT_USAGE, _plain),
+    (be.UnknownIdError, EXIT_USAGE, _plain),
     (be.StoreError, EXIT_FAILURE, _plain),
     (se.GatedModelError, EXIT_USAGE, _plain),
     (se.PortInUseError, EXIT_USAGE, _start),

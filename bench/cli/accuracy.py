@@ -14,10 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli._context import AppContext, check_writable
-from bench.errors import UsageError
-from bench.records import API_KINDS, SERVER_KINDS
+from bench.errors import RunFailedError
+from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
 from bench.report.value import fmt_usd
 from bench.settings import Settings
+from bench.validation import usage_error
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -54,6 +55,19 @@ def _app(ctx: click.Context) -> AppContext:
     help="lm-eval: apply the model's chat template [on for the chat API].",
 )
 @click.option("--max-tokens", type=int, default=None, help="Output budget per item, tokens [256].")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help=f"Per-request timeout, s [{DEFAULT_TIMEOUT_S:g}].",
+)
+@click.option(
+    "--api-key-env",
+    default=None,
+    metavar="VAR",
+    help="Send the key held in this environment variable (URL and local targets; api entries name theirs).",
+)
 @click.option("--similarity", is_flag=True, help="Add advisory embedding similarity to every item.")
 @click.option("--out", type=_PATH, default=None, help="Write the llmbench.accuracy/1 JSON here.")
 @click.option("--store", type=_PATH, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
@@ -76,9 +90,7 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
     try:
         spec = AccuracySpec.model_validate({k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--suite"
-        raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+        raise usage_error(exc, {"timeout_s": "--timeout"}, default="--suite", model=AccuracySpec) from exc
     if out is not None:
         check_writable(out, "--out")  # before the run, not after it
     console = Console(stderr=True)
@@ -106,6 +118,32 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
         click.echo(text)
     else:
         Console().print(areas_table(result.summary))
+        for line in error_lines(result.summary):
+            click.echo(line)
+    sys.stdout.flush()
+    if result.status == "failed":
+        raise RunFailedError(
+            f"{spec.target} on {spec.suite}: every item failed; see the error breakdown",
+            run_id=result.run_id,
+            kept=int(result.summary.get("items") or 0),
+        )
+    if result.failed_items:
+        first = (result.summary.get("error_details") or [{}])[0]
+        click.echo(
+            f"warning: {result.failed_items} of {result.summary.get('items')} items failed and are counted "
+            f"apart (neither right nor wrong); first error: {first.get('kind')}: "
+            f"{first.get('first_message')}",
+            err=True,
+        )
+
+
+def error_lines(summary: dict[str, Any]) -> list[str]:
+    """The error breakdown under the table: count, kind, HTTP status and first message of each kind."""
+    lines = []
+    for d in summary.get("error_details") or []:
+        status = f" HTTP {d['http_status']}" if d.get("http_status") else ""
+        lines.append(f"{d['count']} × {d['kind']}{status}: {d['first_message']}")
+    return lines
 
 
 def _pct(x: float | None) -> str:

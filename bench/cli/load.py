@@ -17,7 +17,7 @@ from bench.loadgen.driver import ProgressCallback, run_load
 from bench.loadgen.profiles import DEFAULT_ATTAINMENT, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
 from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
-from bench.targets import parse_headers
+from bench.targets import key_headers_for, parse_headers
 
 
 @click.command("load")
@@ -69,6 +69,12 @@ from bench.targets import parse_headers
 @click.option("--seed", type=int, default=None, help="Seed for prompts and Poisson schedules [0].")
 @click.option("--timeout", type=float, default=None, help=f"Per-request timeout, s [{DEFAULT_TIMEOUT_S:g}].")
 @click.option("--header", "headers", multiple=True, help="Extra request header NAME:VALUE (repeatable).")
+@click.option(
+    "--api-key-env",
+    default=None,
+    metavar="VAR",
+    help="Send the key held in this environment variable (URL and local targets; api entries name theirs).",
+)
 @click.option("--max-error-rate", type=float, default=None, help="Stop a run when this share has failed.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON."
@@ -104,6 +110,7 @@ def load(
     rate: str | None,
     warmup: str | None,
     headers: tuple[str, ...],
+    api_key_env: str | None,
     duration: float | None,
     grace: float | None,
     timeout: float | None,
@@ -123,7 +130,7 @@ def load(
         else parse_list(concurrency, flag="--concurrency", integer=True),
         rate=None if rate is None else parse_list(rate, flag="--rate", integer=False),
         warmup=None if warmup is None else Warmup.parse(warmup),
-        headers=parse_headers(headers) or None,
+        headers=_headers(app, headers, api_key_env, options) or None,
         duration_s=duration,
         grace_s=grace,
         timeout_s=timeout,
@@ -158,3 +165,14 @@ def load(
     if result.aborted is not None:
         raise result.aborted
     sys.stdout.flush()
+
+
+def _headers(
+    app: AppContext, flags: tuple[str, ...], api_key_env: str | None, options: dict[str, Any]
+) -> dict[str, str]:
+    """--header values, plus the key from --api-key-env in the protocol's own header."""
+    headers = parse_headers(flags)
+    if api_key_env is not None:
+        target = str(options["target"])
+        headers.update(key_headers_for(target, app.registry, api=options.get("api"), api_key_env=api_key_env))
+    return headers

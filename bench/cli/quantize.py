@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bench.cli._context import AppContext
-from bench.errors import UsageError
 from bench.settings import Settings
+from bench.validation import usage_error
 from bench.variants import DEFAULT_CALIBRATION, QuantizeRequest, VariantResult, plan_variant, quantize_variant
 from quantize import method_names
 
@@ -57,9 +57,7 @@ def quantize(app: AppContext, /, name: str, **flags: Any) -> None:  # fmt: skip
     try:
         request = QuantizeRequest(name=name, **{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
-        raise UsageError(str(first["msg"]), flag=flag) from exc
+        raise usage_error(exc, {"name": "NAME"}, model=QuantizeRequest) from exc
     err = Console(stderr=True, highlight=False)
 
     def say(message: str) -> None:

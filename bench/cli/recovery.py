@@ -14,6 +14,7 @@ from bench.cli._context import AppContext
 from bench.errors import UsageError
 from bench.registry import load_registry
 from bench.settings import Settings
+from bench.validation import usage_error
 
 MIB = 1024**2
 
@@ -73,9 +74,7 @@ def run_and_print(settings: Settings, base: str, variant: str, suites: str, **fl
     try:
         spec = RecoverySpec.model_validate({k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
-        raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+        raise usage_error(exc, model=RecoverySpec) from exc
     err = Console(stderr=True, highlight=False)
     registry = load_registry(settings.overlays)
     result = run_recovery(

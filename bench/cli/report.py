@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from bench.cli._context import AppContext
+from bench.cli._context import AppContext, check_writable
 from bench.errors import UsageError
 from bench.settings import Settings
+from bench.validation import usage_error
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -74,22 +75,22 @@ def report(
     try:
         spec = ReportSpec.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--last"
-        raise UsageError(str(first["msg"]).removeprefix("Value error, "), flag=flag) from exc
+        raise usage_error(exc, {"run_ids": "RUN_IDS"}, default="--last", model=ReportSpec) from exc
     path = store or app.settings.results_path
     if not path.is_file():
         raise UsageError(
             f"no results store at {path}; run `llmbench bench load` or pass --store", flag="--store"
         )
-    result = build_report(spec, path, pricing_from_registry(app.registry))
-    text = RENDERERS[fmt](result)
     if out is None and fmt == "html":
         out = Path("report.html")
-    if out is None or str(out) == "-":
+    to_file = out is not None and str(out) != "-"
+    if to_file and out is not None:
+        check_writable(out, "--out")  # before the report is built, not after
+    result = build_report(spec, path, pricing_from_registry(app.registry))
+    text = RENDERERS[fmt](result)
+    if not to_file or out is None:
         sys.stdout.write(text)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     pick = result.headline.recommended or "none"
     click.echo(

@@ -1,4 +1,5 @@
-"""`llmbench runs`: list stored runs, show one, recompute its summary, and export runs as CSV or Parquet."""
+"""`llmbench runs`: list stored runs, show one, recompute its summary, export runs as CSV or Parquet, and
+list stored sweeps."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from bench.cli._context import AppContext
+from bench.cli._context import AppContext, check_writable
 from bench.cli._tables import folding, table_console
 from bench.loadgen.recompute import recompute as recompute_summary
 from bench.store import Store
@@ -19,7 +20,8 @@ _STORE = click.Path(dir_okay=False, path_type=Path)
 
 @click.group()
 def runs() -> None:
-    """Inspect the results store: every load and accuracy run with its raw records and provenance."""
+    """Inspect the results store: every load and accuracy run with its raw records and provenance, and
+    the sweeps that grouped them."""
 
 
 @runs.command("list")
@@ -134,8 +136,9 @@ def export(
 
     if fmt is None:
         raise UsageError("choose a format: --csv or --parquet", flag="--csv")
+    check_writable(out, "--out")  # before the rows are read, not after
     path = store or app.settings.results_path
-    with Store.open(path) as db:
+    with Store.open(path, create=False) as db:
         infos = [
             i for i in select_runs(db, run_ids, last=last, sweep=sweep) if kind is None or i.kind == kind
         ]
@@ -143,3 +146,48 @@ def export(
     click.echo(
         f"wrote {n:,} {what if what != 'runs' else 'run'} rows of {len(infos)} runs to {out}", err=True
     )
+
+
+@runs.command("sweeps")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many sweeps.")
+@click.option("--store", type=_STORE, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
+@click.option("--json", "as_json", is_flag=True, help="Print sweeps as JSON.")
+@click.pass_obj
+def sweeps(app: AppContext, limit: int, store: Path | None, as_json: bool) -> None:
+    """List stored sweeps, newest first: the ids `report --sweep`, `runs export --sweep` and
+    `sweep --resume` take."""
+    path = store or app.settings.results_path
+    if store is None and not path.exists():
+        click.echo("[]" if as_json else f"no sweeps yet ({path} does not exist)")
+        return
+    with Store.open(path, create=False) as db:
+        found = db.list_sweeps(limit=limit + 1)
+        rows = [_sweep_row(db, info) for info in found[:limit]]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no sweeps in {path}; run one with `llmbench sweep FILE`")
+        return
+    table = Table(title=f"sweeps in {path}", title_justify="left")
+    for col in ("id", "name", "status", "started (UTC)", "points done"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["id"][:12], r["name"] or "", r["status"], r["started_at"][:19],
+                      f"{r['points_complete']}/{r['points']}")  # fmt: skip
+    table_console().print(folding(table))
+    if len(found) > limit:
+        click.echo(f"(older sweeps not shown: raise --limit above {limit})")
+
+
+def _sweep_row(db: Store, info: Any) -> dict[str, Any]:
+    points = db.list_points(info.id)
+    return {
+        "id": info.id,
+        "name": info.name,
+        "status": info.status,
+        "started_at": info.started_at,
+        "ended_at": info.ended_at,
+        "points": len(points),
+        "points_complete": sum(p.status == "complete" for p in points),
+    }

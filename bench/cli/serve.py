@@ -16,6 +16,7 @@ from rich.console import Console
 from bench.cli._context import AppContext
 from bench.errors import UsageError
 from bench.serving.plan import ServeOptions, parse_engine_args, plan_serve
+from bench.validation import usage_error
 from serve.lifecycle import ServePlan, ready_line, run_foreground, start_detached, stop_detached
 from serve.vllm.config import VllmSpec
 
@@ -81,9 +82,7 @@ def serve(app: AppContext, /, name: str | None, **flags: Any) -> None:  # fmt: s
     try:
         options = _options(flags)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "serve options"
-        raise UsageError(str(first["msg"]), flag=flag) from exc
+        raise usage_error(exc, {"engine_args": "--engine-arg"}, default="serve options") from exc
     plan = plan_serve(app.registry, app.settings, name, options)
     err = Console(stderr=True, highlight=False)
     if options.host in ("0.0.0.0", "::", "") and plan.api_key is None:

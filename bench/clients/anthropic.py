@@ -13,7 +13,14 @@ import json
 import re
 from typing import Any
 
-from bench.clients.base import BaseClient, StreamError, stamp_token_chunk, text_bytes
+from bench.clients.base import (
+    SHOWN_TEXT_CHARS,
+    BaseClient,
+    StreamError,
+    path_of,
+    stamp_token_chunk,
+    text_bytes,
+)
 from bench.clients.sse import SSEParser
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
@@ -175,20 +182,24 @@ class AnthropicClient(BaseClient):
         probe["stream"] = False
         probe.pop("ignore_eos", None)
         probe.pop("min_tokens", None)
-        status, _parsed, raw = await self.post_json(self.url, probe)
-        if status == 200:
-            return
+        reply = await self.post_json(self.url, probe)
+        status, raw = reply.status, reply.raw
         if status in (401, 403):
             raise self.auth_error(self.url, status, raw)
+        if not reply.is_api_answer:
+            raise self.not_an_llm_server((f"POST {path_of(self.url)}", reply))
+        if status == 200:
+            return
+        message = self.error_message(raw, SHOWN_TEXT_CHARS)
         if status == 404:
             raise TargetError(
-                f"{self.url} does not serve model {self.config.model!r} ({self.error_message(raw)}); "
+                f"{self.url} does not serve model {self.config.model!r} ({message}); "
                 "check --model or the registry entry's model id",
                 url=self.url,
                 model=self.config.model,
             )
         raise TargetError(
-            f"{self.url} answered HTTP {status} to a 1-token test request: {self.error_message(raw)}",
+            f"{self.url} answered HTTP {status} to a 1-token test request: {message}",
             url=self.url,
             model=self.config.model,
         )

@@ -17,22 +17,71 @@ an exception message, and hidden from the config's repr.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from bench import __version__
-from bench.errors import TargetError
+from bench.errors import NotAnLlmServerError, TargetError
 from bench.records import DEFAULT_TIMEOUT_S, GenRequest, RequestRecord, ServerKind, Status
 
 # Servers known to accept vLLM's sampling extras (ignore_eos, min_tokens): vLLM itself, and llmbench's own
 # hf backend and mock (non-strict). Real OpenAI/Anthropic reject them; an unknown server might.
 EXTRAS_SERVERS: frozenset[str] = frozenset({"vllm", "llmbench"})
-ERROR_TEXT_CHARS = 500
+ERROR_TEXT_CHARS = 500  # server text kept on a record
+SHOWN_TEXT_CHARS = 200  # server text quoted in a message before a run
+CHECK_TIMEOUT_S = 30.0  # the longest check() waits for an answer (s); a shorter --timeout wins
+# Headers whose values are credentials: never echoed in error text.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
+KEY_HOW = "pass --api-key-env VAR, naming the environment variable that holds it"
+NOT_LLM_FIX = (
+    "give the base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (the URL that "
+    "`llmbench serve NAME` prints on its ready: line)"
+)
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def no_answer(what: str | None, seconds: float, *, flag: str | None = "--timeout") -> str:
+    """The message for a server that accepted the connection and said nothing in time."""
+    raise_it = f"raise {flag} or " if flag else ""
+    head = f"{what}: " if what else ""
+    return (
+        f"{head}no answer within {seconds:g} s: the server may be overloaded or hung; "
+        f"{raise_it}check the server"
+    )
+
+
+def path_of(url: str) -> str:
+    """The path of a URL (`http://h:1/v1/models` → `/v1/models`)."""
+    return urlsplit(url).path or "/"
+
+
+def content_type(value: str | None) -> str:
+    """`text/html; charset=utf-8` → `text/html`; 'no content type' when there is none."""
+    kind = (value or "").split(";")[0].strip().lower()
+    return kind or "no content type"
+
+
+def is_json(value: str | None) -> bool:
+    """True for application/json and the +json types."""
+    kind = content_type(value)
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def server_text(raw: bytes | str, limit: int = SHOWN_TEXT_CHARS) -> str:
+    """Text a server sent, fit to quote: HTML tags stripped, whitespace collapsed, at most `limit` chars."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if "<" in text and ">" in text:
+        text = html.unescape(_TAG.sub(" ", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def stamp_token_chunk(rec: RequestRecord, now: float, *, visible: bool) -> None:
@@ -68,7 +117,7 @@ class ClientConfig:
     server_kind: ServerKind = "generic"
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may carry credentials
     timeout_s: float = DEFAULT_TIMEOUT_S  # per request, whole stream included (s)
-    check_timeout_s: float = 30.0  # for check() (s)
+    check_timeout_s: float | None = None  # for check() (s); None: timeout_s, at most CHECK_TIMEOUT_S
     tokenizer: Counter | None = None  # counts output tokens when the server gives no usage
     keep_text: bool = True  # keep output_text / reasoning_text on records
     trust_env: bool = False  # use HTTP(S)_PROXY from the environment (a proxy adds latency; off by default)
@@ -77,6 +126,20 @@ class ClientConfig:
     def sends_extras(self) -> bool:
         """True when ignore_eos / min_tokens may be sent to this server."""
         return self.server_kind in EXTRAS_SERVERS
+
+    @property
+    def check_timeout(self) -> float:
+        """How long check() waits for each answer (s)."""
+        if self.check_timeout_s is not None:
+            return self.check_timeout_s
+        return min(self.timeout_s, CHECK_TIMEOUT_S)
+
+    @property
+    def secrets(self) -> list[str]:
+        """The key and the credential header values: text that must never be echoed."""
+        found = [v for k, v in self.headers.items() if k.lower() in SECRET_HEADERS and v]
+        found += [v.split(" ", 1)[1] for v in found if " " in v]  # `Bearer KEY`: the key alone too
+        return [s for s in [self.api_key, *found] if s]
 
 
 class StreamError(Exception):
@@ -204,7 +267,10 @@ class BaseClient:
                     record.first_byte_s = perf()  # the status line and headers have arrived
                     record.http_status = resp.status
                     if resp.status != 200:
-                        raise StreamError(_status_kind(resp.status), self.error_message(await resp.read()))
+                        text = self.error_message(await resp.read())
+                        if resp.status in (401, 403):
+                            text = f"{self.key_hint()} (the server said: {text})"
+                        raise StreamError(_status_kind(resp.status), text)
                     stream = self.stream(record)
                     feed = stream.feed
                     read = resp.content.readany
@@ -219,9 +285,7 @@ class BaseClient:
         except StreamError as exc:
             self._fail(record, Status.ERROR, exc.kind, exc.text)
         except TimeoutError:
-            self._fail(
-                record, Status.TIMEOUT, "timeout", f"no complete response within {self.config.timeout_s:g} s"
-            )
+            self._fail(record, Status.TIMEOUT, "timeout", self._timeout_text(record))
         except aiohttp.ClientError as exc:
             self._fail(record, Status.ERROR, "connection", f"{type(exc).__name__}: {exc}")
         except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError: a malformed stream
@@ -242,6 +306,16 @@ class BaseClient:
         if not self.config.keep_text:
             record.output_text = record.reasoning_text = ""
         return record
+
+    def _timeout_text(self, record: RequestRecord) -> str:
+        seconds = self.config.timeout_s
+        if record.first_byte_s is None:
+            return no_answer(None, seconds)
+        return (
+            f"the answer did not complete within {seconds:g} s (it began after "
+            f"{record.first_byte_s - record.start_s:.1f} s): the server may be overloaded or hung; "
+            "raise --timeout or check the server"
+        )
 
     def _fail(self, record: RequestRecord, status: Status, kind: str, text: str) -> None:
         record.end_s = time.perf_counter()
@@ -268,48 +342,55 @@ class BaseClient:
             record.tokens_from = "tokenizer"
 
     def redact(self, text: str) -> str:
-        """Remove the API key from text that may echo it."""
-        key = self.config.api_key
-        if key:
-            text = text.replace(key, "[REDACTED]")
+        """Remove the API key (and credential header values) from text that may echo them."""
+        for secret in self.config.secrets:
+            text = text.replace(secret, "[REDACTED]")
         return text
 
-    def error_message(self, raw: bytes) -> str:
-        """The provider's error message from an error body (OpenAI, Anthropic, vLLM, FastAPI shapes)."""
+    def error_message(self, raw: bytes, limit: int = ERROR_TEXT_CHARS) -> str:
+        """The provider's error message from an error body (OpenAI, Anthropic, vLLM, FastAPI shapes); any
+        other body (a web page, say) as plain text without its tags, at most `limit` characters."""
         text = raw.decode("utf-8", "replace").strip()
         try:
             obj = json.loads(text)
         except ValueError:
-            return self.redact(text)[:ERROR_TEXT_CHARS] or "(empty body)"
-        return self.redact(_message_of(obj) or text)[:ERROR_TEXT_CHARS]
+            return server_text(self.redact(text), limit) or "(empty body)"
+        return server_text(self.redact(_message_of(obj) or text), limit)
 
     def key_hint(self) -> str:
-        """Which variable to check after a 401/403, without the key."""
+        """What to do after a 401/403: which variable holds the key, or how to send one; never the key."""
+        header = "`x-api-key: <key>`" if self.api == "anthropic" else "`Authorization: Bearer <key>`"
         if self.config.api_key_env:
             state = "is set" if self.config.api_key else "is not set"
-            return f"check the API key in the environment variable {self.config.api_key_env} (it {state})"
+            variable = self.config.api_key_env
+            return f"check the key in the environment variable {variable} ({state}; sent as {header})"
+        sent = sorted(k for k in self.config.headers if k.lower() in SECRET_HEADERS)
+        if sent:
+            return f"check the key sent in the {', '.join(sent)} header"
         if self.config.api_key:
-            return "check the API key passed to the client"
-        return "the server needs an API key: set api_key_env on the registry entry and export that variable"
+            return f"check the API key given to the client (sent as {header})"
+        return f"the server wants an API key: {KEY_HOW} (sent as {header})"
 
-    async def get_json(self, url: str) -> tuple[int, Any, bytes]:
-        """GET for check(): status, parsed JSON (or None) and raw body; TargetError if unreachable."""
+    async def get_json(self, url: str) -> Reply:
+        """GET for check(): status, JSON (or None), body, content type; TargetError if unreachable."""
         return await self._request("GET", url, None)
 
-    async def post_json(self, url: str, body: dict[str, Any]) -> tuple[int, Any, bytes]:
-        """POST for check(): status, parsed JSON (or None) and raw body; TargetError if unreachable."""
+    async def post_json(self, url: str, body: dict[str, Any]) -> Reply:
+        """POST for check(): as get_json."""
         return await self._request("POST", url, json.dumps(body).encode())
 
-    async def _request(self, method: str, url: str, data: bytes | None) -> tuple[int, Any, bytes]:
+    async def _request(self, method: str, url: str, data: bytes | None) -> Reply:
+        seconds = self.config.check_timeout
         try:
-            async with asyncio.timeout(self.config.check_timeout_s):
+            async with asyncio.timeout(seconds):
                 async with self.session.request(method, url, data=data, headers=self._headers) as resp:
                     raw = await resp.read()
                     status = resp.status
+                    kind = resp.headers.get("Content-Type")
         except TimeoutError as exc:
+            shorter = seconds < CHECK_TIMEOUT_S  # only then does a larger --timeout wait longer
             raise TargetError(
-                f"{url} did not answer within {self.config.check_timeout_s:g} s; is the server up and not "
-                "overloaded?",
+                no_answer(f"{method} {url}", seconds, flag="--timeout" if shorter else None),
                 url=url,
                 model=self.config.model,
             ) from exc
@@ -324,16 +405,41 @@ class BaseClient:
             parsed = json.loads(raw) if raw else None
         except ValueError:
             parsed = None
-        return status, parsed, raw
+        return Reply(status, parsed, raw, content_type(kind))
 
     def auth_error(self, url: str, status: int, raw: bytes) -> TargetError:
         """The TargetError for a 401/403 answer."""
         return TargetError(
-            f"{url} rejected the request as unauthorized (HTTP {status}: {self.error_message(raw)}); "
-            f"{self.key_hint()}",
+            f"{url} rejected the request as unauthorized (HTTP {status}: "
+            f"{self.error_message(raw, SHOWN_TEXT_CHARS)}); {self.key_hint()}",
             url=url,
             model=self.config.model,
         )
+
+    def not_an_llm_server(self, *answers: tuple[str, Reply]) -> NotAnLlmServerError:
+        """The error for a URL whose answers are not an OpenAI/Anthropic-style API's (a web page, say)."""
+        said = "; ".join(f"{what} answered {r.status} {r.content_type}" for what, r in answers)
+        api = "an Anthropic-compatible" if self.api == "anthropic" else "an OpenAI-compatible"
+        return NotAnLlmServerError(
+            f"{self.base_url} does not look like {api} server ({said})",
+            url=self.base_url,
+            model=self.config.model,
+            fix=NOT_LLM_FIX,
+        )
+
+
+class Reply(NamedTuple):
+    """What check() got back from one request."""
+
+    status: int
+    parsed: Any  # the body as JSON, None when it is not JSON
+    raw: bytes
+    content_type: str  # without parameters ('text/html'), or 'no content type'
+
+    @property
+    def is_api_answer(self) -> bool:
+        """True when the body is JSON, as every LLM API's answers (errors included) are."""
+        return self.parsed is not None or is_json(self.content_type)
 
 
 def _status_kind(status: int) -> str:

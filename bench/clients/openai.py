@@ -11,7 +11,15 @@ import json
 import re
 from typing import Any, ClassVar
 
-from bench.clients.base import BaseClient, StreamError, stamp_token_chunk, text_bytes
+from bench.clients.base import (
+    SHOWN_TEXT_CHARS,
+    BaseClient,
+    Reply,
+    StreamError,
+    path_of,
+    stamp_token_chunk,
+    text_bytes,
+)
 from bench.clients.sse import SSEParser
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
@@ -142,11 +150,15 @@ class _OpenAIBase(BaseClient):
     async def check(self) -> None:
         """GET {base}/models and look for the model; a 1-token request where /models is absent."""
         url = self.base_url + "/models"
-        status, parsed, raw = await self.get_json(url)
-        if status in (401, 403):
-            raise self.auth_error(url, status, raw)
-        if status == 200 and isinstance(parsed, dict) and isinstance(parsed.get("data"), list):
-            ids = [m.get("id") for m in parsed["data"] if isinstance(m, dict)]
+        models = await self.get_json(url)
+        if models.status in (401, 403):
+            raise self.auth_error(url, models.status, models.raw)
+        if (
+            models.status == 200
+            and isinstance(models.parsed, dict)
+            and isinstance(models.parsed.get("data"), list)
+        ):
+            ids = [m.get("id") for m in models.parsed["data"] if isinstance(m, dict)]
             if self.config.model in ids:
                 return
             raise TargetError(
@@ -155,20 +167,27 @@ class _OpenAIBase(BaseClient):
                 url=self.base_url,
                 model=self.config.model,
             )
-        await self._probe()
+        await self._probe(models)
 
-    async def _probe(self) -> None:
+    async def _probe(self, models: Reply) -> None:
         probe = self.body(GenRequest(0, prompt="Hi", max_tokens=1))
         probe["stream"] = False
         probe.pop("stream_options", None)
-        status, _parsed, raw = await self.post_json(self.url, probe)
-        if status == 200:
+        reply = await self.post_json(self.url, probe)
+        if reply.status in (401, 403):
+            raise self.auth_error(self.url, reply.status, reply.raw)
+        if not reply.is_api_answer and not models.is_api_answer:
+            raise self.not_an_llm_server(
+                (f"GET {path_of(self.base_url)}/models", models), (f"POST {path_of(self.url)}", reply)
+            )
+        if reply.status == 200:
             return
-        if status in (401, 403):
-            raise self.auth_error(self.url, status, raw)
-        hint = " (is the model id right? GET /models is not served here)" if status in (400, 404) else ""
+        hint = (
+            " (is the model id right? GET /models is not served here)" if reply.status in (400, 404) else ""
+        )
         raise TargetError(
-            f"{self.url} answered HTTP {status} to a 1-token test request: {self.error_message(raw)}{hint}",
+            f"{self.url} answered HTTP {reply.status} to a 1-token test request: "
+            f"{self.error_message(reply.raw, SHOWN_TEXT_CHARS)}{hint}",
             url=self.url,
             model=self.config.model,
         )

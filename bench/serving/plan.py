@@ -19,6 +19,7 @@ from bench.registry import LocalModel, MockEndpoint, Registry
 from bench.serving.answers import resolve_answers
 from bench.serving.checks import HF_DTYPES, check_backend_flags, not_pulled, serve_info
 from bench.settings import Settings
+from bench.validation import problems
 from serve.errors import EngineNotFound, ServeError
 from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, select_gpus
 from serve.lifecycle import Backend, ServePlan
@@ -81,11 +82,8 @@ _TYPED_CHECKS: dict[str, tuple[bool, str]] = {  # key: (must be a whole number, 
 
 
 def first_error(exc: ValidationError) -> str:
-    """One readable line from a pydantic error: the field and the reason, without pydantic's URL line."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+    """One readable line from a pydantic error: the key and the reason, without pydantic's URL line."""
+    return problems(exc)[0].line()
 
 
 def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineValue]:

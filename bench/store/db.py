@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -14,9 +15,9 @@ from typing import Any, cast
 
 import psutil
 
-from bench.errors import StoreError
+from bench.errors import StoreError, StoreReadOnlyError, UnknownIdError
 from bench.records import ItemRecord, RequestRecord, Status, TokenSource
-from bench.store.migrations import MIGRATIONS, Migration, NewerSchemaError, migrate
+from bench.store.migrations import MIGRATIONS, Migration, NewerSchemaError, applied_migrations, migrate
 from bench.store.rows import (
     FINAL_STATUSES,
     RUN_KINDS,
@@ -69,6 +70,111 @@ def process_alive(pid: int | None, started: float | None) -> bool:
     return started is None or abs(created - started) < 1.0
 
 
+def _elsewhere(p: Path) -> str:
+    """What to do about a store that cannot be written."""
+    return (
+        "Read commands (runs list/show/export, report, compare) still work on it; to write, point "
+        "LLMBENCH_STORE (or --store) at a writable file, e.g. a copy: "
+        f"`cp {p} ~/results.sqlite && export LLMBENCH_STORE=~/results.sqlite`"
+    )
+
+
+_READ_ONLY_ERRORS = ("readonly", "read-only", "unable to open database file")
+
+
+class _ReadOnly(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def _not_writable(p: Path) -> str | None:
+    """Why the store at `p` cannot be written (read-only media, permissions), or None when it can.
+
+    SQLite writes `-wal` and `-shm` files beside the store, so its folder must be writable too.
+    """
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # a store still to be made: its nearest existing folder decides
+    for path in ([p] if p.exists() else []) + [folder]:
+        if not os.access(path, os.W_OK):
+            try:
+                read_only_fs = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+            except OSError:
+                read_only_fs = False
+            return "read-only file system" if read_only_fs else f"no write permission on {path}"
+    return None
+
+
+def _open_writable(p: Path, migrations: Sequence[Migration]) -> tuple[sqlite3.Connection, list[str]]:
+    """Connect, set WAL, migrate; _ReadOnly when SQLite finds it cannot write after all."""
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(p, isolation_level=None, timeout=10.0, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open results store {p}: {exc}; check the path and its permissions") from exc
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn, migrate(conn, migrations)
+    except NewerSchemaError as exc:
+        conn.close()
+        raise _newer(p, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if p.is_file() and any(s in str(exc).lower() for s in _READ_ONLY_ERRORS):
+            raise _ReadOnly(f"SQLite cannot write it: {exc}") from exc
+        raise _not_a_store(p, exc) from exc
+
+
+def _open_read_only(p: Path, migrations: Sequence[Migration], why: str) -> sqlite3.Connection:
+    """Open for reading only; `immutable` when SQLite cannot even make its shared-memory file beside it."""
+    uri = "file:" + urllib.parse.quote(str(p.resolve()))
+    conn: sqlite3.Connection | None = None
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + query, uri=True, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            applied = applied_migrations(conn)
+            break
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+                conn = None
+            if query.endswith("immutable=1") or "no such table" in str(exc):
+                raise _not_a_store(p, exc) from exc
+    assert conn is not None
+    known = [m.name for m in migrations]
+    unknown = [n for n in applied if n not in known]
+    if unknown:
+        conn.close()
+        raise _newer(p, NewerSchemaError(unknown))
+    pending = [n for n in known if n not in applied]
+    if pending:
+        conn.close()
+        raise StoreReadOnlyError(
+            f"results store {p} is read-only ({why}) and was written by an older llmbench: it needs "
+            f"migrating ({', '.join(pending)}), which writes to it. {_elsewhere(p)}"
+        )
+    return conn
+
+
+def _newer(p: Path, exc: NewerSchemaError) -> StoreError:
+    return StoreError(
+        f"results store {p} was written by a newer llmbench (unknown migrations: {exc}); "
+        "upgrade llmbench, or pass another store path"
+    )
+
+
+def _not_a_store(p: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"cannot use results store {p}: {exc}; if it is not an llmbench store, move it away "
+        "or pass another path (--store or LLMBENCH_HOME)"
+    )
+
+
 class Store(SweepRows):
     """An open results store. Use `Store.open(path)`, as a context manager; one thread at a time.
 
@@ -83,12 +189,20 @@ class Store(SweepRows):
     writes, and `finish_run` may still close it. (This assumes the store is written from one machine.)
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, applied: list[str], commit_interval_s: float):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        applied: list[str],
+        commit_interval_s: float,
+        read_only: str | None = None,
+    ):
         self._conn = conn
         self.path = path
         self.applied = applied  # migrations this open applied
         self._interval = commit_interval_s
         self._pending_since: float | None = None  # perf_counter of the oldest uncommitted write
+        self.read_only = read_only  # why the store can only be read (None: it can be written)
 
     @classmethod
     def open(
@@ -111,32 +225,25 @@ class Store(SweepRows):
             raise StoreError(
                 f"no results store at {p}; check the path (--store, LLMBENCH_STORE or LLMBENCH_HOME)"
             )
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(p, isolation_level=None, timeout=10.0, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(
-                f"cannot open results store {p}: {exc}; check the path and its permissions"
-            ) from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            applied = migrate(conn, migrations)
-        except NewerSchemaError as exc:
-            conn.close()
-            raise StoreError(
-                f"results store {p} was written by a newer llmbench (unknown migrations: {exc}); "
-                "upgrade llmbench, or pass another store path"
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StoreError(
-                f"cannot use results store {p}: {exc}; if it is not an llmbench store, move it away "
-                "or pass another path (--store or LLMBENCH_HOME)"
-            ) from exc
-        return cls(conn, p, applied, commit_interval_s)
+        why = _not_writable(p)
+        if why is None:
+            try:
+                conn, applied = _open_writable(p, migrations)
+            except _ReadOnly as exc:  # the file system said so only when written to
+                why = exc.why
+        if why is not None:
+            if not p.is_file():
+                raise StoreReadOnlyError(f"cannot create results store {p}: {why}. {_elsewhere(p)}")
+            conn, applied = _open_read_only(p, migrations, why), []
+        return cls(conn, p, applied, commit_interval_s, read_only=why)
+
+    def check_writable(self) -> None:
+        """StoreReadOnlyError now, before any work, when this store can only be read."""
+        if self.read_only is not None:
+            raise StoreReadOnlyError(
+                f"results store {self.path} is read-only ({self.read_only}); this command writes to it. "
+                f"{_elsewhere(self.path)}"
+            )
 
     def __enter__(self) -> Store:
         return self
@@ -157,6 +264,7 @@ class Store(SweepRows):
 
     def _write(self, sql: str, params: Sequence[Any] | Iterable[Sequence[Any]], many: bool = False) -> None:
         """Run one write, inside the pending transaction when batching; commit when it is due."""
+        self.check_writable()
         try:
             # In autocommit mode executemany would commit row by row: group the rows in one transaction.
             if (many or self._interval > 0) and self._pending_since is None:
@@ -390,10 +498,10 @@ class Store(SweepRows):
             else []
         )
         if not rows:
-            raise StoreError(f"no run matches {run_id!r} in {self.path}; see `llmbench runs list`")
+            raise UnknownIdError(f"no run matches {run_id!r} in {self.path}; see `llmbench runs list`")
         if len(rows) > 1:
             shown = ", ".join(r["id"][:12] for r in rows[:5])
-            raise StoreError(
+            raise UnknownIdError(
                 f"run id {run_id!r} is ambiguous in {self.path} ({shown}, ...); give more characters"
             )
         return self._run_info(rows[0])

@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 
 import psutil
 
-from bench.errors import StoreError
+from bench.errors import StoreError, UnknownIdError
 from bench.store.rows import from_json, scrub, to_json
 
 SweepStatus = Literal["running", "complete", "partial", "failed"]
@@ -153,9 +153,12 @@ class SweepRows:
         ).fetchall()
         exact = [r for r in rows if r["id"] == key]
         if not key or not rows:
-            raise StoreError(f"no sweep matches {sweep_id!r} in {self.path}; see `llmbench sweep --list`")
+            raise UnknownIdError(
+                f"no sweep matches {sweep_id!r} in {self.path}; "
+                "`llmbench runs sweeps` lists the stored sweeps"
+            )
         if len(rows) > 1 and not exact:
-            raise StoreError(f"sweep id {sweep_id!r} is ambiguous in {self.path}; give more characters")
+            raise UnknownIdError(f"sweep id {sweep_id!r} is ambiguous in {self.path}; give more characters")
         return self._sweep_info((exact or rows)[0])
 
     def list_sweeps(self, limit: int = 20) -> list[SweepInfo]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from bench.errors import ConfigError, InterruptedRunError, SweepInterrupted
 from bench.registry import Registry
 from bench.settings import Settings
@@ -20,6 +22,9 @@ from bench.store import PointInfo, Store
 from bench.sweep.execute import PointContext, PointOutcome, Spend, SpendCapReached, run_point
 from bench.sweep.plan import Point, SweepPlan, expand
 from bench.sweep.spec import SweepFile, read_sweep_file
+from bench.validation import config_error
+
+RESUME_FIX = "put back what moved (a suite file, a prompt file) and resume again from the same folder"
 
 Say = Callable[[str], None]
 
@@ -40,7 +45,7 @@ class SweepResult:
 def plan_sweep(path: Path, registry: Registry, *, check_keys: bool = True) -> tuple[SweepFile, SweepPlan]:
     """Read, validate and expand a sweep file; nothing starts."""
     sweep = read_sweep_file(path)
-    return sweep, expand(sweep, registry, check_keys=check_keys)
+    return sweep, expand(sweep, registry, check_keys=check_keys, file=str(path))
 
 
 def check_budget(sweep: SweepFile, plan: SweepPlan) -> None:
@@ -69,7 +74,12 @@ def run_sweep(
     with Store.open(store_file) as store:
         if resume is not None:
             info = store.resume_sweep(resume)
-            sweep = SweepFile.model_validate(info.spec)
+            try:
+                sweep = SweepFile.model_validate(info.spec)
+            except ValidationError as exc:  # e.g. a suite file moved since the sweep started
+                raise config_error(
+                    exc, file=f"sweep {info.id[:8]} (as stored)", model=SweepFile, fix=RESUME_FIX
+                ) from exc
             plan = SweepPlan(info.name or sweep.name, [Point.from_json(p) for p in info.plan])
             done = {p.point_id for p in store.list_points(info.id) if p.status == "complete"}
             sweep_id = info.id

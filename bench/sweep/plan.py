@@ -106,17 +106,27 @@ def _point_id(definition: Mapping[str, Any]) -> str:
 
 
 def expand(
-    sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None = None, *, check_keys: bool = True
+    sweep: SweepFile,
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_keys: bool = True,
+    file: str | None = None,
 ) -> SweepPlan:
-    """Every point of the sweep, checked; ConfigError lists every problem at once.
+    """Every point of the sweep, checked against the registry; ConfigError lists every problem at once,
+    each as `file: key: message` (`file` is the sweep file's path, when there is one).
 
     With `check_keys=False` (a dry run) a missing API key is a note on its point instead of an error.
     """
     env = os.environ if env is None else env
     problems: list[str] = []
     points: list[Point] = []
+    for si, suite in enumerate(sweep.suites):
+        if suite.judge is not None:
+            found = _check_judge(f"suites[{si}].judge", suite.judge, registry, env)
+            problems += [p for p in found if check_keys or "needs an API key" not in p]
     for ti, target in enumerate(sweep.targets):
-        where = f"targets.{ti}"
+        where = f"targets[{ti}]"
         try:
             kind, entry = registry.get(target.name)
         except LlmbenchError as exc:
@@ -147,9 +157,27 @@ def expand(
     if not points and not problems:
         problems.append("targets: no point to run")
     if problems:
-        head = problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
-        raise ConfigError(head, fix="fix the sweep file (or the environment) and run it again")
+        lines = [f"{file}: {p}" if file else p for p in problems]
+        head = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+        raise ConfigError(
+            head,
+            file=file,
+            fix="fix the sweep file (or the environment) and run it again; nothing was started",
+        )
     return SweepPlan(sweep.name, points)
+
+
+def _check_judge(where: str, name: str, registry: Registry, env: Mapping[str, str]) -> list[str]:
+    """A suite's judge must be an endpoint of the registry, with its key set."""
+    try:
+        kind, entry = registry.get(name)
+    except LlmbenchError as exc:
+        return [f"{where}: {exc}" + (f"; {exc.fix}" if isinstance(exc, ConfigError) else "")]
+    if kind not in ("local", "api", "mock"):
+        return [f"{where}: {name} is a {kind} entry, not an endpoint to judge with"]
+    if isinstance(entry, ApiEndpoint) and entry.api_key_env and not env.get(entry.api_key_env):
+        return [f"{where}: {name} needs an API key: set the environment variable {entry.api_key_env}"]
+    return []
 
 
 def _check_target(

@@ -29,15 +29,21 @@ Every error of the file is reported at once, each with the file, the key path an
 
 from __future__ import annotations
 
-import difflib
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from bench.errors import ConfigError
+from bench.accuracy.spec import LMEVAL_PREFIX
+from bench.accuracy.suite import load_suite
+from bench.errors import ConfigError, UsageError
+from bench.loadgen.spec import FLAGS, LoadSpec
 from bench.metrics import Slo
+from bench.validation import config_error, read_text
 
 SCHEMA = "llmbench.sweep/1"
 EngineValue = str | int | float | bool
@@ -124,6 +130,67 @@ class LoadStep(_Spec):
         """A bare number is a fixed length (`output_tokens: 16` as `--output-tokens 16`)."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("concurrency")
+    @classmethod
+    def _whole_streams(cls, value: list[int] | None) -> list[int] | None:
+        bad = [v for v in value or [] if v < 1]
+        if bad:
+            raise ValueError(f"must be ≥ 1 (got {bad[0] if len(bad) == 1 else bad})")
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _positive_rate(cls, value: list[float] | None) -> list[float] | None:
+        bad = [v for v in value or [] if v <= 0]
+        if bad:
+            raise ValueError(f"must be > 0 requests/s (got {bad[0] if len(bad) == 1 else bad})")
+        return value
+
+    @model_validator(mode="after")
+    def _as_bench_load_checks_it(self) -> LoadStep:
+        """The step must pass the very checks `llmbench bench load` makes, before anything is served."""
+        step = self.model_dump(mode="json")
+        if self.profile == "goodput" and self.slo is None:
+            step["slo"] = "ttft_ms=1000"  # the sweep's own slo applies; its presence is checked on the file
+        try:
+            LoadSpec.from_options(**load_options(step), target="sweep")
+        except UsageError as exc:
+            key = _KEYS.get(exc.flag, "")
+            message = _FLAG.sub(lambda m: _KEYS.get(m[0], m[0]), str(exc))
+            raise PydanticCustomError("load_step", "{message}", {"message": message, "key": key}) from exc
+        return self
+
+
+def load_options(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A load step (as JSON) as `LoadSpec.from_options` keywords, target and store left to the caller."""
+    options = {k: v for k, v in step.items() if k not in ("warmup", "seed") and v is not None}
+    return {**options, "warmup": {"requests": step.get("warmup", 0)}, "seed": int(step.get("seed") or 0)}
+
+
+_KEYS = {flag: field for field, flag in FLAGS.items()}  # `bench load` flag -> sweep key
+_FLAG = re.compile(r"--[a-z][a-z-]*")
+_TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def check_suite(ref: str) -> str:
+    """ValueError unless `ref` names a suite that loads (builtin, JSONL file) or valid lm-eval task names."""
+    if ref.startswith(LMEVAL_PREFIX):
+        tasks = [t.strip() for t in ref.removeprefix(LMEVAL_PREFIX).split(",")]
+        if not any(tasks):
+            raise ValueError("name at least one task: lm-eval:TASK[,TASK]")
+        bad = [t for t in tasks if not _TASK.match(t)]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not an lm-eval task name (letters, digits, '_', '-', '.'; "
+                "tasks separated by commas)"
+            )
+        return ref
+    try:
+        load_suite(ref)
+    except ConfigError as exc:
+        raise ValueError(f"{exc}" + (f"; {exc.fix}" if exc.fix else "")) from exc
+    return ref
+
 
 class SuiteStep(_Spec):
     """One accuracy suite scored at every point."""
@@ -133,6 +200,8 @@ class SuiteStep(_Spec):
     concurrency: int = Field(8, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     judge: str | None = None
+
+    _suite = field_validator("suite")(check_suite)
 
 
 class SweepFile(_Spec):
@@ -163,14 +232,17 @@ class SweepFile(_Spec):
             raise ValueError("a sweep needs at least one entry under loads: or suites:")
         for i, load in enumerate(self.loads):
             if load.profile == "goodput" and not (load.slo or self.slo):
-                raise ValueError(f"loads.{i}: the goodput profile needs an slo (here or at the top level)")
+                message = "the goodput profile needs an slo (on the load or at the top level)"
+                raise PydanticCustomError(
+                    "sweep", "{message}", {"message": message, "key": f"loads[{i}].slo"}
+                )
         return self
 
 
 def read_sweep_file(path: Path) -> SweepFile:
     """Parse and validate a sweep file; ConfigError lists every problem (file, key path, fix)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, what="the sweep file")
     except FileNotFoundError as exc:
         raise ConfigError(f"sweep file not found: {path}", file=str(path), fix="check the path") from exc
     try:
@@ -186,56 +258,7 @@ def read_sweep_file(path: Path) -> SweepFile:
     try:
         return SweepFile.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{path}: {where}: {fix}" for where, fix in describe_errors(exc, SweepFile)]
-        head = problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
-        raise ConfigError(head, file=str(path), key=describe_errors(exc, SweepFile)[0][0]) from exc
+        raise config_error(exc, file=str(path), model=SweepFile, fix=FIX) from exc
 
 
-def describe_errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[str, str]]:
-    """(key path, what to do) for every error, with 'did you mean' for unknown keys."""
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        where = ".".join(loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            known = _fields_at(model, loc[:-1])
-            close = difflib.get_close_matches(loc[-1], known, n=1)
-            fix = f"unknown key {loc[-1]!r}; " + (
-                f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(known)}"
-            )
-        elif err["type"] == "missing":
-            fix = "required key is missing; add it"
-        else:
-            fix = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"].endswith(("_type", "_parsing")) or err["type"] == "literal_error":
-                fix += f" (got {err.get('input')!r})"
-        out.append((where, fix))
-    return out
-
-
-def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
-    """Field names of the nested model at `loc` (list indices and union tags skipped)."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if current is None or part.isdigit():
-            continue
-        field = current.model_fields.get(part)
-        if field is None:
-            # A union member named by pydantic (e.g. 'QuantizedVariant'): follow it by name.
-            current = next((m for m in _MODELS if m.__name__ == part), current)
-            continue
-        args = getattr(field.annotation, "__args__", (field.annotation,))
-        nested = [a for a in _flatten(args) if isinstance(a, type) and issubclass(a, BaseModel)]
-        current = nested[0] if nested else None
-    return [] if current is None else [f.alias or n for n, f in current.model_fields.items()]
-
-
-def _flatten(args: tuple[Any, ...]) -> list[Any]:
-    out: list[Any] = []
-    for a in args:
-        inner = getattr(a, "__args__", None)
-        out.extend(_flatten(inner) if inner else [a])
-    return out
-
-
-_MODELS: tuple[type[BaseModel], ...] = (TargetSpec, LoadStep, SuiteStep, QuantizedVariant, NamedVariant)
+FIX = "fix the sweep file (every problem is listed) and run it again; nothing was started"

@@ -522,3 +522,23 @@ def test_against_real_vllm_prompt_lengths_and_usage(vllm_server: Any, api: str) 
         assert rec.first_token_s is not None and len(rec.token_chunk_s) >= 1
         # Re-encoding the text need not give back the generated token count: hence usage first.
         assert rec.output_text and len(rec.token_chunk_s) <= request.max_tokens
+
+
+def test_server_text_is_quoted_without_tags_and_capped() -> None:
+    from bench.clients.base import server_text
+
+    page = "<!DOCTYPE HTML><html><head><style>p {x: 1}</style><title>Error</title></head><body>"
+    page += "<h1>Error response</h1><p>Message: Unsupported method ('POST').</p>" + "<p>x</p>" * 400
+    text = server_text(page)
+    assert text.startswith("Error Error response Message: Unsupported method ('POST').")
+    assert "<" not in text and "{x: 1}" not in text and len(text) <= 200 and text.endswith("…")
+    assert server_text('{"error": "plain"}') == '{"error": "plain"}'
+
+
+def test_credential_headers_are_redacted_like_the_key() -> None:
+    config = ClientConfig("http://127.0.0.1:9/v1", "m", headers={"Authorization": f"Bearer {KEY}"})
+    client = make_client("openai-chat", config)
+    assert KEY not in client.error_message(f'{{"error": {{"message": "bad key {KEY}"}}}}'.encode())
+    assert "Authorization header" in client.key_hint()
+    bare = make_client("openai-chat", ClientConfig("http://127.0.0.1:9/v1", "m"))
+    assert "--api-key-env VAR" in bare.key_hint() and "Authorization: Bearer <key>" in bare.key_hint()

@@ -60,10 +60,10 @@ suites:
         read_sweep_file(path)
     text = str(err.value)
     assert text.startswith("4 problems:")
-    assert f"{path}: targets.0.varaints: unknown key 'varaints'; did you mean 'variants'?" in text
-    assert f"{path}: loads.0.profile:" in text and "'concurent'" in text
-    assert f"{path}: loads.0.requests:" in text
-    assert f"{path}: suites.0.limt: unknown key 'limt'; did you mean 'limit'?" in text
+    assert f"{path}: targets[0].varaints: unknown key 'varaints'; did you mean 'variants'?" in text
+    assert f"{path}: loads[0].profile:" in text and "'concurent'" in text
+    assert f"{path}: loads[0].requests:" in text
+    assert f"{path}: suites[0].limt: unknown key 'limt'; did you mean 'limit'?" in text
 
 
 def test_registry_problems_are_listed_together_before_anything_starts(
@@ -84,11 +84,11 @@ loads: [{profile: synchronous, requests: 2}]
     with pytest.raises(ConfigError) as err:
         expand(read_sweep_file(path), registry, env={})
     text = str(err.value)
-    assert "targets.0.name: unknown registry entry 'tinyy'" in text and "did you mean: tiny" in text
-    assert "targets.1.hardware: unknown hardware profile 'no-such-box'" in text
-    assert "targets.1.variants: unknown model variant 'tiny:nope'" in text
-    assert "targets.2: variants and engine args apply to local targets" in text
-    assert "targets.2: paid needs an API key: set the environment variable PAID_KEY" in text
+    assert "targets[0].name: unknown registry entry 'tinyy'" in text and "did you mean: tiny" in text
+    assert "targets[1].hardware: unknown hardware profile 'no-such-box'" in text
+    assert "targets[1].variants: unknown model variant 'tiny:nope'" in text
+    assert "targets[2]: variants and engine args apply to local targets" in text
+    assert "targets[2]: paid needs an API key: set the environment variable PAID_KEY" in text
 
 
 def test_matrix_expands_cartesian_and_linked_with_stable_ids(tmp_path: Path, registry: Registry) -> None:

@@ -63,4 +63,4 @@ def test_accuracy_then_diff(oracle: str, tmp_path: Path) -> None:
     # The mock answers each item the same way every time: two runs score the same.
     assert "scores the same as A" in done.stdout
     done = llmbench("bench", "diff", "ffff", ids[1], home=tmp_path)
-    assert done.returncode == 1 and "no run matches 'ffff'" in done.stderr
+    assert done.returncode == 2 and "no run matches 'ffff'" in done.stderr  # bad input: exit 2
