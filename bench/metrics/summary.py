@@ -109,6 +109,9 @@ class RunSummary:
     # Successful requests' prompt and output text in reference tokens (⌈UTF-8 bytes ÷ 4⌉, the same count
     # for the same text on every option); None when some request did not record its text's bytes.
     reference_tokens: tuple[int, int] | None = None
+    cache_read_tokens: int = 0  # successful requests' prompt tokens read from a cache (part of input)
+    cache_write_tokens: int = 0  # successful requests' prompt tokens written to a cache (part of input)
+    reasoning_tokens: int = 0  # successful requests' reasoning tokens (part of output)
 
     @property
     def invalid_reasons(self) -> list[str]:
@@ -178,6 +181,9 @@ class RunSummary:
                 "reference": None
                 if self.reference_tokens is None
                 else {"input": self.reference_tokens[0], "output": self.reference_tokens[1]},
+                "cache_read": self.cache_read_tokens,
+                "cache_write": self.cache_write_tokens,
+                "reasoning": self.reasoning_tokens,
             },
             "sched_lag_ms": self.sched_lag_ms.to_json(),
             "client": None if self.client is None else self.client.to_json(),
@@ -351,6 +357,9 @@ def summarize(
         unknown=unknown,
         load=load,
         reference_tokens=_reference_tokens([r for r, _ in ok]),
+        cache_read_tokens=sum(r.cached_input_tokens or 0 for r, _ in ok),
+        cache_write_tokens=sum(r.cache_write_tokens or 0 for r, _ in ok),
+        reasoning_tokens=sum(r.reasoning_tokens or 0 for r, _ in ok),
     )
 
 

@@ -18,15 +18,18 @@ import httpx
 
 from bench.accuracy.driver import run_accuracy
 from bench.accuracy.spec import AccuracySpec
+from bench.cost import api_cost, from_record
 from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
 from bench.loadgen.driver import run_load
 from bench.loadgen.spec import LoadSpec
+from bench.metrics import RunSummary
 from bench.registry import Prices, Registry, load_registry
 from bench.serving.managed import managed_server
 from bench.settings import Settings, user_models_file
 from bench.store import PointStatus
 from bench.sweep.plan import Point
 from bench.sweep.repeats import repeat_figures
+from bench.sweep.spec import load_options
 from serve.errors import ServeError, ServerStartError
 
 Say = Callable[[str], None]
@@ -193,7 +196,12 @@ def _measure(
                 return
         for suite in point.suites:
             fresh()
-            outcome.run_ids.append(_suite(point, ctx, registry, url, suite, rep))
+            run_id, failed = _suite(point, ctx, registry, url, suite, rep)
+            outcome.run_ids.append(run_id)
+            if failed is not None:
+                outcome.status = "failed"  # every item failed: the server answers nothing useful
+                outcome.error = failed
+                return
     outcome.detail["prefix_cache"] = (
         f"reset before each of {resets['done']} runs" if resets["done"] else
         ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
@@ -209,24 +217,20 @@ def _measure(
 def _load(
     point: Point, ctx: PointContext, registry: Registry, url: str | None, load: dict[str, Any], rep: int
 ) -> tuple[list[str], RunAbortedError | None, list[tuple[str, dict[str, Any]]]]:
-    options = {k: v for k, v in load.items() if k not in ("warmup", "seed") and v is not None}
+    options = load_options(load)
     spec = LoadSpec.from_options(
-        **options,
+        **{**options, "seed": options["seed"] + 1000 * rep},  # fresh prompts in every repetition
         target=point.serve_name,
         url=url,
-        warmup={"requests": load.get("warmup", 0)},
         hardware=point.hardware,
         store=ctx.store_path,
         sweep_id=ctx.sweep_id,
         point_id=point.point_id,
-        seed=int(load.get("seed") or 0) + 1000 * rep,  # fresh prompts in every repetition
     )
     ctx.say(f"  load {load['profile']} (repetition {rep + 1}/{point.repetitions})")
     result = run_load(spec, ctx.settings, registry)
     for run in result.runs:
-        ctx.spend.add(
-            point.kind, _load_cost(registry, point, run.summary.input_tokens, run.summary.output_tokens)
-        )
+        ctx.spend.add(point.kind, _load_cost(registry, point, run.summary))
     # A goodput search repeats at its operating point (the probes' loads differ between repetitions).
     search = load["profile"] == "goodput"
     labels = [("operating point" if search else r.label, r.summary.to_json())
@@ -236,7 +240,8 @@ def _load(
 
 def _suite(
     point: Point, ctx: PointContext, registry: Registry, url: str | None, suite: dict[str, Any], rep: int
-) -> str:
+) -> tuple[str, str | None]:
+    """Run one suite: its run id, and why the point failed when every item of it failed."""
     options = {k: v for k, v in suite.items() if v is not None}
     spec = AccuracySpec.model_validate(
         {
@@ -252,15 +257,27 @@ def _suite(
     ctx.say(f"  accuracy {suite['suite']} (repetition {rep + 1}/{point.repetitions})")
     result = run_accuracy(spec, registry, ctx.settings)
     ctx.spend.add(point.kind, result.summary.get("cost_usd"))
-    return result.run_id
+    if result.status == "failed":
+        first = (result.summary.get("error_details") or [{}])[0]
+        why = f"{first.get('kind', 'error')}: {first.get('first_message', '')}".strip(": ")
+        return result.run_id, f"{suite['suite']}: every item failed ({why})"
+    return result.run_id, None
 
 
-def _load_cost(registry: Registry, point: Point, tokens_in: int, tokens_out: int) -> float | None:
-    """A load run's cost at the target's prices (API and mock targets), USD."""
+def _load_cost(registry: Registry, point: Point, summary: RunSummary) -> float | None:
+    """A load run's cost at the target's prices (API and mock targets), USD: bench.cost's formula, cache
+    reads and writes each at their own price."""
     if point.kind == "local":
         return None
     _, entry = registry.get(point.target)
     prices: Prices | None = getattr(entry, "prices", None)
     if prices is None:
         return None
-    return (tokens_in * prices.input_per_1m + tokens_out * prices.output_per_1m) / 1e6
+    usage = from_record(
+        summary.input_tokens,
+        summary.output_tokens,
+        summary.cache_read_tokens,
+        summary.cache_write_tokens,
+        summary.reasoning_tokens,
+    )
+    return api_cost(usage, prices).total_usd

@@ -16,7 +16,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.accuracy.spec import AccuracySpec
+from bench.cost import Usage, api_cost
 from bench.errors import ConfigError, LlmbenchError
+from bench.loadgen.profiles import DEFAULT_REQUESTS, DEFAULT_SWEEP_POINTS, GoodputProfile, Limits
+from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry
 from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
 
@@ -24,7 +28,7 @@ from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep
 START_S = {"vllm": 60.0, "hf": 20.0, "mock": 2.0, "api": 0.0, "auto": 60.0}
 REQUEST_S = {"local": 0.5, "api": 1.5, "mock": 0.5}  # one request of about 128 output tokens, alone
 PROMPT_TOKENS_PER_ITEM = 60  # a suite item's prompt, for the spend estimate
-DEFAULT_OUTPUT = 128
+DEFAULT_OUTPUT = DEFAULT_OUTPUT_TOKENS  # a load's output length when it sets none (bench.prompts)
 
 
 @dataclass(frozen=True)
@@ -249,19 +253,57 @@ def _point(
     )
 
 
+def _probe_loads(load: LoadStep) -> list[float]:
+    """The loads a goodput search probes, roughly: doubling from its start to the ceiling, its bisections,
+    and the final run at the operating point (taken as the ceiling: the dearest case)."""
+    search = GoodputProfile(
+        dimension=load.search or ("rate" if load.rate else "concurrency"),
+        start=(load.concurrency or load.rate or [1])[0],
+        max_load=load.max_load
+        if load.max_load is not None
+        else GoodputProfile.model_fields["max_load"].default,
+        steps=load.search_steps
+        if load.search_steps is not None
+        else GoodputProfile.model_fields["steps"].default,
+    )
+    loads, value = [], float(search.start)
+    while value < search.max_load:
+        loads.append(value)
+        value *= 2
+    loads.append(search.max_load)
+    return loads + [search.max_load] * search.steps + [search.max_load]
+
+
 def _requests(load: LoadStep) -> int:
-    """Requests one load step sends, roughly (a goodput search probes about six loads)."""
-    per_run = load.requests or 100
+    """Requests one load step sends (warm-up included); a goodput probe is lengthened to hold its load."""
+    base = Limits(requests=load.requests) if load.duration_s is None else Limits(duration_s=load.duration_s)
+    per_run = load.requests or DEFAULT_REQUESTS
+    if load.profile == "goodput":
+        search = GoodputProfile(dimension=load.search or ("rate" if load.rate else "concurrency"))
+        total = 0
+        for value in _probe_loads(load):
+            sized = search.probe_limits(value, base).requests if load.duration_s is None else None
+            total += (sized or per_run) + load.warmup
+        return total
     runs = len(load.concurrency or load.rate or [1])
-    if load.profile == "sweep" or load.profile == "goodput":
-        runs = 7
+    if load.profile == "sweep":
+        runs = 2 + DEFAULT_SWEEP_POINTS
     return (per_run + load.warmup) * runs
+
+
+def _workload_usage(requests: int, input_tokens: float, output_tokens: float) -> Usage:
+    """Tokens `requests` requests of the given mean lengths bill (nothing assumed cached)."""
+    return Usage(fresh_input=round(requests * input_tokens), output=round(requests * output_tokens))
 
 
 def _estimate(
     kind: str, entry: Any, backend: str, loads: list[LoadStep], suites: list[SuiteStep], repetitions: int
 ) -> tuple[float, float]:
-    """(wall seconds, USD at the entry's prices) for one point; rough on purpose, and said to be."""
+    """(wall seconds, USD at the entry's prices) for one point; rough on purpose, and said to be.
+
+    Lengths are read with the prompts' own parser (`normal:512:64` is a mean of 512 tokens), a suite item's
+    output budget defaults to bench accuracy's, and the price is bench.cost's: one formula everywhere.
+    """
     prices: Prices | None = getattr(entry, "prices", None)
     per_request = REQUEST_S["local" if kind == "local" else kind]
     if isinstance(entry, MockEndpoint):
@@ -272,21 +314,17 @@ def _estimate(
         n = _requests(load)
         concurrency = max(load.concurrency or [1]) if load.concurrency else 4
         seconds += (load.duration_s or n * per_request / min(concurrency, 8)) * repetitions
-        out = int((load.output_tokens or str(DEFAULT_OUTPUT)).split(":")[-1].split(",")[0] or DEFAULT_OUTPUT)
-        inp = int(load.input_tokens.split(":")[-1]) if load.input_tokens.split(":")[-1].isdigit() else 128
+        inp = parse_length(load.input_tokens).mean
+        out = parse_length(load.output_tokens or str(DEFAULT_OUTPUT), flag="--output-tokens").mean
         if prices is not None:
-            usd += n * repetitions * (inp * prices.input_per_1m + out * prices.output_per_1m) / 1e6
+            usd += api_cost(_workload_usage(n * repetitions, inp, out), prices).total_usd
     for suite in suites:
         items = (suite.limit or 100) * 4  # about four areas per suite
         seconds += items * per_request / suite.concurrency * repetitions
         if prices is not None:
-            tokens_out = suite.max_tokens or 64
-            usd += (
-                items
-                * repetitions
-                * (PROMPT_TOKENS_PER_ITEM * prices.input_per_1m + tokens_out * prices.output_per_1m)
-                / 1e6
-            )
+            tokens_out = suite.max_tokens or AccuracySpec.model_fields["max_tokens"].default
+            usage = _workload_usage(items * repetitions, PROMPT_TOKENS_PER_ITEM, tokens_out)
+            usd += api_cost(usage, prices).total_usd
     return seconds, usd
 
 

@@ -185,3 +185,22 @@ def test_on_ray_the_cap_counts_every_finished_point_and_stops_the_rest(tmp_path:
     )
     with pytest.raises(SpendCapReached, match="reached in its task"):  # one point reached it in its task
         remote._count_spend(fresh, PointOutcome("partial", detail={"cap_reached": "reached in its task"}))
+
+
+def test_the_spend_cap_prices_cache_reads_and_writes_as_bench_cost_does() -> None:
+    # 1,000 prompt tokens of which 600 were cache reads and 100 cache writes, 200 output tokens, at
+    # mock-frontier's $3 in / $0.30 cached / $3.75 write / $15 out per 1M: 300 × 3 + 600 × 0.3 + 100 × 3.75
+    # + 200 × 15 = 4,455 µ$ (the old cap billed all 1,000 prompt tokens at $3: 6,000 µ$).
+    from bench.metrics import summarize
+    from bench.records import RequestRecord, Status
+    from bench.sweep.execute import _load_cost
+    from bench.sweep.plan import Point
+
+    rec = RequestRecord(0, Status.OK, 0.0, 0.0, 1.0, first_token_s=0.5, token_chunk_s=[0.5, 1.0],
+                        input_tokens=1000, output_tokens=200, cached_input_tokens=600,
+                        cache_write_tokens=100)  # fmt: skip
+    point = Point("p", "mock-frontier", "mock-frontier", "mock", "mock-frontier", "base", "mock", {}, None,
+                  None, [], [], 1, 0.0, 0.0, 0.0)  # fmt: skip
+    from bench.registry import load_registry
+
+    assert _load_cost(load_registry(), point, summarize([rec])) == pytest.approx(4455 / 1e6)

@@ -137,3 +137,36 @@ loads: [{profile: concurrent, concurrency: 4, requests: 500, input_tokens: 1000,
     assert plan.estimate_usd > 0.01
     with pytest.raises(ConfigError, match="above max_usd"):
         check_budget(sweep, plan)
+
+
+def test_the_spend_estimate_by_hand(tmp_path: Path, registry: Registry) -> None:
+    # One parser for lengths (normal:512:64 is a mean of 512, not 64), bench accuracy's own output budget
+    # (256 tokens) for a suite that sets none, and bench.cost's price formula ($10 in, $30 out per 1M).
+    text = """
+schema: llmbench.sweep/1
+name: by-hand
+targets: [{name: paid}]
+loads: [{profile: concurrent, concurrency: 4, requests: 100, warmup: 2, input_tokens: "normal:512:64",
+         output_tokens: "16"}]
+suites: [{suite: "builtin:tiny-skills", limit: 10}]
+"""
+    plan = expand(read_sweep_file(sweep_file(tmp_path, text)), registry, env={"PAID_KEY": "k"})
+    (point,) = plan.points
+    load = 102 * (512 * 10 + 16 * 30) / 1e6  # 100 + 2 warm-up requests
+    suite = 40 * (60 * 10 + 256 * 30) / 1e6  # 10 items × 4 areas, 60 prompt tokens each
+    assert point.estimate_usd == pytest.approx(load + suite)
+
+
+def test_goodput_probes_are_estimated_at_the_length_they_run(tmp_path: Path, registry: Registry) -> None:
+    # From 4 doubling to the ceiling 16 (4, 8, 16), one bisection, then the final run at the ceiling: each
+    # probe sends at least 4 requests per slot, so 40 requests become 40, 40, 64, 64, 64 (+2 warm-up each).
+    text = """
+schema: llmbench.sweep/1
+name: probes
+targets: [{name: paid}]
+loads: [{profile: goodput, concurrency: 4, max_load: 16, search_steps: 1, requests: 40, warmup: 2,
+         slo: "ttft_ms=500", input_tokens: "10", output_tokens: "10"}]
+"""
+    plan = expand(read_sweep_file(sweep_file(tmp_path, text)), registry, env={"PAID_KEY": "k"})
+    requests = 40 + 40 + 64 + 64 + 64 + 5 * 2
+    assert plan.points[0].estimate_usd == pytest.approx(requests * (10 * 10 + 10 * 30) / 1e6)
