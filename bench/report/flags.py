@@ -1,7 +1,8 @@
 """Flags that qualify a run's figures: partial, client-bound, cut off, unfixed length, unknown tokens.
 
-The load driver may store `summary["flags"]` ({kind, detail} objects); older runs do not, so the same
-kinds are also derived from the summary's own fields, without duplicates.
+A load run's flags are the ones its summary stored ({kind, detail} objects, bench.metrics.summary): one
+definition, computed once. The run's own status (partial, failed) and an accuracy run's failed items are
+added here, since no summary flag says them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from typing import Any
 from bench.store import RunInfo
 
 # Kinds that mark a run visibly in every table (the figures may mislead without them).
-SERIOUS = ("partial", "failed", "client_bound", "cut_off", "unfixed_length", "tokens_unknown")
+SERIOUS = (
+    "partial",
+    "failed",
+    "client_bound",
+    "cut_off",
+    "unfixed_length",
+    "tokens_unknown",
+    "load_not_reached",
+    "not_streamed",
+    "hardware_mismatch",
+    "shared_cores",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,29 +40,19 @@ class Flag:
 
 
 def _derived(info: RunInfo) -> list[tuple[str, str]]:
+    """What the summary's flags do not say: how the run itself ended, and an accuracy run's failed items.
+
+    A load run's flags are computed once, when it is summarized (bench.metrics.summary), and read here as
+    stored; they are never derived a second time from the summary's other fields.
+    """
     s: dict[str, Any] = info.summary or {}
     out: list[tuple[str, str]] = []
     if info.status == "partial":
         out.append(("partial", f"the run stopped early: {info.error or 'no reason stored'}"))
     elif info.status == "failed":
         out.append(("failed", f"the run failed: {info.error or 'no reason stored'}"))
-    if info.kind == "load":
-        if s.get("client_bound"):
-            reasons = "; ".join(s.get("client_bound_reasons") or []) or "the client was the bottleneck"
-            out.append(("client_bound", reasons))
-        req = s.get("requests") or {}
-        if req.get("cancelled"):
-            out.append(
-                ("cut_off", f"{req['cancelled']} requests cancelled at cool-down: the tail is a lower bound")
-            )
-        if req.get("failed"):
-            errors = ", ".join(f"{k} {v}" for k, v in (req.get("errors") or {}).items())
-            out.append(("errors", f"{req['failed']} requests failed ({errors or 'no breakdown'})"))
-        if (s.get("tokens") or {}).get("output_incomplete"):
-            out.append(("tokens_unknown", "some successful requests have no output token count"))
-    else:
-        if s.get("failed"):
-            out.append(("errors", f"{s['failed']} items failed (neither right nor wrong)"))
+    if info.kind == "accuracy" and s.get("failed"):
+        out.append(("errors", f"{s['failed']} items failed (neither right nor wrong)"))
     return out
 
 

@@ -24,7 +24,9 @@ def test_cut_off_and_client_bound_runs_are_flagged(tmp_path: Path) -> None:
         run = add_load_run(
             db, LOCAL, recs, profile={"kind": "concurrent", "concurrency": 4}, hardware="cpu-2vcpu",
             extra_summary={"client_bound": True, "client_bound_reasons": ["client CPU 0.95 cores"],
-                           "flags": [{"kind": "unfixed_length", "detail": "ignore_eos was not honoured"}]},
+                           "flags": [{"kind": "cut_off", "detail": "5 requests were cut off"},
+                                     {"kind": "unfixed_length", "detail": "ignore_eos was not honoured"},
+                                     {"kind": "client_bound", "detail": "client CPU 0.95 cores"}]},
         )  # fmt: skip
     report = build_report(ReportSpec(), path, PRICING)
     row = report.rows[0]
@@ -34,6 +36,19 @@ def test_cut_off_and_client_bound_runs_are_flagged(tmp_path: Path) -> None:
     assert row.ttft_p95.note == "lower bound" and row.ttft_p50.note is None  # the tail is a lower bound
     md = render_markdown(report)
     assert "**cut_off**" in md and "**client_bound**" in md and "≥" in md
+
+
+def test_flags_are_read_as_stored_never_derived_again(tmp_path: Path) -> None:
+    # A summary's flags are computed once, by the summarizer; the report does not re-derive client_bound
+    # from another field (only the run's status and an accuracy run's failed items are added).
+    path = tmp_path / "r.sqlite"
+    with Store.open(path) as db:
+        add_load_run(
+            db, LOCAL, records(40, ttft_s=0.1, itl_s=0.01), profile={"kind": "synchronous"},
+            hardware="cpu-2vcpu", extra_summary={"client_bound": True, "flags": []}, status="partial",
+        )  # fmt: skip
+    kinds = [f.kind for f in build_report(ReportSpec(), path, PRICING).rows[0].option.flags]
+    assert "client_bound" not in kinds and "partial" in kinds
 
 
 def test_utilization_basis_divides_the_allocation_cost(tmp_path: Path) -> None:
