@@ -9,7 +9,7 @@ sides run on one backend, so the speed ratio compares the checkpoints, not two e
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 from bench.accuracy.driver import run_accuracy
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.accuracy.spec import AccuracySpec
-from bench.errors import UsageError
+from bench.errors import LlmbenchError, UsageError
 from bench.loadgen.driver import run_load
 from bench.loadgen.spec import LoadSpec
 from bench.recovery.report import (
@@ -78,8 +78,24 @@ def choose_backend(registry: Registry, settings: Settings, variant: str, spec: R
     return plan_serve(registry, settings, variant, ServeOptions()).backend
 
 
-def model_facts(settings: Settings, label: str, name: str, entry: LocalModel, backend: str) -> ModelFacts:
-    """Sizes and dtype of a served model from its own folder (a variant quantized at load time has none)."""
+def served_dtype(store: Store, run_ids: Iterable[str]) -> str | None:
+    """The dtype the engine served a model in, as its runs' provenance recorded its engine arguments."""
+    for run_id in run_ids:
+        try:
+            args = store.get_run(run_id).provenance.get("engine_args") or {}
+        except LlmbenchError:
+            continue
+        dtype = args.get("dtype") if isinstance(args, dict) else None
+        if isinstance(dtype, str) and dtype not in ("auto", ""):
+            return dtype
+    return None
+
+
+def model_facts(
+    settings: Settings, label: str, name: str, entry: LocalModel, backend: str, served: str | None = None
+) -> ModelFacts:
+    """Sizes and dtype of a served model from its own folder (a variant quantized at load time has none);
+    `served` is the dtype the engine served it in, when its runs recorded it."""
     from quantize import folder_sizes, read_manifest
 
     method = entry.quantization.method if entry.quantization else None
@@ -87,7 +103,7 @@ def model_facts(settings: Settings, label: str, name: str, entry: LocalModel, ba
     if folder is None:
         own = "no checkpoint of its own (quantized at load time from the base)"
         reason = own if entry.derived_from else "not in the local model cache"
-        return ModelFacts(label, name, backend, method, size_reason=reason)
+        return ModelFacts(label, name, backend, method, size_reason=reason, served_dtype=served)
     sizes = folder_sizes(folder)
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -97,7 +113,7 @@ def model_facts(settings: Settings, label: str, name: str, entry: LocalModel, ba
     manifest = read_manifest(folder)
     return ModelFacts(
         label, name, backend, method, sizes.weights_bytes, sizes.disk_bytes, dtype=dtype,
-        manifest=manifest.to_json() if manifest is not None else None,
+        manifest=manifest.to_json() if manifest is not None else None, served_dtype=served,
     )  # fmt: skip
 
 
@@ -134,12 +150,15 @@ def run_recovery(
         speed = SpeedRuns(skipped="--no-speed")
     if backend == "hf" or settings_cpu_only():
         notes.append("CPU speed figures on a shared machine are noisy: read the ratios as rough")
-    var_facts = model_facts(settings, spec.variant, var_name, var, backend)
+    with Store.open(store_path) as store:
+        base_dtype = served_dtype(store, [run for run, _ in base_runs.values()])
+        var_dtype = served_dtype(store, [run for run, _ in var_runs.values()])
+    var_facts = model_facts(settings, spec.variant, var_name, var, backend, var_dtype)
     calibration = (var_facts.manifest or {}).get("calibration")
     if calibration and any(_same_suite(calibration.get("name"), s) for s in spec.suites):
         notes.append(f"the variant was calibrated on {calibration['name']}, which is also scored here")
     document = recovery_document(
-        model_facts(settings, spec.base, base_name, base, backend),
+        model_facts(settings, spec.base, base_name, base, backend, base_dtype),
         var_facts,
         suites,
         speed,

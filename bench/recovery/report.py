@@ -39,6 +39,7 @@ class ModelFacts:
     size_reason: str | None = None  # why the size is unknown
     dtype: str | None = None  # stored dtype (config.json)
     manifest: Mapping[str, Any] | None = None
+    served_dtype: str | None = None  # the dtype the engine served it in (its engine arguments)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -46,7 +47,11 @@ class ModelFacts:
             "entry": self.entry,
             "backend": self.backend,
             "method": self.method,
-            "dtype": self.dtype,
+            # What was served: the engine's own dtype (vLLM serves a float32 folder in bfloat16 on CPU);
+            # the folder's stored dtype beside it.
+            "dtype": self.served_dtype or self.dtype,
+            "dtype_from": "engine" if self.served_dtype else ("config.json" if self.dtype else None),
+            "stored_dtype": self.dtype,
             "weights_bytes": self.weights_bytes,
             "disk_bytes": self.disk_bytes,
         }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bench.errors import LlmbenchError
-from bench.recovery.driver import model_facts
+from bench.recovery.driver import model_facts, served_dtype
 from bench.recovery.report import SCHEMA, SpeedRuns, SuiteRuns, recovery_document
 from bench.registry import Registry
 from bench.settings import Settings
@@ -58,8 +58,22 @@ def store_recoveries(
             if base.backend != point.backend:
                 notes.append(f"the base ran on {base.backend}, the variant on {point.backend}")
             doc = recovery_document(
-                model_facts(settings, base.serve_name, base_name, base_entry, base.backend),
-                model_facts(settings, point.serve_name, var_name, var_entry, point.backend),
+                model_facts(
+                    settings,
+                    base.serve_name,
+                    base_name,
+                    base_entry,
+                    base.backend,
+                    served_dtype(store, base_got.run_ids),
+                ),
+                model_facts(
+                    settings,
+                    point.serve_name,
+                    var_name,
+                    var_entry,
+                    point.backend,
+                    served_dtype(store, got.run_ids),
+                ),
                 suites,
                 SpeedRuns(skipped="measured by the sweep's load runs (see its report)"),
                 threshold=THRESHOLD,

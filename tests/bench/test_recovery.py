@@ -176,3 +176,22 @@ def test_run_recovery_serves_both_scores_loads_and_stores_the_document(tmp_path:
             assert by_area[area].recovery == figure["recovery"]["value"]
             assert by_area[area].flagged == figure["flagged"]
     assert {a.variant for a in read.areas} == {d["variant"]["name"]}
+
+
+def test_the_document_names_the_dtype_the_engine_served_not_only_the_stored_one(tmp_path: Path) -> None:
+    # The tiny model's folder says float32; vLLM served it in bfloat16 (its engine arguments say so).
+    from bench.recovery.driver import served_dtype
+    from bench.recovery.report import ModelFacts
+    from bench.store import Store
+
+    with Store.open(tmp_path / "r.sqlite") as store:
+        run = store.start_run("accuracy", {"name": "tiny-skills"}, {}, {"engine_args": {"dtype": "bfloat16"}})
+        auto = store.start_run("accuracy", {"name": "tiny-skills"}, {}, {"engine_args": {"dtype": "auto"}})
+        assert served_dtype(store, [auto, run]) == "bfloat16"
+        assert served_dtype(store, [auto]) is None
+    facts = ModelFacts(
+        "tiny-skills", "tiny-skills", "vllm", dtype="float32", served_dtype="bfloat16"
+    ).to_json()
+    assert (facts["dtype"], facts["dtype_from"], facts["stored_dtype"]) == ("bfloat16", "engine", "float32")
+    stored = ModelFacts("x", "x", "hf", dtype="float32").to_json()
+    assert (stored["dtype"], stored["dtype_from"]) == ("float32", "config.json")
