@@ -27,6 +27,7 @@ from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
 START_S = {"vllm": 60.0, "hf": 20.0, "mock": 2.0, "api": 0.0, "auto": 60.0}
 REQUEST_S = {"local": 0.5, "api": 1.5, "mock": 0.5}  # one request of about 128 output tokens, alone
+PARALLEL = {"local": 8, "api": 64, "mock": 256}  # requests that overlap usefully (a CPU box: few)
 PROMPT_TOKENS_PER_ITEM = 60  # a suite item's prompt, for the spend estimate
 DEFAULT_OUTPUT = DEFAULT_OUTPUT_TOKENS  # a load's output length when it sets none (bench.prompts)
 
@@ -274,21 +275,26 @@ def _probe_loads(load: LoadStep) -> list[float]:
     return loads + [search.max_load] * search.steps + [search.max_load]
 
 
-def _requests(load: LoadStep) -> int:
-    """Requests one load step sends (warm-up included); a goodput probe is lengthened to hold its load."""
+def _runs(load: LoadStep) -> list[tuple[int, float]]:
+    """(requests with warm-up, load) of each run one load step makes; a goodput probe is lengthened to hold
+    its load, as it will run (GoodputProfile.probe_limits)."""
     base = Limits(requests=load.requests) if load.duration_s is None else Limits(duration_s=load.duration_s)
     per_run = load.requests or DEFAULT_REQUESTS
     if load.profile == "goodput":
         search = GoodputProfile(dimension=load.search or ("rate" if load.rate else "concurrency"))
-        total = 0
-        for value in _probe_loads(load):
-            sized = search.probe_limits(value, base).requests if load.duration_s is None else None
-            total += (sized or per_run) + load.warmup
-        return total
-    runs = len(load.concurrency or load.rate or [1])
+        return [
+            ((search.probe_limits(value, base).requests or per_run) + load.warmup, value)
+            for value in _probe_loads(load)
+        ]
+    values: list[float] = [float(v) for v in (load.concurrency or load.rate or [1])]
     if load.profile == "sweep":
-        runs = 2 + DEFAULT_SWEEP_POINTS
-    return (per_run + load.warmup) * runs
+        values = [1.0] + [float(max(load.concurrency or [256]))] * (1 + DEFAULT_SWEEP_POINTS)
+    return [(per_run + load.warmup, v) for v in values]
+
+
+def _requests(load: LoadStep) -> int:
+    """Requests one load step sends (warm-up included)."""
+    return sum(n for n, _ in _runs(load))
 
 
 def _workload_usage(requests: int, input_tokens: float, output_tokens: float) -> Usage:
@@ -312,10 +318,20 @@ def _estimate(
     seconds, usd = START_S.get(backend, 0.0) if kind == "local" else START_S[kind], 0.0
     for load in loads:
         n = _requests(load)
-        concurrency = max(load.concurrency or [1]) if load.concurrency else 4
-        seconds += (load.duration_s or n * per_request / min(concurrency, 8)) * repetitions
         inp = parse_length(load.input_tokens).mean
         out = parse_length(load.output_tokens or str(DEFAULT_OUTPUT), flag="--output-tokens").mean
+        step_request = per_request
+        if isinstance(entry, MockEndpoint):
+            step_request = (entry.latency.ttft_ms + out * entry.latency.itl_ms) / 1000.0
+        parallel = PARALLEL.get(kind, 8)
+        for requests, value in _runs(load):
+            # Open loop: the requests take as long as their schedule; closed loop: waves of `value`.
+            if load.duration_s is not None:
+                seconds += load.duration_s * repetitions
+            elif load.rate is not None or load.search == "rate":
+                seconds += (requests / value + step_request) * repetitions
+            else:
+                seconds += requests * step_request / min(value, parallel) * repetitions
         if prices is not None:
             usd += api_cost(_workload_usage(n * repetitions, inp, out), prices).total_usd
     for suite in suites:

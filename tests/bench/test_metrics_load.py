@@ -133,6 +133,13 @@ def test_a_response_delivered_in_one_chunk_was_not_streamed() -> None:
     kinds = [f.kind for f in s.flags]
     assert "not_streamed" in kinds
     assert any(r.startswith("not_streamed: 4 of 4 multi-token responses") for r in s.invalid_reasons)
+    # Several chunks read together at one instant are one read too; chunks read apart are a stream, even
+    # when most gaps are 0 ms (a fast server: coalesced_reads, not not_streamed).
+    at_once = [rec(i, float(i), i + 0.5, [i + 0.5] * 8, 16) for i in range(4)]
+    assert "not_streamed" in [f.kind for f in summarize(at_once).flags]
+    bursts = [rec(i, float(i), i + 0.5, [i + 0.2] * 6 + [i + 0.5] * 6, 16) for i in range(4)]
+    kinds = [f.kind for f in summarize(bursts).flags]
+    assert "not_streamed" not in kinds and "coalesced_reads" in kinds
 
 
 def test_steady_attainment_counts_errors_sent_in_the_window_as_misses() -> None:
