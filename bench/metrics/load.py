@@ -8,9 +8,10 @@ here from the records' send and end times:
   law: mean in flight = arrival rate × mean time in system). Its maximum comes from the step function of
   sends and ends.
 - **Steady window**: closed loop (a target concurrency c), from the first moment at least 0.95·c
-  requests are in flight to the last moment that is still so; open loop (a target rate), from the first
-  to the last measured send. The window must cover at least half of the measured window, or the run was a
-  burst that never settled (`load_not_reached`). An open-loop run also needs its achieved send rate within
+  requests are in flight to the last moment that is still so, and the mean in flight inside it must be at
+  least 0.95·c (slots refilled on time); open loop (a target rate), from the first to the last measured
+  send. The window must cover at least half of the measured window, or the run was a burst that never
+  settled (`load_not_reached`). An open-loop run also needs its achieved send rate within
   5% of the target and its sends to span at least twice the median end-to-end latency (so requests in
   flight had time to build up).
 - **Throughput in the window**: output tokens emitted inside it ÷ its length, each successful request's
@@ -277,6 +278,13 @@ def measure_load(
                 f"never {STEADY_SHARE:.0%} of the {target.value:g} requests in flight "
                 f"(at most {in_flight_max}): more requests per run, or a lower concurrency"
             )
+        else:
+            held = mean_in_flight(intervals, steady_window) or 0.0
+            if held < STEADY_SHARE * target.value:
+                reasons.append(
+                    f"{held:.3g} of the {target.value:g} requests in flight on average in its steady window "
+                    f"(under {STEADY_SHARE:.0%}): free slots were refilled late"
+                )
     else:
         sends = sorted(r.start_s for r in measured)
         steady_window = (sends[0], sends[-1]) if len(sends) >= 2 and sends[-1] > sends[0] else None
