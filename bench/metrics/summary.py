@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ LAG_E2E_SHARE = 0.05  # ... and above this share of the median e2e latency means
 CPU_SHARE_LIMIT = 0.9  # of one core: the load generator's event loop is one thread
 LATE_SHARE = 0.01  # client-bound when more than this share of the sends were late ...
 LATE_MIN = 2  # ... and at least this many (one hiccup in a short run is not a bottleneck)
+SLOT_SHARE_LIMIT = 0.05  # closed loop: client-bound when late refills took more than this share of slot time
 # coalesced_reads flag: at least this share of ITL gaps are exactly 0 ms (several events in one socket read),
 # over at least COALESCED_MIN_GAPS gaps; such gaps pull ITL percentiles down.
 COALESCED_SHARE = 0.05
@@ -215,19 +217,31 @@ def lag_limit_ms(e2e_ms: Distribution) -> float:
 
 
 def client_bound_reasons(
-    sched_lag_ms: Distribution, e2e_ms: Distribution, client: ClientStats | None, late: int | None = None
+    sched_lag_ms: Distribution,
+    e2e_ms: Distribution,
+    client: ClientStats | None,
+    late: int | None = None,
+    slot_share: float | None = None,
 ) -> list[str]:
     """Why the client, not the server, limited the run; empty when it did not.
 
-    Two tests. (1) The client sent late: more than 1% of the measured requests (and at least two) were
-    sent later than `lag_limit_ms` after they were due, i.e. the p99 scheduling lag (start − scheduled) is
-    above that limit over a sample where one hiccup is not the whole percentile; a lag that size means the
-    event loop could not keep the schedule (open loop) or refill a free slot (closed loop) in time.
-    (2) The client was busy: its process used ≥ 0.9 of one core over the run, and its event loop is a
-    single thread. `late` is the number of late sends (None: judge on the p99 alone).
+    Two tests. (1) The client sent late. Open loop: more than 1% of the measured requests (and at least
+    two) were sent later than `lag_limit_ms` after they were due, i.e. the p99 scheduling lag (start −
+    scheduled) is above that limit over a sample where one hiccup is not the whole percentile: the event
+    loop could not keep the schedule. Closed loop (`slot_share` given): refilling free slots late took more
+    than 5% of the slots' time (Σ lag ÷ Σ (lag + e2e)): the load was held short by the client, not by the
+    server; a burst of refills a few ms late costs a closed loop nothing worth flagging. (2) The client was
+    busy: its process used ≥ 0.9 of one core over the run, and its event loop is a single thread.
+    `late` is the number of late sends (None: judge on the p99 alone).
     """
     reasons: list[str] = []
-    if sched_lag_ms.p99 is not None:
+    if slot_share is not None:
+        if slot_share > SLOT_SHARE_LIMIT:
+            reasons.append(
+                f"free slots were refilled late: {slot_share:.1%} of the slots' time went to scheduling lag "
+                f"(p99 {sched_lag_ms.p99 or 0.0:.1f} ms, over {SLOT_SHARE_LIMIT:.0%})"
+            )
+    elif sched_lag_ms.p99 is not None:
         limit = lag_limit_ms(e2e_ms)
         n = sched_lag_ms.count
         many = late is None or (late >= LATE_MIN and late > LATE_SHARE * n)
@@ -295,7 +309,13 @@ def summarize(
     e2e = Distribution.of(m.e2e_ms for m in metrics)
     lag = Distribution.of(lags)
     limit = lag_limit_ms(e2e)
-    reasons = client_bound_reasons(lag, e2e, client, sum(1 for x in lags if x > limit))
+    slot_share = None
+    if load_target is not None and load_target.dimension == "concurrency":
+        busy = math.fsum(max(0.0, x) for x in lags) / 1000.0 + math.fsum(
+            r.end_s - r.start_s for r in measured if r.status is not Status.CANCELLED
+        )
+        slot_share = math.fsum(max(0.0, x) for x in lags) / 1000.0 / busy if busy > 0 else None
+    reasons = client_bound_reasons(lag, e2e, client, sum(1 for x in lags if x > limit), slot_share)
     itl = Distribution.of(g for m in metrics for g in m.itl_ms)
     zero_gaps = sum(1 for m in metrics for g in m.itl_ms if g == 0.0)
     tokens_from: dict[str, int] = dict(sorted(Counter(str(r.tokens_from) for r, _ in ok).items()))

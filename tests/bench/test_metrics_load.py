@@ -195,3 +195,24 @@ def test_a_closed_loop_whose_slots_were_refilled_late_did_not_hold_its_load() ->
     s = summarize(records, load_target=LoadTarget("concurrency", 2))
     assert s.load is not None and not s.load.reached
     assert any("requests in flight on average in its steady window" in r for r in s.load.reasons)
+
+
+def test_a_closed_loop_is_client_bound_when_late_refills_take_over_5_percent_of_slot_time() -> None:
+    # Ten 0.3 s requests, one slot: one refill 0.2 s late is 0.2 / (0.2 + 3.0) = 6.25% of the slot's time;
+    # 0.1 s late is 0.1 / 3.1 = 3.2% (a refill a little late costs a closed loop little).
+    def run(delay: float) -> list[RequestRecord]:
+        out, t = [], 0.0
+        for i in range(10):
+            start = t + (delay if i == 4 else 0.0)
+            out.append(rec(i, start, start + 0.3, [start + 0.1, start + 0.2, start + 0.3], 3))
+            out[-1].scheduled_s = t
+            t = start + 0.3
+        return out
+
+    late = summarize(run(0.2), load_target=LoadTarget("concurrency", 1)).flags
+    assert [f.detail for f in late if f.kind == "client_bound"] == [
+        "free slots were refilled late: 6.2% of the slots' time went to scheduling lag (p99 182.0 ms, over 5%)"
+    ]
+    assert "client_bound" not in [
+        f.kind for f in summarize(run(0.1), load_target=LoadTarget("concurrency", 1)).flags
+    ]
