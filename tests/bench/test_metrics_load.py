@@ -211,7 +211,8 @@ def test_a_closed_loop_is_client_bound_when_late_refills_take_over_5_percent_of_
 
     late = summarize(run(0.2), load_target=LoadTarget("concurrency", 1)).flags
     assert [f.detail for f in late if f.kind == "client_bound"] == [
-        "free slots were refilled late: 6.2% of the slots' time went to scheduling lag (p99 182.0 ms, over 5%)"
+        "free slots were refilled late: 6.2% of the slots' time went to scheduling lag "
+        "(p99 182.0 ms, over 5%)"
     ]
     assert "client_bound" not in [
         f.kind for f in summarize(run(0.1), load_target=LoadTarget("concurrency", 1)).flags
