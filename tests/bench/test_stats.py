@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.accuracy.stats import mcnemar_exact, paired_compare, paired_interval, wilson
+from bench.stats import mcnemar_exact, paired_compare, paired_interval, wilson
 
 
 def test_wilson_known_values() -> None:
