@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from bench.accuracy.driver import diff_runs, run_accuracy
 from bench.accuracy.spec import AccuracySpec
-from bench.accuracy.suite import builtin_suites_dir
 from bench.cli._context import AppContext
 from bench.cli.accuracy import accuracy, diff
 from bench.errors import ConfigError, RunAbortedError, TargetError, UsageError
 from bench.registry import Registry, load_registry
 from bench.settings import Settings
 from bench.store import Store
+from bench.suite_files import builtin_suites_dir
 from serve.mock.server import running_mock
 from serve.specs import AnswerModel, LatencyModel, MockSpec
 
