@@ -14,8 +14,9 @@ from rich.console import Console
 from bench.cli._context import AppContext, check_writable
 from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_point_lines, runs_table
 from bench.loadgen.driver import ProgressCallback, run_load
-from bench.loadgen.profiles import DEFAULT_ATTAINMENT, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
+from bench.loadgen.profiles import DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
+from bench.metrics import DEFAULT_ATTAINMENT
 from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
 from bench.targets import key_headers_for, parse_headers
 

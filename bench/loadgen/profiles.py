@@ -14,11 +14,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.errors import UsageError
+from bench.metrics import DEFAULT_ATTAINMENT
 from bench.records import DEFAULT_TIMEOUT_S
 
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
 DEFAULT_SWEEP_POINTS = 5  # rates a sweep measures between the synchronous and the maximum rate
-DEFAULT_ATTAINMENT = 0.99  # the goodput operating point: share of requests meeting every SLO bound
 MIN_ROUNDS = 4  # a closed-loop probe sends at least this many requests per slot, so its load settles
 MIN_PROBE_S = 5.0  # an open-loop probe sends for at least this many seconds
 

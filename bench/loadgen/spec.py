@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import UsageError
 from bench.loadgen.profiles import (
-    DEFAULT_ATTAINMENT,
     DEFAULT_SWEEP_POINTS,
     MIN_ROUNDS,
     ConcurrentProfile,
@@ -26,7 +25,7 @@ from bench.loadgen.profiles import (
     SynchronousProfile,
     Warmup,
 )
-from bench.metrics import Slo
+from bench.metrics import DEFAULT_ATTAINMENT, Slo
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, LengthUnit, PromptSpec, parse_length
 from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
 
