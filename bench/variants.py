@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.errors import ConfigError, UsageError
 from bench.overlay import add_entry
-from bench.registry import LocalModel, Registry
+from bench.registry import LocalModel, Registry, variant_name
 from bench.serving.plan import local_model_dir
 from bench.settings import Settings, user_models_file
 from quantize import (
@@ -49,7 +49,7 @@ class VariantTarget:
 
     @property
     def label(self) -> str:
-        return f"{self.base}:{self.variant}"
+        return variant_name(self.base, self.variant)
 
 
 def variant_target(registry: Registry, settings: Settings, base: str, method: Method) -> VariantTarget:

@@ -21,7 +21,7 @@ from bench.cost import Usage, api_cost
 from bench.errors import ConfigError, LlmbenchError
 from bench.loadgen.profiles import DEFAULT_REQUESTS, DEFAULT_SWEEP_POINTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
-from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry
+from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
 from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
@@ -143,7 +143,7 @@ def expand(
         first = len(points)
         for variant in target.variants:
             name, backend, quantize = _variant(variant)
-            serve_name = target.name if name == "base" else f"{target.name}:{name}"
+            serve_name = target.name if name == "base" else variant_name(target.name, name)
             if kind == "local" and name != "base" and quantize is None:
                 try:
                     registry.local(serve_name)
