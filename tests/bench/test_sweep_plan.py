@@ -9,7 +9,7 @@ import pytest
 from bench.accuracy.spec import AccuracySpec, SuiteOptions
 from bench.errors import ConfigError
 from bench.loadgen.spec import LoadOptions, LoadSpec
-from bench.registry import Registry, load_registry
+from bench.registry import Registry
 from bench.sweep.driver import check_budget, plan_lines
 from bench.sweep.plan import expand
 from bench.sweep.spec import LoadStep, SuiteStep, load_options, read_sweep_file
@@ -32,10 +32,8 @@ api:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    path = tmp_path / "models.yaml"
-    path.write_text(OVERLAY, encoding="utf-8")
-    return load_registry([path])
+def models_overlay() -> str:
+    return OVERLAY
 
 
 def sweep_file(tmp_path: Path, text: str) -> Path:
