@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -229,6 +230,36 @@ class RegistryFile(BaseModel):
         return value
 
 
+def split_name(name: str) -> tuple[str, str | None]:
+    """NAME[:VARIANT] as (NAME, VARIANT or None), without a registry; a URL is a name of its own
+    (`http://127.0.0.1:8000/v1` is not the model "http" in variant "//127…")."""
+    if "://" in name:
+        return name, None
+    base, _, variant = name.partition(":")
+    return base, variant or None
+
+
+def variant_name(base: str, variant: str) -> str:
+    """The user-facing name of a variant, BASE:VARIANT (what `split_name` reads)."""
+    return f"{base}:{variant}"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A registry name resolved (`Registry.resolve`): the entry, and the base model and variant it is."""
+
+    name: str  # the entry's own registry name, e.g. tiny-skills-nf4 for tiny-skills:nf4
+    kind: str  # local, api, hardware or mock
+    entry: Entry
+    base: str  # the base model a variant derives from; the entry's own name otherwise
+    variant: str | None  # the variant's name (nf4), None for anything that is not a variant
+
+    @property
+    def label(self) -> str:
+        """The name users give: BASE:VARIANT for a variant, the entry's name otherwise."""
+        return self.name if self.variant is None else variant_name(self.base, self.variant)
+
+
 class Registry:
     """Validated registry entries, looked up by name across all kinds."""
 
@@ -285,22 +316,38 @@ class Registry:
             )
         return found
 
-    def local(self, name: str) -> tuple[str, LocalModel]:
-        """Resolve NAME or NAME:VARIANT to a local model entry; returns (entry name, entry)."""
-        base, _, variant = name.partition(":")
-        if variant:
-            for vname, entry in self.data.local.items():
-                if entry.derived_from == base and entry.variant == variant:
-                    return vname, entry
+    def resolve(self, name: str) -> Resolved:
+        """Resolve NAME or NAME:VARIANT (any kind of entry): the one reader of a variant name.
+
+        A variant is found by its base and variant name (`tiny-skills:nf4`) or by its own entry name
+        (`tiny-skills-nf4`); either way the result names both. UnknownNameError lists close matches.
+        """
+        base, variant = split_name(name)
+        if variant is not None:
+            for vname, model in self.data.local.items():
+                if model.derived_from == base and model.variant == variant:
+                    return Resolved(vname, "local", model, base, variant)
             known = [
-                f"{e.derived_from}:{e.variant}" for e in self.data.local.values() if e.derived_from == base
+                variant_name(base, e.variant)
+                for e in self.data.local.values()
+                if e.derived_from == base and e.variant is not None
             ]
             raise UnknownNameError(
                 name, "model variant", known or difflib.get_close_matches(base, self.data.local)
             )
-        if base in self.data.local:
-            return base, self.data.local[base]
-        raise UnknownNameError(name, "local model", difflib.get_close_matches(base, self.data.local, n=4))
+        kind, entry = self.get(base)
+        if isinstance(entry, LocalModel) and entry.derived_from is not None and entry.variant is not None:
+            return Resolved(base, kind, entry, entry.derived_from, entry.variant)
+        return Resolved(base, kind, entry, base, None)
+
+    def local(self, name: str) -> tuple[str, LocalModel]:
+        """Resolve NAME or NAME:VARIANT to a local model entry; returns (entry name, entry)."""
+        base, variant = split_name(name)
+        if variant is None and base not in self.data.local:
+            raise UnknownNameError(name, "local model", difflib.get_close_matches(base, self.data.local, n=4))
+        found = self.resolve(name)
+        assert isinstance(found.entry, LocalModel)
+        return found.name, found.entry
 
     def variants(self, base: str) -> list[str]:
         return [n for n, e in self.data.local.items() if e.derived_from == base]

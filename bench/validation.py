@@ -104,6 +104,20 @@ def usage_error(
     return UsageError(f"{key}: {first.message}" if key else first.message, flag=flag)
 
 
+def none_means_default(model: type[BaseModel], data: Any) -> Any:
+    """`data` without the None values of fields whose default is not None: for a model validator
+    (mode="before"), so `key: null` in a file, or a flag left unset, means the field's default."""
+    if not isinstance(data, dict):
+        return data
+    fields = model.model_fields
+
+    def nullable(name: str) -> bool:
+        field = fields[name]
+        return field.default is None and field.default_factory is None
+
+    return {k: v for k, v in data.items() if v is not None or k not in fields or nullable(k)}
+
+
 def read_text(path: Path, *, what: str) -> str:
     """A UTF-8 text input file; ConfigError (path, line, fix) when it cannot be read or is not UTF-8.
 

@@ -1,5 +1,5 @@
-"""The registry side of `llmbench quantize`: the source checkpoint, calibration prompts, the variant's name,
-its models.yaml entry, and writing that entry into the user's overlay without touching the other entries.
+"""The registry side of `llmbench quantize`: the source checkpoint, calibration prompts, the variant's name
+and its models.yaml entry, which bench.overlay writes into the user's overlay.
 
 The quantize package knows nothing of the registry; this module turns registry names into a QuantizeSpec
 and a finished checkpoint back into a registry variant (`derived_from`, `variant`, `quantization`).
@@ -8,20 +8,18 @@ and a finished checkpoint back into a registry variant (`derived_from`, `variant
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.errors import ConfigError, UsageError
-from bench.registry import SCHEMA, LocalModel, Registry, load_registry
+from bench.overlay import add_entry
+from bench.registry import LocalModel, Registry, variant_name
 from bench.serving.plan import local_model_dir
 from bench.settings import Settings, user_models_file
 from quantize import (
@@ -51,7 +49,7 @@ class VariantTarget:
 
     @property
     def label(self) -> str:
-        return f"{self.base}:{self.variant}"
+        return variant_name(self.base, self.variant)
 
 
 def variant_target(registry: Registry, settings: Settings, base: str, method: Method) -> VariantTarget:
@@ -164,41 +162,6 @@ def variant_entry(base: str, entry: LocalModel, method: Method, variant: str) ->
         f"{date.today().isoformat()} (manifest: llmbench-quant.json in its folder)",
     )
     return data
-
-
-def write_overlay_entry(
-    settings: Settings, name: str, data: dict[str, Any], path: Path | None = None
-) -> Path:
-    """Add or replace `local.NAME` in the user's overlay, keeping every other entry; returns the file.
-
-    The merged registry is validated before the file is replaced (atomically); the previous file is kept
-    as models.yaml.bak (comments are not carried over by the YAML rewrite).
-    """
-    path = path or user_models_file()
-    raw: dict[str, Any] = {}
-    if path.is_file():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path} is not a mapping; fix it before quantizing", file=str(path))
-        raw = loaded or {}
-    raw.setdefault("schema", SCHEMA)
-    local = raw.get("local") or {}
-    local[name] = data
-    raw["local"] = local
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".models.", suffix=".yaml", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(raw, fh, sort_keys=False, allow_unicode=True, width=110)
-        others = [p for p in settings.overlays if p != path]
-        load_registry([*others, tmp])  # ConfigError names the problem before anything is replaced
-        if path.is_file():
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def link_folder(link: Path, target: Path) -> None:
@@ -323,6 +286,6 @@ def quantize_variant(
     if not target.declared:
         _, base = registry.local(target.base)
         data = variant_entry(target.base, base, planned.plan.method, target.variant)
-        overlay = write_overlay_entry(settings, target.entry_name, data)
+        overlay = add_entry(settings, target.entry_name, data)
         say(f"registered {target.label} as {target.entry_name} in {overlay}")
     return VariantResult(target, result, overlay)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from bench.registry import Registry
+    from bench.settings import Settings
     from serve.tiny import BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +37,31 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     yield home
     check_stored_summaries(tmp_path)
+
+
+@pytest.fixture
+def models_overlay() -> str:
+    """The models.yaml overlay the `registry` fixture reads over the shipped file: none of its own here; a
+    test module overrides this fixture to add its entries."""
+    return "schema: llmbench.models/1\n"
+
+
+@pytest.fixture
+def registry(tmp_path: Path, models_overlay: str) -> Registry:
+    """The shipped registry with the module's `models_overlay`, read from a file as llmbench reads it."""
+    from bench.registry import load_registry
+
+    path = tmp_path / "models.yaml"
+    path.write_text(models_overlay, encoding="utf-8")
+    return load_registry([path])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose home (models, logs, the results store) is tmp_path/home."""
+    from bench.settings import Settings
+
+    return Settings(home=tmp_path / "home")
 
 
 def check_stored_summaries(root: Path) -> None:

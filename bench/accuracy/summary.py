@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.accuracy.stats import PairedComparison, paired_compare, wilson
 from bench.records import ItemRecord
+from bench.stats import PairedComparison, paired_compare, wilson
 
 SCHEMA = "llmbench.accuracy/1"
 

@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.accuracy.spec import SuiteOptions
 from bench.cli._context import AppContext, check_writable
+from bench.cli._defaults import shown
 from bench.errors import RunFailedError
-from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
+from bench.records import API_KINDS, SERVER_KINDS
 from bench.report.value import fmt_usd
 from bench.settings import Settings
 from bench.validation import usage_error
@@ -39,7 +41,12 @@ def _app(ctx: click.Context) -> AppContext:
 @click.option(
     "--limit", type=int, default=None, help="Items per area (suites) or samples per task (lm-eval)."
 )
-@click.option("--concurrency", type=int, default=None, help="Requests in flight at once [8].")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help=f"Requests in flight at once [{shown(SuiteOptions, 'concurrency')}].",
+)
 @click.option("--model", default=None, help="Model id to request [the entry's; a URL's only served model].")
 @click.option("--api", type=click.Choice(API_KINDS), default=None, help="API protocol [the entry's].")
 @click.option("--tokenizer", default=None, help="Local tokenizer folder (lm-eval over completions).")
@@ -54,13 +61,18 @@ def _app(ctx: click.Context) -> AppContext:
     default=None,
     help="lm-eval: apply the model's chat template [on for the chat API].",
 )
-@click.option("--max-tokens", type=int, default=None, help="Output budget per item, tokens [256].")
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=None,
+    help=f"Output budget per item, tokens [{shown(SuiteOptions, 'max_tokens')}].",
+)
 @click.option(
     "--timeout",
     "timeout_s",
     type=float,
     default=None,
-    help=f"Per-request timeout, s [{DEFAULT_TIMEOUT_S:g}].",
+    help=f"Per-request timeout, s [{shown(SuiteOptions, 'timeout_s')}].",
 )
 @click.option(
     "--api-key-env",

@@ -9,7 +9,7 @@ import click
 
 from bench.cli._context import AppContext
 from bench.errors import UsageError
-from bench.registry import Entry, LocalModel
+from bench.registry import LocalModel
 from bench.settings import Settings
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -39,13 +39,8 @@ def card(
 
     app = ctx.find_object(AppContext) or AppContext(Settings.from_env())
     registry = app.registry
-    entry: Entry
-    if ":" in name:
-        entry_name, entry = registry.local(name)
-        kind = "local"
-    else:
-        kind, entry = registry.get(name)
-        entry_name = name
+    found = registry.resolve(name)
+    entry_name, kind, entry = found.name, found.kind, found.entry
     if not isinstance(entry, LocalModel) and kind not in ("api", "mock"):
         raise UsageError(f"{name} is a {kind} entry; a card is for a model, an API or a mock", flag="NAME")
     pricing = pricing_from_registry(registry)

@@ -12,11 +12,13 @@ import click
 from rich.console import Console
 
 from bench.cli._context import AppContext, check_writable
+from bench.cli._defaults import shown
 from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_point_lines, runs_table
 from bench.loadgen.driver import ProgressCallback, run_load
-from bench.loadgen.profiles import DEFAULT_ATTAINMENT, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
-from bench.loadgen.spec import LoadSpec
-from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
+from bench.loadgen.profiles import DEFAULT_REQUESTS, PROFILES, GoodputProfile, Warmup, parse_list
+from bench.loadgen.spec import LoadOptions, LoadSpec
+from bench.prompts import DEFAULT_OUTPUT_TOKENS
+from bench.records import API_KINDS, SERVER_KINDS
 from bench.targets import key_headers_for, parse_headers
 
 
@@ -28,33 +30,51 @@ from bench.targets import key_headers_for, parse_headers
 @click.option("--model", default=None, help="Model id to request [the entry's; a URL's only served model].")
 @click.option("--api", type=click.Choice(API_KINDS), default=None, help="API protocol [the entry's].")
 @click.option(
-    "--profile", type=click.Choice(list(PROFILES)), default=None, help="Load profile [synchronous]."
+    "--profile",
+    type=click.Choice(list(PROFILES)),
+    default=None,
+    help=f"Load profile [{shown(LoadOptions, 'profile')}].",
 )
 @click.option("--concurrency", default=None, help="Requests in flight, one run per value: 1,4,16,64.")
 @click.option("--rate", default=None, help="Requests/s for constant and poisson, one run per value: 1,2,4.")
 @click.option(
-    "--sweep-points", type=int, default=None, help=f"Rates a sweep measures [{DEFAULT_SWEEP_POINTS}]."
+    "--sweep-points",
+    type=int,
+    default=None,
+    help=f"Rates a sweep measures [{shown(LoadOptions, 'sweep_points')}].",
 )
 @click.option(
-    "--input-tokens", default=None, help="Prompt tokens: 128, uniform:64:256 or normal:512:64 [128]."
+    "--input-tokens",
+    default=None,
+    help=f"Prompt tokens: 128, uniform:64:256 or normal:512:64 [{shown(LoadOptions, 'input_tokens')}].",
 )
-@click.option("--output-tokens", default=None, help="max_tokens per request, same forms [128].")
+@click.option(
+    "--output-tokens", default=None, help=f"max_tokens per request, same forms [{DEFAULT_OUTPUT_TOKENS}]."
+)
 @click.option(
     "--length-unit",
     type=click.Choice(["reference", "model"]),
     default=None,
     help="Unit of --input-tokens/--output-tokens: reference tokens (⌈UTF-8 bytes ÷ 4⌉: the same text for "
-    "every target, so options compare on one workload) or the target tokenizer's own [reference].",
+    "every target, so options compare on one workload) or the target tokenizer's own "
+    f"[{shown(LoadOptions, 'length_unit')}].",
 )
 @click.option(
     "--dataset", default=None, help="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S] [synthetic]."
 )
 @click.option("--tokenizer", default=None, help="Tokenizer folder or tokenizer.json to size prompts.")
 @click.option(
-    "--requests", type=int, default=None, help="Measured requests per run [100 without --duration]."
+    "--requests",
+    type=int,
+    default=None,
+    help=f"Measured requests per run [{DEFAULT_REQUESTS} without --duration].",
 )
 @click.option("--duration", type=float, default=None, help="Measured seconds per run.")
-@click.option("--warmup", default=None, help="Warm-up before measuring: N requests or Ns seconds [0].")
+@click.option(
+    "--warmup",
+    default=None,
+    help=f"Warm-up before measuring: N requests or Ns seconds [{shown(LoadOptions, 'warmup')}].",
+)
 @click.option(
     "--grace",
     type=float,
@@ -64,10 +84,19 @@ from bench.targets import key_headers_for, parse_headers
 )
 @click.option("--slo", default=None, help="Goodput bounds, ms: ttft_ms=500,tpot_ms=50 (also itl_ms, e2e_ms).")
 @click.option(
-    "--ignore-eos/--no-ignore-eos", default=None, help="Ask for exactly max_tokens where supported [on]."
+    "--ignore-eos/--no-ignore-eos",
+    default=None,
+    help=f"Ask for exactly max_tokens where supported [{shown(LoadOptions, 'ignore_eos')}].",
 )
-@click.option("--seed", type=int, default=None, help="Seed for prompts and Poisson schedules [0].")
-@click.option("--timeout", type=float, default=None, help=f"Per-request timeout, s [{DEFAULT_TIMEOUT_S:g}].")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help=f"Seed for prompts and Poisson schedules [{shown(LoadOptions, 'seed')}].",
+)
+@click.option(
+    "--timeout", type=float, default=None, help=f"Per-request timeout, s [{shown(LoadOptions, 'timeout_s')}]."
+)
 @click.option("--header", "headers", multiple=True, help="Extra request header NAME:VALUE (repeatable).")
 @click.option(
     "--api-key-env",
@@ -91,7 +120,7 @@ from bench.targets import key_headers_for, parse_headers
     "--attainment",
     type=float,
     default=None,
-    help=f"goodput: share of requests that must meet --slo [{DEFAULT_ATTAINMENT:g}].",
+    help=f"goodput: share of requests that must meet --slo [{shown(LoadOptions, 'attainment')}].",
 )
 @click.option(
     "--search",
@@ -99,8 +128,18 @@ from bench.targets import key_headers_for, parse_headers
     default=None,
     help="goodput: vary the request rate or the concurrency [concurrency; rate when --rate is given].",
 )
-@click.option("--max-load", type=float, default=None, help="goodput: stop doubling at this load [1024].")
-@click.option("--search-steps", type=int, default=None, help="goodput: bisection steps after doubling [3].")
+@click.option(
+    "--max-load",
+    type=float,
+    default=None,
+    help=f"goodput: stop doubling at this load [{shown(GoodputProfile, 'max_load')}].",
+)
+@click.option(
+    "--search-steps",
+    type=int,
+    default=None,
+    help=f"goodput: bisection steps after doubling [{shown(LoadOptions, 'search_steps')}].",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_obj
 def load(

@@ -55,13 +55,8 @@ def list_(app: AppContext, as_json: bool, kind: str | None) -> None:
 def show(app: AppContext, name: str) -> None:
     """Show one entry in full (NAME or NAME:VARIANT)."""
     registry = app.registry
-    entry: Entry
-    if ":" in name:
-        resolved, entry = registry.local(name)
-        kind = "local"
-    else:
-        resolved = name
-        kind, entry = registry.get(name)
+    found = registry.resolve(name)
+    resolved, kind, entry = found.name, found.kind, found.entry
     data: dict[str, Any] = {
         "name": resolved,
         "kind": kind,

@@ -14,11 +14,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.errors import UsageError
+from bench.metrics import DEFAULT_ATTAINMENT
 from bench.records import DEFAULT_TIMEOUT_S
 
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
 DEFAULT_SWEEP_POINTS = 5  # rates a sweep measures between the synchronous and the maximum rate
-DEFAULT_ATTAINMENT = 0.99  # the goodput operating point: share of requests meeting every SLO bound
+DEFAULT_MAX_LOAD = 1024.0  # a goodput search doubles its load up to this (req/s or requests in flight)
+DEFAULT_SEARCH_STEPS = 3  # bisection steps of a goodput search after the doubling
 MIN_ROUNDS = 4  # a closed-loop probe sends at least this many requests per slot, so its load settles
 MIN_PROBE_S = 5.0  # an open-loop probe sends for at least this many seconds
 
@@ -104,9 +106,9 @@ class GoodputProfile(_Spec):
     kind: Literal["goodput"] = "goodput"
     dimension: Literal["rate", "concurrency"] = "concurrency"
     start: float = Field(1.0, gt=0, description="first probe's load (req/s or requests in flight)")
-    max_load: float = Field(1024.0, gt=0, description="doubling stops here")
+    max_load: float = Field(DEFAULT_MAX_LOAD, gt=0, description="doubling stops here")
     target: float = Field(DEFAULT_ATTAINMENT, gt=0, le=1, description="SLO attainment to meet")
-    steps: int = Field(3, ge=0, le=12, description="bisection steps after the doubling")
+    steps: int = Field(DEFAULT_SEARCH_STEPS, ge=0, le=12, description="bisection steps after the doubling")
     rate_kind: Literal["constant", "poisson"] = "poisson"
     seed: int = 0
     min_rounds: int = Field(

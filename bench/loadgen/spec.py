@@ -1,7 +1,10 @@
 """LoadSpec: one validated description of a `bench load` invocation, every default in one place.
 
-The CLI builds it with `LoadSpec.from_options(...)` (options left unset fall back to the defaults here);
-a pydantic error on a field becomes a UsageError naming the command-line flag.
+`LoadOptions` is what a load sends and how (profile, values, lengths, limits, SLO, search): the workload
+flags of `bench load`, and exactly a sweep file's load step (bench.sweep.spec), with the same fields and
+the same defaults. `LoadSpec` adds where it goes (target, URL, headers, store, sweep ids). The CLI builds it
+with `LoadSpec.from_options(...)` (options left unset fall back to the defaults here); a pydantic error on
+a field becomes a UsageError naming the command-line flag (bench.validation).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import UsageError
 from bench.loadgen.profiles import (
-    DEFAULT_ATTAINMENT,
+    DEFAULT_SEARCH_STEPS,
     DEFAULT_SWEEP_POINTS,
     MIN_ROUNDS,
     ConcurrentProfile,
@@ -26,9 +29,10 @@ from bench.loadgen.profiles import (
     SynchronousProfile,
     Warmup,
 )
-from bench.metrics import Slo
+from bench.metrics import DEFAULT_ATTAINMENT, Slo
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, LengthUnit, PromptSpec, parse_length
 from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
+from bench.validation import none_means_default, usage_error
 
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "sweep", "goodput"]
 
@@ -67,15 +71,12 @@ FLAGS: dict[str, str] = {
 }
 
 
-class LoadSpec(BaseModel):
-    """Everything one `bench load` invocation needs (times in s, lengths in tokens, rates in req/s)."""
+class LoadOptions(BaseModel):
+    """What one load sends and how (times in s, lengths in tokens, rates in req/s): the workload flags of
+    `bench load`, and a sweep's load step. None for a field with a default means that default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    target: str = Field(min_length=1, description="registry name or base URL")
-    url: str | None = Field(None, description="base URL of a local entry's running server")
-    model: str | None = None
-    api: ApiKind | None = None
     profile: ProfileKind = "synchronous"
     concurrency: list[int] | None = Field(None, description="concurrent: one run per value")
     rate: list[float] | None = Field(None, description="constant/poisson: one run per value (req/s)")
@@ -88,10 +89,9 @@ class LoadSpec(BaseModel):
         "target, so options compare on one workload; model: in the target tokenizer's own tokens",
     )
     dataset: str | None = Field(None, description="FILE, sharegpt:FILE, jsonl:FILE or prefix:N,P[,S]")
-    tokenizer: str | None = None
     requests: int | None = Field(None, ge=1, description="measured requests per run")
     duration_s: float | None = Field(None, gt=0, description="measured seconds per run")
-    warmup: Warmup = Warmup()
+    warmup: Warmup = Field(Warmup(), description="N requests (a bare number) or seconds ('5s')")
     grace_s: float | None = Field(
         None, ge=0, description="cool-down wait for in-flight requests (s); None: until they finish"
     )
@@ -99,44 +99,76 @@ class LoadSpec(BaseModel):
     ignore_eos: bool = True
     seed: int = 0
     timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="per-request timeout (s)")
-    headers: dict[str, str] = Field(default_factory=dict)
     max_error_rate: float | None = Field(None, gt=0, le=1)
-    store: Path | None = None
-    server_metrics_every_s: float = Field(1.0, gt=0)
-    server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
-    hardware: str | None = Field(None, description="models.yaml hardware profile the server runs on")
     attainment: float = Field(
         DEFAULT_ATTAINMENT, gt=0, le=1, description="goodput: share of requests that must meet the SLO"
     )
     search: Literal["rate", "concurrency"] | None = Field(None, description="goodput: what to vary")
     max_load: float | None = Field(None, gt=0, description="goodput: the doubling stops at this load")
-    search_steps: int = Field(3, ge=0, le=12, description="goodput: bisection steps after doubling")
-    sweep_id: str | None = Field(None, description="the sweep this invocation belongs to (set by sweeps)")
-    point_id: str | None = Field(None, description="its point in that sweep")
+    search_steps: int = Field(
+        DEFAULT_SEARCH_STEPS, ge=0, le=12, description="goodput: bisection steps after doubling"
+    )
 
-    @field_validator("concurrency", "rate")
+    @model_validator(mode="before")
     @classmethod
-    def _positive(cls, value: list[Any] | None) -> list[Any] | None:
-        if value is not None and (not value or any(v <= 0 for v in value)):
-            raise ValueError("every value must be positive")
+    def _none_is_the_default(cls, data: Any) -> Any:
+        """`key: null` (or an unset flag) means the field's default."""
+        return none_means_default(cls, data)
+
+    @field_validator("concurrency", "rate", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        """A single number is a list of one (`concurrency: 4` in a sweep file)."""
+        return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @field_validator("input_tokens", "output_tokens", mode="before")
+    @classmethod
+    def _length_text(cls, value: Any) -> Any:
+        """A bare number is a fixed length (`output_tokens: 16` as `--output-tokens 16`)."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("warmup", mode="before")
+    @classmethod
+    def _warmup(cls, value: Any) -> Any:
+        """`warmup: 2` is two requests; `warmup: 5s` five seconds (as `--warmup`)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"requests": value}
+        if isinstance(value, str):
+            try:
+                return Warmup.parse(value)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("input_tokens", "output_tokens")
+    @field_validator("concurrency")
     @classmethod
-    def _length(cls, value: str | None, info: Any) -> str | None:
-        if value is not None:
-            parse_length(value, flag=FLAGS[info.field_name])
+    def _whole_streams(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one value")
+        bad = [v for v in value or [] if v < 1]
+        if bad:
+            raise ValueError(f"must be ≥ 1 (got {bad[0] if len(bad) == 1 else bad})")
         return value
 
-    @field_validator("slo")
+    @field_validator("rate")
     @classmethod
-    def _slo(cls, value: str | None) -> str | None:
-        if value is not None:
-            Slo.parse(value, flag="--slo")
+    def _positive_rate(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one value")
+        bad = [v for v in value or [] if v <= 0]
+        if bad:
+            raise ValueError(f"must be > 0 requests/s (got {bad[0] if len(bad) == 1 else bad})")
         return value
 
-    @model_validator(mode="after")
-    def _profile_values(self) -> LoadSpec:
+    def check(self) -> None:
+        """The checks across fields (profile and its values, lengths, SLO, dataset), made before any server
+        starts; UsageError names the `bench load` flag (a sweep file names its key instead)."""
+        for name in ("input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                parse_length(value, flag=FLAGS[name])
+        if self.slo is not None:
+            Slo.parse(self.slo, flag="--slo")
         kind = self.profile
         if kind == "concurrent" and not self.concurrency:
             raise UsageError("the concurrent profile needs --concurrency (e.g. 1,4,16)", flag="--concurrency")
@@ -145,7 +177,7 @@ class LoadSpec(BaseModel):
         if kind == "goodput":
             self._goodput_values()
             self.prompt_spec("openai-chat")
-            return self
+            return
         if self.concurrency and kind not in ("concurrent", "sweep"):
             raise UsageError(f"--concurrency does not apply to the {kind} profile", flag="--concurrency")
         if kind == "sweep" and self.concurrency and len(self.concurrency) != 1:
@@ -164,7 +196,6 @@ class LoadSpec(BaseModel):
                     flag="--requests",
                 )
         self.prompt_spec("openai-chat")  # dataset and lengths fail here, before any server starts
-        return self
 
     def _goodput_values(self) -> None:
         if self.slo is None:
@@ -186,19 +217,6 @@ class LoadSpec(BaseModel):
     def goodput_dimension(self) -> Literal["rate", "concurrency"]:
         """What the goodput search varies: --search, else what the first probe was given as."""
         return self.search or ("rate" if self.rate else "concurrency")
-
-    @classmethod
-    def from_options(cls, **options: Any) -> LoadSpec:
-        """Build from CLI options; None means 'use the default'. Errors name the flag."""
-        values = {k: v for k, v in options.items() if v is not None}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else ""
-            flag = FLAGS.get(field, field or "(options)")
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            raise UsageError(f"{msg} (got {err.get('input')!r})", flag=flag) from exc
 
     # --- derived --------------------------------------------------------------------------------
 
@@ -271,6 +289,36 @@ class LoadSpec(BaseModel):
             raise UsageError(f"prompt file {str(path)!r} does not exist", flag="--dataset")
         common["output_tokens"] = self.output_tokens  # None: the file's own lengths
         return PromptSpec(kind="file", dataset=path, **common)
+
+
+class LoadSpec(LoadOptions):
+    """Everything one `bench load` invocation needs: the load, and where it goes."""
+
+    target: str = Field(min_length=1, description="registry name or base URL")
+    url: str | None = Field(None, description="base URL of a local entry's running server")
+    model: str | None = None
+    api: ApiKind | None = None
+    tokenizer: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    store: Path | None = None
+    server_metrics_every_s: float = Field(1.0, gt=0)
+    server_kind: ServerKind | None = Field(None, description="skip detection: what the server is")
+    hardware: str | None = Field(None, description="models.yaml hardware profile the server runs on")
+    sweep_id: str | None = Field(None, description="the sweep this invocation belongs to (set by sweeps)")
+    point_id: str | None = Field(None, description="its point in that sweep")
+
+    @model_validator(mode="after")
+    def _checked(self) -> LoadSpec:
+        self.check()
+        return self
+
+    @classmethod
+    def from_options(cls, **options: Any) -> LoadSpec:
+        """Build from CLI options; None means 'use the default'. Errors name the flag."""
+        try:
+            return cls.model_validate(options)
+        except ValidationError as exc:
+            raise usage_error(exc, FLAGS, default="(options)", model=cls) from exc
 
     def redacted(self) -> dict[str, Any]:
         """The spec as JSON data, header values hidden (they may carry credentials)."""

@@ -1,7 +1,7 @@
 """Metrics as pure functions over RequestRecords: per-request latencies, distributions, run summaries."""
 
 from bench.metrics.distribution import Distribution, percentile
-from bench.metrics.request import SLO_KEYS, RequestMetrics, Slo, request_metrics
+from bench.metrics.request import DEFAULT_ATTAINMENT, SLO_KEYS, RequestMetrics, Slo, request_metrics
 from bench.metrics.summary import (
     ClientStats,
     RunSummary,
@@ -11,6 +11,7 @@ from bench.metrics.summary import (
 )
 
 __all__ = [
+    "DEFAULT_ATTAINMENT",
     "SLO_KEYS",
     "ClientStats",
     "Distribution",

@@ -35,36 +35,15 @@ from typing import Any, Literal
 from bench.metrics.distribution import Distribution
 from bench.metrics.request import RequestMetrics, Slo
 from bench.records import RequestRecord, Status
+from bench.stats import mean_ci95
 
 STEADY_SHARE = 0.95  # of the target concurrency: in flight at or above this is steady load
 MIN_STEADY_SHARE = 0.5  # the steady window must cover at least this share of the measured window
 RATE_TOLERANCE = 0.05  # an open-loop run's achieved send rate may fall this far short of the target
 MIN_SPAN_E2E = 2.0  # an open-loop run's sends must span this many median e2e latencies
 BATCHES = 5  # batch means over the steady window
-# Two-sided 95% Student-t quantiles for 1..30 degrees of freedom (the normal 1.96 beyond).
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)  # fmt: skip
 
 Dimension = Literal["concurrency", "rate"]
-
-
-def t95(df: int) -> float:
-    """The two-sided 95% quantile of Student's t with `df` degrees of freedom (df ≥ 1)."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be at least 1, not {df}")
-    return _T95[df - 1] if df <= len(_T95) else 1.96
-
-
-def mean_ci95(values: Sequence[float]) -> tuple[float, float] | None:
-    """The 95% t-interval of the mean of `values` (sample std, ddof = 1); None with fewer than two."""
-    n = len(values)
-    if n < 2:
-        return None
-    mean = math.fsum(values) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t95(n - 1) * std / math.sqrt(n)
-    return (mean - half, mean + half)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,11 @@ def request_metrics(record: RequestRecord) -> RequestMetrics:
     )
 
 
+# The SLO attainment an operating point must reach by default (goodput search, report): the share of
+# measured requests that met every bound, errors and cut-off requests counting as misses.
+DEFAULT_ATTAINMENT = 0.99
+
+
 @dataclass(frozen=True, slots=True)
 class Slo:
     """Upper bounds (ms) a successful request must meet to count toward goodput; None = no bound.

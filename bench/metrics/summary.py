@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.accuracy.stats import wilson
 from bench.metrics.distribution import Distribution
 from bench.metrics.load import LoadMeasure, LoadTarget, measure_load
 from bench.metrics.request import RequestMetrics, Slo, request_metrics
 from bench.records import RequestRecord, Status, reference_tokens
+from bench.stats import wilson
 
 # client_bound thresholds (see `client_bound_reasons`).
 LAG_FLOOR_MS = 10.0  # p99 scheduling lag above this ...

@@ -171,8 +171,7 @@ def run_recovery(
 
 
 def _subject(registry: Registry, var_name: str) -> str:
-    _, entry = registry.local(var_name)
-    return f"{entry.derived_from}:{entry.variant}"
+    return registry.resolve(var_name).label
 
 
 def _same_suite(a: str | None, b: str) -> bool:

@@ -1,7 +1,7 @@
 """The `llmbench.recovery/1` document from scored items and load summaries (pure functions, no I/O).
 
 Recovery is variant score ÷ base score on the items both scored, per suite and per area, with a paired
-bootstrap 95% CI (bench.accuracy.stats.paired_compare; the difference in points has Newcombe's paired score
+bootstrap 95% CI (bench.stats.paired_compare; the difference in points has Newcombe's paired score
 interval). An area whose recovery is under the threshold is
 flagged even when the suite's average passes. A figure that could not be measured is
 `{"value": null, "reason": "..."}`, never 0.
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.accuracy.stats import PairedComparison
 from bench.accuracy.summary import diff_items
 from bench.records import ItemRecord
+from bench.stats import PairedComparison
 
 SCHEMA = "llmbench.recovery/1"
 

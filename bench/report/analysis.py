@@ -27,11 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.accuracy.stats import paired_compare
 from bench.cost import BreakEven, break_even
 from bench.records import ItemRecord
 from bench.report.figures import Row
 from bench.report.value import bound_mark
+from bench.stats import paired_compare
 
 DEFAULT_MAX_DROP = 2.0  # accuracy points
 ALPHA = 0.05  # accuracy differences are claimed at this significance (paired, exact McNemar)

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy.stats import paired_compare
 from bench.cost import api_cost, from_record
 from bench.errors import UsageError
 from bench.report.gates import Gate, parse_gates
 from bench.report.options import Pricing, hardware_of, option_kind, suite_key, target_name
 from bench.report.query import StoreReader, resolve_run
+from bench.stats import paired_compare
 from bench.store import RunInfo, Store
 
 RESAMPLES = 1000

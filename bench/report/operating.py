@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bench.metrics import DEFAULT_ATTAINMENT
 from bench.store import RunInfo
 
-DEFAULT_TARGET_ATTAINMENT = 0.99
+DEFAULT_TARGET_ATTAINMENT = DEFAULT_ATTAINMENT  # defined once, in bench.metrics
 OpStatus = Literal["goodput", "not-searched", "slo-unmet", "no-slo", "no-load-run", "no-valid-run"]
 
 

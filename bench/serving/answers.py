@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.accuracy.suite import resolve_suite_path
+from bench.suite_files import resolve_suite_path
 from serve.specs import AnswerModel
 
 BUILTIN = "builtin:"

@@ -153,7 +153,7 @@ def fit_table(
     rows = []
     for entry_name in [base_name, *registry.variants(base_name)]:
         e = registry.data.local[entry_name]
-        label = base_name if entry_name == base_name else f"{base_name}:{e.variant}"
+        label = base_name if entry_name == base_name else registry.resolve(entry_name).label
         folder = local_model_dir(settings, entry_name, e)
         own = _facts(entry_name, e, folder, hub) if entry_name != base_name else base_facts
         rows.append(_row(label, entry_name, e, own, base_facts, budget, length, concurrency, profile.count))

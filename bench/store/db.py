@@ -17,6 +17,7 @@ import psutil
 
 from bench.errors import StoreError, StoreReadOnlyError, UnknownIdError
 from bench.records import ItemRecord, RequestRecord, Status, TokenSource
+from bench.store.liveness import process_alive
 from bench.store.migrations import MIGRATIONS, Migration, NewerSchemaError, applied_migrations, migrate
 from bench.store.rows import (
     FINAL_STATUSES,
@@ -57,17 +58,6 @@ def _now() -> str:
 
 def _opt(t: float | None, origin_s: float) -> float | None:
     return None if t is None else t - origin_s
-
-
-def process_alive(pid: int | None, started: float | None) -> bool:
-    """True when process `pid` exists and is the one that started the run (not a reused pid)."""
-    if pid is None:
-        return True  # nothing to check against: trust the row
-    try:
-        created = float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return False
-    return started is None or abs(created - started) < 1.0
 
 
 def _elsewhere(p: Path) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 import psutil
 
 from bench.errors import StoreError, UnknownIdError
+from bench.store.liveness import process_alive
 from bench.store.rows import from_json, scrub, to_json
 
 SweepStatus = Literal["running", "complete", "partial", "failed"]
@@ -188,8 +189,6 @@ class SweepRows:
         ]
 
     def _sweep_info(self, row: sqlite3.Row) -> SweepInfo:
-        from bench.store.db import process_alive
-
         status = cast(SweepStatus, row["status"])
         if status == "running" and not process_alive(row["pid"], row["pid_started"]):
             status = "partial"

@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.accuracy.spec import AccuracySpec
 from bench.cost import Usage, api_cost
 from bench.errors import ConfigError, LlmbenchError
-from bench.loadgen.profiles import DEFAULT_REQUESTS, DEFAULT_SWEEP_POINTS, GoodputProfile, Limits
+from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
-from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry
+from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
 from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
@@ -143,7 +142,7 @@ def expand(
         first = len(points)
         for variant in target.variants:
             name, backend, quantize = _variant(variant)
-            serve_name = target.name if name == "base" else f"{target.name}:{name}"
+            serve_name = target.name if name == "base" else variant_name(target.name, name)
             if kind == "local" and name != "base" and quantize is None:
                 try:
                     registry.local(serve_name)
@@ -254,19 +253,17 @@ def _point(
     )
 
 
+def _search(load: LoadStep) -> GoodputProfile:
+    """The goodput search a load step runs (as `bench load` builds it: LoadOptions.profiles)."""
+    (search,) = load.profiles()
+    assert isinstance(search, GoodputProfile)
+    return search
+
+
 def _probe_loads(load: LoadStep) -> list[float]:
     """The loads a goodput search probes, roughly: doubling from its start to the ceiling, its bisections,
     and the final run at the operating point (taken as the ceiling: the dearest case)."""
-    search = GoodputProfile(
-        dimension=load.search or ("rate" if load.rate else "concurrency"),
-        start=(load.concurrency or load.rate or [1])[0],
-        max_load=load.max_load
-        if load.max_load is not None
-        else GoodputProfile.model_fields["max_load"].default,
-        steps=load.search_steps
-        if load.search_steps is not None
-        else GoodputProfile.model_fields["steps"].default,
-    )
+    search = _search(load)
     loads, value = [], float(search.start)
     while value < search.max_load:
         loads.append(value)
@@ -280,16 +277,17 @@ def _runs(load: LoadStep) -> list[tuple[int, float]]:
     its load, as it will run (GoodputProfile.probe_limits)."""
     base = Limits(requests=load.requests) if load.duration_s is None else Limits(duration_s=load.duration_s)
     per_run = load.requests or DEFAULT_REQUESTS
+    warmup = load.warmup.requests
     if load.profile == "goodput":
-        search = GoodputProfile(dimension=load.search or ("rate" if load.rate else "concurrency"))
+        search = _search(load)
         return [
-            ((search.probe_limits(value, base).requests or per_run) + load.warmup, value)
+            ((search.probe_limits(value, base).requests or per_run) + warmup, value)
             for value in _probe_loads(load)
         ]
     values: list[float] = [float(v) for v in (load.concurrency or load.rate or [1])]
     if load.profile == "sweep":
-        values = [1.0] + [float(max(load.concurrency or [256]))] * (1 + DEFAULT_SWEEP_POINTS)
-    return [(per_run + load.warmup, v) for v in values]
+        values = [1.0] + [float(max(load.concurrency or [256]))] * (1 + load.sweep_points)
+    return [(per_run + warmup, v) for v in values]
 
 
 def _requests(load: LoadStep) -> int:
@@ -338,8 +336,7 @@ def _estimate(
         items = (suite.limit or 100) * 4  # about four areas per suite
         seconds += items * per_request / suite.concurrency * repetitions
         if prices is not None:
-            tokens_out = suite.max_tokens or AccuracySpec.model_fields["max_tokens"].default
-            usage = _workload_usage(items * repetitions, PROMPT_TOKENS_PER_ITEM, tokens_out)
+            usage = _workload_usage(items * repetitions, PROMPT_TOKENS_PER_ITEM, suite.max_tokens)
             usd += api_cost(usage, prices).total_usd
     return seconds, usd
 

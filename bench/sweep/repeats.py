@@ -11,10 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-# Two-sided 95% Student-t critical values by degrees of freedom (n − 1); above 30, the normal 1.96.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)  # fmt: skip
+from bench.stats import t95
+
 FIGURES = ("output_tokens_per_s", "requests_per_s", "goodput_requests_per_s")
 
 
@@ -27,8 +25,7 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
     if n == 1:
         return {"n": 1, "mean": mean, "std": None, "ci95": None, "na": "one repetition: no interval"}
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    t = _T95[n - 2] if n - 2 < len(_T95) else 1.96
-    half = t * std / math.sqrt(n)
+    half = t95(n - 1) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 

@@ -19,10 +19,14 @@ targets:
   - name: mock-frontier
 loads:
   - {profile: concurrent, concurrency: [1, 8], requests: 40, input_tokens: 32, output_tokens: 16}
-  - {profile: goodput, requests: 60, output_tokens: 16}
+  - {profile: goodput, requests: 60, output_tokens: 16, warmup: 2}
 suites:
   - {suite: "builtin:tiny-skills", limit: 25}
 ```
+
+A load step takes the options of `llmbench bench load` as keys (`duration_s`, `timeout_s`, `grace_s` for
+`--duration`, `--timeout`, `--grace`), with the same defaults (profile synchronous, no warm-up); a suite step
+takes those of `llmbench bench accuracy`.
 
 Every error of the file is reported at once, each with the file, the key path and the fix.
 """
@@ -38,10 +42,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bench.accuracy.spec import LMEVAL_PREFIX
+from bench.accuracy.spec import LMEVAL_PREFIX, SuiteOptions
 from bench.accuracy.suite import load_suite
 from bench.errors import ConfigError, UsageError
-from bench.loadgen.spec import FLAGS, LoadSpec
+from bench.loadgen.spec import FLAGS, LoadOptions
 from bench.metrics import Slo
 from bench.validation import config_error, read_text
 
@@ -96,64 +100,19 @@ class TargetSpec(_Spec):
     _slo = field_validator("slo")(_check_slo)
 
 
-class LoadStep(_Spec):
-    """One load profile run at every point (the flags of `llmbench bench load`, as keys)."""
-
-    profile: Literal["synchronous", "concurrent", "constant", "poisson", "sweep", "goodput"] = "concurrent"
-    concurrency: list[int] | None = None
-    rate: list[float] | None = None
-    requests: int | None = Field(None, ge=1)
-    duration_s: float | None = Field(None, gt=0)
-    warmup: int = Field(2, ge=0, description="warm-up requests before each measured run")
-    input_tokens: str = "128"
-    output_tokens: str | None = None
-    dataset: str | None = None
-    slo: str | None = None
-    attainment: float | None = Field(None, gt=0, le=1)
-    search: Literal["rate", "concurrency"] | None = None
-    max_load: float | None = Field(None, gt=0)
-    search_steps: int | None = Field(None, ge=0, le=12)
-    max_error_rate: float | None = Field(None, gt=0, le=1)
-    timeout_s: float | None = Field(None, gt=0)
-    seed: int = 0
-
-    _slo = field_validator("slo")(_check_slo)
-
-    @field_validator("concurrency", "rate", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-    @field_validator("input_tokens", "output_tokens", mode="before")
-    @classmethod
-    def _length_text(cls, value: Any) -> Any:
-        """A bare number is a fixed length (`output_tokens: 16` as `--output-tokens 16`)."""
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @field_validator("concurrency")
-    @classmethod
-    def _whole_streams(cls, value: list[int] | None) -> list[int] | None:
-        bad = [v for v in value or [] if v < 1]
-        if bad:
-            raise ValueError(f"must be ≥ 1 (got {bad[0] if len(bad) == 1 else bad})")
-        return value
-
-    @field_validator("rate")
-    @classmethod
-    def _positive_rate(cls, value: list[float] | None) -> list[float] | None:
-        bad = [v for v in value or [] if v <= 0]
-        if bad:
-            raise ValueError(f"must be > 0 requests/s (got {bad[0] if len(bad) == 1 else bad})")
-        return value
+class LoadStep(LoadOptions):
+    """One load run at every point: `bench load`'s own options (bench.loadgen.spec.LoadOptions, the same
+    fields and defaults, as keys), checked as `bench load` checks them, each problem named by its key."""
 
     @model_validator(mode="after")
     def _as_bench_load_checks_it(self) -> LoadStep:
         """The step must pass the very checks `llmbench bench load` makes, before anything is served."""
-        step = self.model_dump(mode="json")
+        step = self
         if self.profile == "goodput" and self.slo is None:
-            step["slo"] = "ttft_ms=1000"  # the sweep's own slo applies; its presence is checked on the file
+            # the sweep's own slo applies; its presence is checked on the file
+            step = self.model_copy(update={"slo": "ttft_ms=1000"})
         try:
-            LoadSpec.from_options(**load_options(step), target="sweep")
+            step.check()
         except UsageError as exc:
             key = _KEYS.get(exc.flag, "")
             message = _FLAG.sub(lambda m: _KEYS.get(m[0], m[0]), str(exc))
@@ -162,9 +121,9 @@ class LoadStep(_Spec):
 
 
 def load_options(step: Mapping[str, Any]) -> dict[str, Any]:
-    """A load step (as JSON) as `LoadSpec.from_options` keywords, target and store left to the caller."""
-    options = {k: v for k, v in step.items() if k not in ("warmup", "seed") and v is not None}
-    return {**options, "warmup": {"requests": step.get("warmup", 0)}, "seed": int(step.get("seed") or 0)}
+    """A point's load step (as stored JSON) as `LoadSpec.from_options` keywords, target, URL, hardware, store
+    and sweep ids left to the caller. Steps stored by earlier versions (warm-up as a count) read the same."""
+    return {**step, "seed": int(step.get("seed") or 0)}
 
 
 _KEYS = {flag: field for field, flag in FLAGS.items()}  # `bench load` flag -> sweep key
@@ -192,14 +151,9 @@ def check_suite(ref: str) -> str:
     return ref
 
 
-class SuiteStep(_Spec):
-    """One accuracy suite scored at every point."""
-
-    suite: str = Field(min_length=1, description="builtin:NAME, a JSONL file or lm-eval:TASK[,TASK]")
-    limit: int | None = Field(None, ge=1, description="items per area")
-    concurrency: int = Field(8, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
-    judge: str | None = None
+class SuiteStep(SuiteOptions):
+    """One accuracy suite scored at every point: `bench accuracy`'s own options (bench.accuracy.spec.
+    SuiteOptions, the same fields and defaults); the suite must load (or name valid lm-eval tasks)."""
 
     _suite = field_validator("suite")(check_suite)
 

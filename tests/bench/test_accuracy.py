@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from bench.accuracy.driver import diff_runs, run_accuracy
 from bench.accuracy.spec import AccuracySpec
-from bench.accuracy.suite import builtin_suites_dir
 from bench.cli._context import AppContext
 from bench.cli.accuracy import accuracy, diff
 from bench.errors import ConfigError, RunAbortedError, TargetError, UsageError
 from bench.registry import Registry, load_registry
 from bench.settings import Settings
 from bench.store import Store
+from bench.suite_files import builtin_suites_dir
 from serve.mock.server import running_mock
 from serve.specs import AnswerModel, LatencyModel, MockSpec
 
@@ -40,27 +40,18 @@ def oracle70() -> Iterator[str]:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    overlay = tmp_path / "models.yaml"
-    overlay.write_text(
-        "schema: llmbench.models/1\nmock:\n"
-        + "".join(
-            f"  oracle-{pct}:\n    provider: openai\n    model: oracle\n"
-            f"    answers: {{kind: oracle, oracle_file: {TINY}, accuracy: {pct / 100}, seed: 5}}\n"
-            "    prices: {input_per_1m: 1.0, output_per_1m: 4.0, as_of: 2026-01-01, source: test}\n"
-            for pct in (90, 60)
-        )
+def models_overlay() -> str:
+    return "schema: llmbench.models/1\nmock:\n" + "".join(
+        f"  oracle-{pct}:\n    provider: openai\n    model: oracle\n"
+        f"    answers: {{kind: oracle, oracle_file: {TINY}, accuracy: {pct / 100}, seed: 5}}\n"
+        "    prices: {input_per_1m: 1.0, output_per_1m: 4.0, as_of: 2026-01-01, source: test}\n"
+        for pct in (90, 60)
     )
-    return load_registry([overlay])
 
 
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
-
-
-def test_oracle_at_70_percent_is_inside_the_ci(oracle70: str, tmp_path: Path) -> None:
+def test_oracle_at_70_percent_is_inside_the_ci(settings: Settings, oracle70: str) -> None:
     spec = AccuracySpec(target=oracle70, suite="builtin:tiny-skills", concurrency=16, max_tokens=16)
-    result = run_accuracy(spec, load_registry(), settings(tmp_path))
+    result = run_accuracy(spec, load_registry(), settings)
     s = result.summary
     assert set(s) >= CONTRACT
     assert s["schema"] == "llmbench.accuracy/1" and s["suite"] == "tiny-skills"
@@ -72,7 +63,7 @@ def test_oracle_at_70_percent_is_inside_the_ci(oracle70: str, tmp_path: Path) ->
     assert s["tokens"]["input"] > 0 and s["tokens"]["output"] > 0
     # A bare URL is self-hosted: no per-token price, and the summary says so.
     assert s["cost_usd"] is None and "no per-token price" in s["cost_note"]
-    with Store.open(settings(tmp_path).results_path) as store:
+    with Store.open(settings.results_path) as store:
         run = store.get_run(result.run_id)
         items = store.load_items(result.run_id)
     assert run.status == "complete" and run.kind == "accuracy"
@@ -81,21 +72,21 @@ def test_oracle_at_70_percent_is_inside_the_ci(oracle70: str, tmp_path: Path) ->
     assert sum(bool(i.correct) for i in items) == round(s["score"] * 400)
 
 
-def test_failed_requests_are_counted_apart(tmp_path: Path) -> None:
+def test_failed_requests_are_counted_apart(settings: Settings) -> None:
     with running_mock(oracle_spec(1.0, error_rate_500=0.25)) as url:
         spec = AccuracySpec(target=url, suite="builtin:tiny-skills", limit=20, concurrency=8)
-        s = run_accuracy(spec, load_registry(), settings(tmp_path)).summary
+        s = run_accuracy(spec, load_registry(), settings).summary
     assert 0 < s["failed"] < 80
     assert s["n"] == 80 - s["failed"]
     assert s["score"] == 1.0  # the failures are neither right nor wrong
     assert sum(a["failed"] for a in s["areas"].values()) == s["failed"]
 
 
-def test_unreachable_endpoint_fails_before_the_run(tmp_path: Path) -> None:
+def test_unreachable_endpoint_fails_before_the_run(settings: Settings) -> None:
     spec = AccuracySpec(target="http://127.0.0.1:9/v1", suite="builtin:tiny-skills", model="m")
     with pytest.raises(TargetError, match="cannot reach"):
-        run_accuracy(spec, load_registry(), settings(tmp_path))
-    assert not settings(tmp_path).results_path.exists()
+        run_accuracy(spec, load_registry(), settings)
+    assert not settings.results_path.exists()
 
 
 @pytest.fixture
@@ -110,15 +101,15 @@ def default_sigint() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("default_sigint")
-def test_interrupted_run_keeps_its_items(oracle70: str, tmp_path: Path) -> None:
+def test_interrupted_run_keeps_its_items(settings: Settings, oracle70: str) -> None:
     def interrupt(done: int, _total: int) -> None:
         if done == 10:  # Ctrl-C, delivered as a real SIGINT to this process
             os.kill(os.getpid(), signal.SIGINT)
 
     spec = AccuracySpec(target=oracle70, suite="builtin:tiny-skills", concurrency=2)
     with pytest.raises(RunAbortedError) as err:
-        run_accuracy(spec, load_registry(), settings(tmp_path), interrupt)
-    with Store.open(settings(tmp_path).results_path) as store:
+        run_accuracy(spec, load_registry(), settings, interrupt)
+    with Store.open(settings.results_path) as store:
         run = store.get_run(err.value.run_id)
         kept = store.load_items(run.id)
     assert run.status == "partial" and run.error == "interrupted"
@@ -127,8 +118,8 @@ def test_interrupted_run_keeps_its_items(oracle70: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # seconds of real serving: scripts/test runs it
-def test_cli_accuracy_with_prices_then_diff(registry: Registry, tmp_path: Path) -> None:
-    app = AppContext(settings(tmp_path))
+def test_cli_accuracy_with_prices_then_diff(settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    app = AppContext(settings)
     app.__dict__["registry"] = registry  # the overlay's mock entries (cached_property slot)
     runner = CliRunner()
     outs = []
@@ -162,37 +153,37 @@ def test_cli_accuracy_with_prices_then_diff(registry: Registry, tmp_path: Path) 
     assert lo <= got["diff_points"] <= hi < 0
     res = runner.invoke(diff, [a["run_id"], b["run_id"]], obj=app, catch_exceptions=False)
     assert "points below" in res.output and "McNemar" in res.output
-    direct = diff_runs(settings(tmp_path).results_path, a["run_id"], b["run_id"])
+    direct = diff_runs(settings.results_path, a["run_id"], b["run_id"])
     assert direct.overall.diff_points == pytest.approx(got["diff_points"])
 
 
-def test_cli_reports_a_malformed_suite_line(tmp_path: Path) -> None:
+def test_cli_reports_a_malformed_suite_line(settings: Settings, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "area": "x", "prompt": "p", "reference": "1"}\n{"id": "b"\n')
     res = CliRunner().invoke(
         accuracy,
         ["--target", "http://127.0.0.1:9/v1", "--suite", str(bad)],
-        obj=AppContext(settings(tmp_path)),
+        obj=AppContext(settings),
     )
     assert isinstance(res.exception, ConfigError)
     assert f"{bad}:2:" in str(res.exception)
 
 
-def test_cli_names_the_flag_of_an_invalid_value(tmp_path: Path) -> None:
+def test_cli_names_the_flag_of_an_invalid_value(settings: Settings) -> None:
     res = CliRunner().invoke(
         accuracy,
         ["--target", "x", "--suite", "builtin:tiny-skills", "--concurrency", "0"],
-        obj=AppContext(settings(tmp_path)),
+        obj=AppContext(settings),
     )
     assert isinstance(res.exception, UsageError) and res.exception.flag == "--concurrency"
 
 
 def test_a_mock_targets_configured_answers_are_stored_with_the_run(
-    registry: Registry, tmp_path: Path
+    settings: Settings, registry: Registry
 ) -> None:
     spec = AccuracySpec(target="oracle-90", suite="builtin:tiny-skills", limit=4, concurrency=4, max_tokens=8)
-    result = run_accuracy(spec, registry, settings(tmp_path))
-    with Store.open(settings(tmp_path).results_path) as store:
+    result = run_accuracy(spec, registry, settings)
+    with Store.open(settings.results_path) as store:
         run = store.get_run(result.run_id)
     answers = run.provenance["mock_answers"]
     assert answers["kind"] == "oracle" and answers["accuracy"] == 0.9 and run.target["kind"] == "mock"

@@ -72,10 +72,12 @@ def _store_with_runs(path: Path, n: int) -> None:
             store.finish_run(run_id, "complete", None)
 
 
-def test_runs_list_says_when_it_cuts_and_never_cuts_a_name_in_a_pipe(tmp_path: Path) -> None:
+def test_runs_list_says_when_it_cuts_and_never_cuts_a_name_in_a_pipe(
+    settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "r.sqlite"
     _store_with_runs(path, 25)
-    app = AppContext(Settings(home=tmp_path / "home"))
+    app = AppContext(settings)
     shown = CliRunner().invoke(runs, ["list", "--store", str(path)], obj=app, catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     # Before: 20 rows and nothing said; both names read "claude-o…" at 80 columns.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_truth_load import load, mock, registry, settings  # noqa: F401  (fixtures)
+from test_truth_load import load, mock
 
 from bench.errors import UsageError
 from bench.loadgen.goodput import GoodputSearch
@@ -122,8 +122,8 @@ def test_the_goodput_profile_needs_an_slo_and_one_start_value() -> None:
 
 @pytest.mark.slow
 def test_goodput_search_against_a_server_with_a_capacity(
-    registry: Registry,  # noqa: F811
-    settings: Settings,  # noqa: F811
+    registry: Registry,
+    settings: Settings,
     tmp_path: Path,
 ) -> None:
     # Capacity 4: beyond it requests queue for whole requests' time, and TTFT blows through 150 ms.

@@ -231,7 +231,9 @@ def threaded_fake() -> Iterator[FakeJudge]:
     loop.close()
 
 
-def test_run_accuracy_with_a_judge_caches_across_runs(threaded_fake: FakeJudge, tmp_path: Path) -> None:
+def test_run_accuracy_with_a_judge_caches_across_runs(
+    settings: Settings, threaded_fake: FakeJudge, tmp_path: Path
+) -> None:
     suite = tmp_path / "judged.jsonl"
     suite.write_text(
         "".join(
@@ -244,7 +246,6 @@ def test_run_accuracy_with_a_judge_caches_across_runs(threaded_fake: FakeJudge, 
     )
     threaded_fake.answers = {f"question {n}": f"answer {n}" for n in range(3)}
     threaded_fake.verdicts = {"answer 0": PASS, "answer 1": FAIL, "answer 2": "garbage"}
-    settings = Settings(home=tmp_path / "home")
     spec = AccuracySpec(target=threaded_fake.url, suite=str(suite), judge=threaded_fake.url, concurrency=1)
     first = run_accuracy(spec, load_registry(), settings).summary
     assert (first["score"], first["n"], first["failed"]) == (0.5, 2, 1)

@@ -170,8 +170,9 @@ def oracle_url() -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_chat_task_matches_the_lmeval_cli_on_the_mock(oracle_url: str, tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home")
+def test_chat_task_matches_the_lmeval_cli_on_the_mock(
+    settings: Settings, oracle_url: str, tmp_path: Path
+) -> None:
     spec = AccuracySpec(
         target=oracle_url, suite="lm-eval:llmbench_arith", api="openai-chat", tasks_dir=TASKS, concurrency=4
     )
@@ -200,11 +201,10 @@ def test_chat_task_matches_the_lmeval_cli_on_the_mock(oracle_url: str, tmp_path:
 
 @pytest.mark.slow
 def test_completions_tasks_match_the_lmeval_cli_on_the_hf_backend(
-    tiny_skills_dir: Path, tmp_path: Path
+    settings: Settings, tiny_skills_dir: Path, tmp_path: Path
 ) -> None:
     from serve.hf.server import HfServeSpec, running_hf
 
-    settings = Settings(home=tmp_path / "home")
     tasks = ["llmbench_arith", "llmbench_compare"]
     with running_hf(HfServeSpec(model_dir=tiny_skills_dir, served_model_name="tiny-skills", port=0)) as url:
         spec = AccuracySpec(
@@ -239,9 +239,9 @@ def test_completions_tasks_match_the_lmeval_cli_on_the_hf_backend(
 
 
 @pytest.mark.slow  # indexing lm-eval's installed tasks takes from 10 s to minutes on a busy machine
-def test_unknown_task_is_a_config_error(oracle_url: str, tmp_path: Path) -> None:
+def test_unknown_task_is_a_config_error(settings: Settings, oracle_url: str) -> None:
     spec = AccuracySpec(
         target=oracle_url, suite="lm-eval:no_such_task_xyz", api="openai-chat", tasks_dir=TASKS
     )
     with pytest.raises(ConfigError, match="unknown lm-eval task"):
-        run_accuracy(spec, load_registry(), Settings(home=tmp_path / "home"))
+        run_accuracy(spec, load_registry(), settings)

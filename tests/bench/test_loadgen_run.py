@@ -13,7 +13,7 @@ from timing_server import Timing, TimingServer
 from bench.errors import RunAbortedError, TargetError
 from bench.loadgen.driver import LoadEvent, LoadResult, RunFinished, RunProgress, RunStarted, run_load
 from bench.loadgen.spec import LoadSpec
-from bench.registry import Registry, load_registry
+from bench.registry import Registry
 from bench.settings import Settings
 from bench.store import Store
 
@@ -33,15 +33,8 @@ DIST_KEYS = {"mean", "p50", "p90", "p95", "p99", "p999"}
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    path = tmp_path / "models.yaml"
-    path.write_text(OVERLAY, encoding="utf-8")
-    return load_registry([path])
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+def models_overlay() -> str:
+    return OVERLAY
 
 
 def load(

@@ -8,10 +8,8 @@ from bench.metrics import Slo, summarize
 from bench.metrics.load import (
     LoadTarget,
     in_flight_steps,
-    mean_ci95,
     mean_in_flight,
     steady_window_closed,
-    t95,
 )
 from bench.records import RequestRecord, Status
 
@@ -149,13 +147,6 @@ def test_steady_attainment_counts_errors_sent_in_the_window_as_misses() -> None:
     assert steady is not None
     # Sent inside the window: r1 (TTFT 500 ms: met), r2 (1000 ms: missed), r3 (500 ms: met), the error.
     assert steady.sent == 4 and steady.slo_attainment == pytest.approx(2 / 4)
-
-
-def test_t_quantiles_and_the_interval_of_a_mean() -> None:
-    assert t95(1) == 12.706 and t95(4) == 2.776 and t95(100) == 1.96
-    assert mean_ci95([1.0]) is None
-    lo, hi = mean_ci95([1.0, 3.0]) or (0.0, 0.0)  # mean 2, s = sqrt(2), half = 12.706 × sqrt(2) / sqrt(2)
-    assert (lo, hi) == pytest.approx((2 - 12.706, 2 + 12.706))
 
 
 def test_target_from_stored_profiles() -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.accuracy.suite import load_suite, resolve_suite_path
+from bench.accuracy.suite import load_suite
 from bench.errors import ConfigError
 from bench.registry import MockEndpoint, load_registry
 from bench.serving.answers import resolve_answers
+from bench.suite_files import resolve_suite_path
 from serve.mock.answers import UNKNOWN_ANSWER, Answerer, Generation, Oracle, TokenCounter
 from serve.specs import AnswerModel
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import yaml
 
-from bench.accuracy.stats import _quantile, paired_compare, paired_interval
-from bench.accuracy.suite import builtin_suites_dir
 from bench.records import ItemRecord
 from bench.recovery import RecoverySpec, Served, run_recovery, saturation_level
 from bench.recovery.report import ModelFacts, SpeedPoint, SpeedRuns, SuiteRuns, recovery_document
 from bench.registry import load_registry
 from bench.settings import Settings
+from bench.stats import _quantile, paired_compare, paired_interval
 from bench.store import Store
+from bench.suite_files import builtin_suites_dir
 from serve.mock.server import running_mock
 from serve.specs import AnswerModel, LatencyModel, MockSpec
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from bench.errors import ConfigError, UnknownNameError
-from bench.registry import LocalModel, load_registry, shipped_models_file, validate_file
+from bench.registry import LocalModel, load_registry, shipped_models_file, split_name, validate_file
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -153,6 +153,28 @@ def test_unknown_names_list_close_matches() -> None:
     assert "tiny-random" in info.value.matches
     with pytest.raises(UnknownNameError):
         registry.local("tiny-random:fp8")
+
+
+def test_one_resolver_reads_name_and_variant() -> None:
+    registry = load_registry()
+    by_variant = registry.resolve("llama-3.1-8b-instruct:fp8")
+    by_entry = registry.resolve("llama-3.1-8b-instruct-fp8")
+    assert by_variant == by_entry
+    assert (by_variant.name, by_variant.kind, by_variant.base, by_variant.variant) == (
+        "llama-3.1-8b-instruct-fp8", "local", "llama-3.1-8b-instruct", "fp8",
+    )  # fmt: skip
+    assert by_variant.label == "llama-3.1-8b-instruct:fp8"
+    base = registry.resolve("llama-3.1-8b-instruct")
+    assert (base.base, base.variant, base.label) == ("llama-3.1-8b-instruct", None, "llama-3.1-8b-instruct")
+    api = registry.resolve("gpt-4o-mini")
+    assert (api.kind, api.variant, api.label) == ("api", None, "gpt-4o-mini")
+    with pytest.raises(UnknownNameError) as info:
+        registry.resolve("llama-3.1-8b-instruct:fp9")
+    assert "llama-3.1-8b-instruct:fp8" in info.value.matches
+    with pytest.raises(UnknownNameError, match="local model"):
+        registry.local("gpt-4o-mini")
+    assert split_name("m:v") == ("m", "v") and split_name("m") == ("m", None)
+    assert split_name("http://127.0.0.1:8000/v1") == ("http://127.0.0.1:8000/v1", None)
 
 
 def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:

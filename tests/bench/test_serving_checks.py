@@ -9,7 +9,6 @@ import pytest
 from test_serving import OVERLAY, SHA_A, run_cli
 
 from bench.errors import ConfigError, UsageError
-from bench.registry import load_registry
 from bench.serving.plan import ServeOptions, parse_engine_args, plan_serve
 from bench.settings import Settings
 from serve.vllm.command import VllmEngine
@@ -24,10 +23,8 @@ LOCAL = """
 
 
 @pytest.fixture
-def registry(tmp_path: Path):  # type: ignore[no-untyped-def]
-    path = tmp_path / "models.yaml"
-    path.write_text(OVERLAY + LOCAL, encoding="utf-8")
-    return load_registry([path])
+def models_overlay() -> str:
+    return OVERLAY + LOCAL
 
 
 def plan(registry, tmp_path: Path, name: str, **options):  # type: ignore[no-untyped-def]

@@ -1,10 +1,11 @@
-"""Wilson intervals, exact McNemar and Newcombe's paired score interval, against hand-checked values."""
+"""Wilson intervals, exact McNemar, Newcombe's paired score interval and the t-interval of a mean, against
+hand-checked values."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.accuracy.stats import mcnemar_exact, paired_compare, paired_interval, wilson
+from bench.stats import mcnemar_exact, mean_ci95, paired_compare, paired_interval, t95, wilson
 
 
 def test_wilson_known_values() -> None:
@@ -118,3 +119,10 @@ def test_the_interval_holds_the_estimate_and_stays_in_bounds() -> None:
         assert -1.0 <= lo <= d <= hi <= 1.0 and lo < hi, (cells, lo, hi)
     with pytest.raises(ValueError, match="no paired items"):
         paired_interval(0, 0, 0, 0)
+
+
+def test_t_quantiles_and_the_interval_of_a_mean() -> None:
+    assert t95(1) == 12.706 and t95(4) == 2.776 and t95(100) == 1.96
+    assert mean_ci95([1.0]) is None
+    lo, hi = mean_ci95([1.0, 3.0]) or (0.0, 0.0)  # mean 2, s = sqrt(2), half = 12.706 × sqrt(2) / sqrt(2)
+    assert (lo, hi) == pytest.approx((2 - 12.706, 2 + 12.706))

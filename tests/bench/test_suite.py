@@ -13,10 +13,10 @@ from bench.accuracy.suite import (
     JsonSchemaSpec,
     KeywordSpec,
     NumericSpec,
-    builtin_suite_names,
     load_suite,
 )
 from bench.errors import ConfigError
+from bench.suite_files import builtin_suite_names
 
 
 def write(path: Path, rows: list[object]) -> Path:

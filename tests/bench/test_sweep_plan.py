@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.accuracy.spec import AccuracySpec, SuiteOptions
 from bench.errors import ConfigError
-from bench.registry import Registry, load_registry
+from bench.loadgen.spec import LoadOptions, LoadSpec
+from bench.registry import Registry
 from bench.sweep.driver import check_budget, plan_lines
 from bench.sweep.plan import expand
-from bench.sweep.spec import read_sweep_file
+from bench.sweep.spec import LoadStep, SuiteStep, load_options, read_sweep_file
 
 OVERLAY = """\
 schema: llmbench.models/1
@@ -30,10 +32,8 @@ api:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    path = tmp_path / "models.yaml"
-    path.write_text(OVERLAY, encoding="utf-8")
-    return load_registry([path])
+def models_overlay() -> str:
+    return OVERLAY
 
 
 def sweep_file(tmp_path: Path, text: str) -> Path:
@@ -170,3 +170,31 @@ loads: [{profile: goodput, concurrency: 4, max_load: 16, search_steps: 1, reques
     plan = expand(read_sweep_file(sweep_file(tmp_path, text)), registry, env={"PAID_KEY": "k"})
     requests = 40 + 40 + 64 + 64 + 64 + 5 * 2
     assert plan.points[0].estimate_usd == pytest.approx(requests * (10 * 10 + 10 * 30) / 1e6)
+
+
+def test_a_sweep_step_is_the_commands_own_options_with_the_same_defaults() -> None:
+    def defaults(model: type[LoadOptions | SuiteOptions]) -> dict[str, object]:
+        return {name: f.get_default(call_default_factory=True) for name, f in model.model_fields.items()}
+
+    assert defaults(LoadStep) == defaults(LoadOptions)
+    assert set(LoadSpec.model_fields) - set(LoadStep.model_fields) == {
+        "target", "url", "model", "api", "tokenizer", "headers", "store", "server_metrics_every_s",
+        "server_kind", "hardware", "sweep_id", "point_id",
+    }  # fmt: skip
+    assert {k: v for k, v in defaults(LoadSpec).items() if k in LoadStep.model_fields} == defaults(LoadStep)
+    assert defaults(SuiteStep) == defaults(SuiteOptions)
+    assert {k: v for k, v in defaults(AccuracySpec).items() if k in SuiteStep.model_fields} == defaults(
+        SuiteStep
+    )
+    assert LoadStep().profile == LoadSpec(target="x").profile == "synchronous"
+
+
+def test_a_load_step_stored_by_an_earlier_version_reads_the_same() -> None:
+    # Points stored before the step was the CLI's own model: warm-up as a count, None for defaults.
+    old = {"profile": "goodput", "concurrency": [4], "rate": None, "requests": 40, "duration_s": None,
+           "warmup": 2, "input_tokens": "32", "output_tokens": "16", "dataset": None, "slo": "ttft_ms=500",
+           "attainment": 0.9, "search": None, "max_load": 64.0, "search_steps": None, "max_error_rate": None,
+           "timeout_s": None, "seed": 0}  # fmt: skip
+    spec = LoadSpec.from_options(**load_options(old), target="x")
+    assert spec.warmup.requests == 2 and spec.search_steps == 3 and spec.timeout_s == 600.0
+    assert LoadStep.model_validate(old) == LoadStep.model_validate(LoadStep.model_validate(old).model_dump())

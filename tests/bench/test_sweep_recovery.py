@@ -40,7 +40,7 @@ def items(correct: dict[str, bool]) -> list[ItemRecord]:
     ]
 
 
-def test_variant_recovery_per_area_is_stored_with_the_sweep(tmp_path: Path) -> None:
+def test_variant_recovery_per_area_is_stored_with_the_sweep(settings: Settings, tmp_path: Path) -> None:
     overlay = tmp_path / "models.yaml"
     overlay.write_text(OVERLAY, encoding="utf-8")
     registry = load_registry([overlay])
@@ -57,7 +57,6 @@ def test_variant_recovery_per_area_is_stored_with_the_sweep(tmp_path: Path) -> N
             runs.append(run)
     points = [point("p0", "m", "base", "vllm"), point("p1", "m:int8", "int8", "hf")]
     outcomes = {"p0": PointOutcome("complete", [runs[0]]), "p1": PointOutcome("complete", [runs[1]])}
-    settings = Settings(home=tmp_path / "home")
     ids = store_recoveries(points, outcomes, store_path, sweep_id, registry, settings)
     assert len(ids) == 1
     again = store_recoveries(points, outcomes, store_path, sweep_id, registry, settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import httpx
 import psutil
@@ -12,7 +11,7 @@ from timing_server import Timing, TimingServer
 
 from bench.clients import normalize_base_url as base_url
 from bench.errors import MissingKeyError, TargetError, UsageError
-from bench.registry import Registry, load_registry
+from bench.registry import Registry
 from bench.settings import Settings
 from bench.targets import identify_target, parse_headers, resolve_target, serving
 
@@ -54,15 +53,8 @@ mock:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    path = tmp_path / "models.yaml"
-    path.write_text(OVERLAY, encoding="utf-8")
-    return load_registry([path])
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+def models_overlay() -> str:
+    return OVERLAY
 
 
 def test_base_url_forms() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,24 +14,12 @@ from bench.errors import RunAbortedError, RunFailedError
 from bench.loadgen.driver import LoadResult, run_load
 from bench.loadgen.recompute import recompute
 from bench.loadgen.spec import LoadSpec
-from bench.registry import Registry, load_registry
+from bench.registry import Registry
 from bench.serverinfo import identify
 from bench.settings import Settings
 from bench.store import Store
 from serve.mock.server import running_mock
 from serve.specs import LatencyModel, MockSpec
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    path = tmp_path / "models.yaml"
-    path.write_text("schema: llmbench.models/1\n", encoding="utf-8")
-    return load_registry([path])
 
 
 def mock(**kw: Any) -> Iterator[str]:

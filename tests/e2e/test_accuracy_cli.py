@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fixtures_vllm import LLMBENCH, REPO, cli_env
 
-from bench.accuracy.suite import builtin_suites_dir
+from bench.suite_files import builtin_suites_dir
 from serve.mock.server import running_mock
 from serve.specs import AnswerModel, MockSpec
 

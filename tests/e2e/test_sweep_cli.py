@@ -1,22 +1,28 @@
 """`llmbench sweep` as a user runs it: mocks and the tiny model end to end, a failed point, resume after
-kill -9, and points in parallel on a local Ray instance with no process left behind."""
+kill -9, and points in parallel on a local Ray instance with no process left behind.
+
+Each test waits on conditions (stored rows, requests a server counted, processes gone), each with a
+deadline, and checks only its own processes: those carrying its LLMBENCH_HOME (tests/waits.py).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import re
 import signal
 import subprocess
-import time
+import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 from fixtures_vllm import LLMBENCH, REPO, cli_env
+from waits import no_strays, own_processes, wait_for
 
-from bench.store import Store
+from bench.store import PointInfo, Store
 
 pytestmark = pytest.mark.slow
+_READY = re.compile(r"^ready: (?P<url>\S+) ", re.M)
 
 
 def sweep(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -26,33 +32,39 @@ def sweep(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-def strays() -> list[str]:
-    """Servers or Ray processes of ours still alive."""
-    out = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        if "serve.mock" in cmd or ("bench serve" in cmd and "--port 0" in cmd) or "raylet" in cmd:
-            out.append(cmd[:200])
-    return out
+def served_requests(url: str) -> int:
+    """Requests a mock server has answered in full (its vllm:request_success_total), 0 if unreachable."""
+    root = url.removesuffix("/v1")
+    try:
+        with urllib.request.urlopen(f"{root}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total"))  # fmt: skip
 
 
-def measuring_workers(proc: subprocess.Popen[str], n: int) -> list[psutil.Process]:
-    """Wait until `n` Ray workers run a sweep point whose mock API server is up (measuring)."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        workers = []
-        for p in psutil.process_iter(["cmdline"]):
-            if " ".join(p.info["cmdline"] or []).startswith("ray::_point_task"):
-                with contextlib.suppress(psutil.Error):
-                    if any("serve.mock" in " ".join(c.cmdline()) for c in p.children()):
-                        workers.append(p)
-        if len(workers) == n:
-            time.sleep(2)  # a few requests measured
+def mock_urls(home: Path) -> list[str]:
+    """The URLs of the mock servers the sweep started (their ready lines, in the logs under `home`)."""
+    logs = home / "logs"
+    found = [m["url"] for log in sorted(logs.glob("*.log")) if log.is_file()
+             for m in _READY.finditer(log.read_text(encoding="utf-8", errors="replace"))]  # fmt: skip
+    return list(dict.fromkeys(found))
+
+
+def measuring_workers(proc: subprocess.Popen[str], home: Path, n: int) -> list[psutil.Process]:
+    """Wait until `n` of this sweep's Ray workers run a point whose mock server has answered a few
+    requests (measuring); return those workers."""
+
+    def measuring() -> list[psutil.Process] | None:
+        assert proc.poll() is None, "the sweep ended before its points were measuring"
+        workers = [p for p in own_processes(home) if " ".join(p.cmdline()).startswith("ray::_point_task")]
+        urls = mock_urls(home)
+        if len(workers) == n and len(urls) == n and all(served_requests(u) >= 3 for u in urls):
             return workers
-    raise AssertionError(f"{n} points did not start measuring on Ray")
+        return None
+
+    return wait_for(measuring, timeout=300, what=f"{n} points measuring on Ray", every=0.5)
 
 
 RAY_SWEEP = """
@@ -105,7 +117,7 @@ suites:
     assert served.detail["prefix_cache"].startswith("not supported")  # the hf backend has no such endpoint
     assert {r.kind for r in runs} == {"load", "accuracy"} and len(runs) == 4
     assert all(r.point_id in {p.point_id for p in points} for r in runs)
-    assert strays() == []
+    no_strays(tmp_path)
 
 
 def test_resume_after_kill_finishes_without_rerunning_completed_points(tmp_path: Path) -> None:
@@ -125,28 +137,32 @@ loads:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     store_path = tmp_path / "results.sqlite"
-    deadline = time.monotonic() + 180
-    first = None
-    while time.monotonic() < deadline and first is None:
-        time.sleep(0.3)
+
+    def first_done_and_second_measuring() -> PointInfo | None:
+        """The first point complete and the second one's run started: kill it mid-point."""
         if not store_path.exists():
-            continue
+            return None
         with Store.open(store_path) as store:
             sweeps = store.list_sweeps()
             points = store.list_points(sweeps[0].id) if sweeps else []
-            # the first point done and the second one measuring: kill it mid-point
-            second_runs = store.list_runs(sweep_id=sweeps[0].id, limit=None) if sweeps else []
+            runs = store.list_runs(sweep_id=sweeps[0].id, limit=None) if sweeps else []
         done = [p for p in points if p.status == "complete"]
-        if done and len(second_runs) > len(done[0].run_ids):
-            first = done[0]
-    assert first is not None, "the sweep did not get past its first point"
+        return done[0] if done and len(runs) > len(done[0].run_ids) else None
+
+    first = wait_for(
+        first_done_and_second_measuring, timeout=180, what="the sweep past its first point", every=0.3
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
-    time.sleep(1)
-    with Store.open(store_path) as store:
-        sweep_id = store.list_sweeps()[0].id
-        assert store.get_sweep(sweep_id).status == "partial"  # its process is gone
-        before = {r.id: r.status for r in store.list_runs(sweep_id=sweep_id, limit=None)}
+
+    def status_after_kill() -> tuple[str, dict[str, str]] | None:
+        with Store.open(store_path) as store:
+            sweep_id = store.list_sweeps()[0].id
+            runs = {r.id: r.status for r in store.list_runs(sweep_id=sweep_id, limit=None)}
+            return (sweep_id, runs) if store.get_sweep(sweep_id).status == "partial" else None
+
+    # its process is gone, so the sweep reads as partial
+    sweep_id, before = wait_for(status_after_kill, timeout=30, what="the killed sweep stored as partial")
     assert "partial" in before.values()  # the run that was killed keeps its records, marked partial
     resumed = sweep(tmp_path, "--resume", sweep_id[:8])
     assert resumed.returncode == 0, resumed.stderr
@@ -157,7 +173,7 @@ loads:
     assert points[first.point_id].run_ids == first.run_ids  # not run again
     assert [r.id for r in after if r.point_id == first.point_id] == first.run_ids
     assert set(before) <= {r.id for r in after}  # nothing measured before the kill was lost
-    assert strays() == []
+    no_strays(tmp_path)
 
 
 def test_points_run_in_parallel_on_a_local_ray_instance(tmp_path: Path) -> None:
@@ -183,8 +199,7 @@ loads:
     assert len(runs) == 2 and all(r.status == "complete" and r.n_requests == 20 for r in runs)
     a, b = sorted(runs, key=lambda r: r.started_at)
     assert b.started_at < (a.ended_at or "")  # the two points' runs overlapped in time
-    time.sleep(2)
-    assert strays() == []
+    no_strays(tmp_path)
 
 
 def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -194,7 +209,7 @@ def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tm
         [*LLMBENCH, "sweep", str(file), "--ray-address", "local"], cwd=REPO, env=cli_env(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    victim = measuring_workers(proc, 2)[0]
+    victim = measuring_workers(proc, tmp_path, 2)[0]
     victim.kill()  # SIGKILL: the worker cannot clean up after itself
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1, err  # a point failed; the sweep finished the other one
@@ -206,8 +221,7 @@ def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tm
     assert (points[1].error or "").startswith("Ray worker lost mid-point")
     assert len(runs) == 1 and runs[0].status == "complete" and runs[0].n_requests == 40
     assert info.status == "partial" and "| option |" in out
-    time.sleep(2)
-    assert strays() == []  # the killed worker's API server died with it
+    no_strays(tmp_path)  # the killed worker's API server died with it
 
 
 def test_ctrl_c_on_ray_cancels_the_points_and_keeps_what_they_measured(tmp_path: Path) -> None:
@@ -217,7 +231,7 @@ def test_ctrl_c_on_ray_cancels_the_points_and_keeps_what_they_measured(tmp_path:
         [*LLMBENCH, "sweep", str(file), "--ray-address", "local"], cwd=REPO, env=cli_env(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    measuring_workers(proc, 2)
+    measuring_workers(proc, tmp_path, 2)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
@@ -231,5 +245,4 @@ def test_ctrl_c_on_ray_cancels_the_points_and_keeps_what_they_measured(tmp_path:
     assert all("interrupted" in (p.error or "") for p in points)
     assert len(runs) == 2 and all(r.status == "partial" and 0 < r.n_requests < 400 for r in runs)
     assert sorted(r for p in points for r in p.run_ids) == sorted(r.id for r in runs)
-    time.sleep(2)
-    assert strays() == []
+    no_strays(tmp_path)

@@ -1,4 +1,4 @@
-"""The registry side of `llmbench quantize`: variant names, the user's overlay, --dry-run and --out."""
+"""The registry side of `llmbench quantize`: variant names, --dry-run and --out."""
 
 from __future__ import annotations
 
@@ -13,21 +13,8 @@ from bench.cli import main
 from bench.errors import ConfigError, UsageError
 from bench.registry import load_registry
 from bench.settings import Settings, user_models_file
-from bench.variants import QuantizeRequest, plan_variant, variant_target, write_overlay_entry
+from bench.variants import QuantizeRequest, plan_variant, variant_target
 from quantize import get_method
-
-USER_FILE = """# my own models
-schema: llmbench.models/1
-local:
-  my-model:
-    repo: me/my-model
-    license: mit
-    context: {native: 4096, served: 2048}
-mock:
-  my-mock:
-    provider: openai
-    model: m
-"""
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -38,35 +25,6 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = int(exc.code or 0)
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def test_the_overlay_keeps_the_users_other_entries() -> None:
-    path = user_models_file()
-    path.parent.mkdir(parents=True)
-    path.write_text(USER_FILE, encoding="utf-8")
-    settings = Settings.from_env()
-    entry = {"builtin": "tiny-skills", "license": "apache-2.0", "context": {"native": 256, "served": 256},
-             "derived_from": "tiny-skills", "variant": "int8",
-             "quantization": {"method": "bnb-int8", "source": "llmbench"}}  # fmt: skip
-    assert write_overlay_entry(settings, "tiny-skills-int8", entry) == path
-    data = yaml.safe_load(path.read_text())
-    assert set(data["local"]) == {"my-model", "tiny-skills-int8"} and set(data["mock"]) == {"my-mock"}
-    assert data["local"]["my-model"]["repo"] == "me/my-model"
-    assert path.with_name("models.yaml.bak").read_text() == USER_FILE  # the file as it was
-    registry = load_registry(Settings.from_env().overlays)
-    assert registry.local("tiny-skills:int8")[0] == "tiny-skills-int8"
-
-
-def test_an_invalid_entry_leaves_the_overlay_untouched() -> None:
-    path = user_models_file()
-    path.parent.mkdir(parents=True)
-    path.write_text(USER_FILE, encoding="utf-8")
-    with pytest.raises(ConfigError, match="derived_from"):
-        write_overlay_entry(Settings.from_env(), "bad", {"builtin": "tiny-skills", "license": "x",
-                            "context": {"native": 8, "served": 8}, "derived_from": "no-such-model",
-                            "variant": "int8", "quantization": {"method": "bnb-int8"}})  # fmt: skip
-    assert path.read_text() == USER_FILE
-    assert sorted(p.name for p in path.parent.iterdir()) == ["models.yaml"]
 
 
 def test_a_variant_the_registry_declares_is_reused(hermetic_env: Path) -> None:

@@ -1,4 +1,7 @@
-"""Accuracy statistics: Wilson intervals for one run, paired comparisons for two runs on the same items.
+"""Statistics as pure functions, used by metrics, accuracy, recovery, the report and sweeps.
+
+Wilson intervals for one run's accuracy, paired comparisons for two runs on the same items, and the Student-t
+interval of a mean (batch means of a run; a figure over a sweep's repetitions).
 
 The interval of a paired difference (B − A on the same items) is Newcombe's hybrid score interval for paired
 proportions (method 10 of Newcombe 1998, "square and add": the Wilson intervals of both marginal shares,
@@ -15,6 +18,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
+# Two-sided 95% Student-t quantiles for 1..30 degrees of freedom (the normal 1.96 beyond).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)  # fmt: skip
+
+
+def t95(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with `df` degrees of freedom (df ≥ 1)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, not {df}")
+    return _T95[df - 1] if df <= len(_T95) else 1.96
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% t-interval of the mean of `values` (sample std, ddof = 1); None with fewer than two."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = math.fsum(values) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t95(n - 1) * std / math.sqrt(n)
+    return (mean - half, mean + half)
 
 
 @dataclass(frozen=True)
