@@ -24,12 +24,12 @@ from bench.accuracy.suite import Suite, load_suite
 from bench.accuracy.summary import RunDiff, diff_items, summarize
 from bench.clients import ClientConfig, make_client
 from bench.errors import InterruptedRunError, UsageError
-from bench.provenance import collect_provenance, target_provenance
 from bench.records import DEFAULT_TIMEOUT_S, ItemRecord
 from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry
+from bench.runs.provenance import collect_provenance, target_provenance
+from bench.runs.targets import Target, identify_target, resolve_target, serving
 from bench.settings import Settings
 from bench.store import RunStatus, Store
-from bench.targets import Target, identify_target, resolve_target, serving
 
 Progress = Callable[[int, int], None]  # (items done, items in the run)
 NO_PRICE_NOTE = "self-hosted target: no per-token price (cost_usd is null; see the report's $/hour cost)"

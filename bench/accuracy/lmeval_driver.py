@@ -12,8 +12,8 @@ from bench.accuracy.summary import error_details, summarize
 from bench.errors import InterruptedRunError
 from bench.records import ItemRecord, RequestRecord
 from bench.registry import Prices
+from bench.runs.targets import Target
 from bench.store import Store
-from bench.targets import Target
 
 
 def proxy_headers(target: Target) -> dict[str, str]:

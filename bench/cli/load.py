@@ -17,7 +17,7 @@ from bench.loadgen.driver import ProgressCallback, run_load
 from bench.loadgen.profiles import DEFAULT_ATTAINMENT, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
 from bench.loadgen.spec import LoadSpec
 from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
-from bench.targets import key_headers_for, parse_headers
+from bench.runs.targets import key_headers_for, parse_headers
 
 
 @click.command("load")

@@ -45,12 +45,12 @@ from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary, summarize
 from bench.metrics.load import LoadTarget
 from bench.prompts import PromptSpec, iter_requests, output_scale
-from bench.provenance import collect_provenance, target_provenance
 from bench.records import GenRequest, RequestRecord
 from bench.registry import Registry
+from bench.runs.provenance import collect_provenance, target_provenance
+from bench.runs.targets import Target, identify_target, resolve_target, serving
 from bench.settings import Settings
 from bench.store import RunStatus, ServerSample, Store, rebase
-from bench.targets import Target, identify_target, resolve_target, serving
 from bench.tokenizer import TextTokenizer, load_tokenizer
 
 SCHEMA = "llmbench.load/1"

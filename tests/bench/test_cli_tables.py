@@ -16,9 +16,9 @@ from bench.loadgen.driver import LoadResult, RunResult
 from bench.metrics import summarize
 from bench.records import RequestRecord, Status
 from bench.report.compare import Delta
+from bench.runs.targets import Target
 from bench.settings import Settings
 from bench.store import Store
-from bench.targets import Target
 
 LONG_LABEL = "goodput @ concurrent 64 on tiny-skills:w8a8 with a prompt file of 2,048-token questions"
 

@@ -20,8 +20,8 @@ from bench.loadgen.driver import LoadResult, RunFinished, RunProgress, RunResult
 from bench.loadgen.runner import Progress
 from bench.metrics import summarize
 from bench.records import RequestRecord, Status
+from bench.runs.targets import Target
 from bench.store import Store
-from bench.targets import Target
 
 REPO = Path(__file__).resolve().parents[2]
 LLMBENCH = REPO / ".venv" / "bin" / "llmbench"

@@ -11,8 +11,8 @@ import pytest
 
 from bench.errors import UsageError
 from bench.registry import KINDS, load_registry, validate_file
+from bench.runs.targets import resolve_target
 from bench.settings import Settings
-from bench.targets import resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

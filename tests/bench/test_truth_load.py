@@ -16,7 +16,7 @@ from bench.loadgen.driver import LoadResult, run_load
 from bench.loadgen.recompute import recompute
 from bench.loadgen.spec import LoadSpec
 from bench.registry import Registry, load_registry
-from bench.serverinfo import identify
+from bench.runs.serverinfo import identify
 from bench.settings import Settings
 from bench.store import Store
 from serve.mock.server import running_mock
