@@ -13,10 +13,11 @@ from rich.console import Console
 
 from bench.cli._context import AppContext, check_writable
 from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_point_lines, runs_table
-from bench.loadgen.driver import ProgressCallback, run_load
 from bench.loadgen.profiles import DEFAULT_ATTAINMENT, DEFAULT_SWEEP_POINTS, PROFILES, Warmup, parse_list
+from bench.loadgen.results import ProgressCallback
 from bench.loadgen.spec import LoadSpec
 from bench.records import API_KINDS, DEFAULT_TIMEOUT_S, SERVER_KINDS
+from bench.runs import run_load
 from bench.runs.targets import key_headers_for, parse_headers
 
 

@@ -19,7 +19,6 @@ from bench.accuracy.driver import run_accuracy
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.accuracy.spec import AccuracySpec
 from bench.errors import LlmbenchError, UsageError
-from bench.loadgen.driver import run_load
 from bench.loadgen.spec import LoadSpec
 from bench.recovery.report import (
     ModelFacts,
@@ -31,6 +30,7 @@ from bench.recovery.report import (
 )
 from bench.recovery.spec import RecoverySpec
 from bench.registry import LocalModel, Registry
+from bench.runs import run_load
 from bench.serving.plan import ServeOptions, local_model_dir, plan_serve
 from bench.settings import Settings
 from bench.store import Store

@@ -9,9 +9,10 @@ from test_metrics import rec
 
 from bench.accuracy.summary import summarize as summarize_items
 from bench.cli._live import notes_lines, runs_table
-from bench.loadgen.driver import LoadResult, RunResult
+from bench.loadgen.results import RunResult
 from bench.metrics import summarize
 from bench.records import ItemRecord, Status
+from bench.runs import LoadResult
 from bench.runs.targets import Target
 
 
