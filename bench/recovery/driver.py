@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy.driver import run_accuracy
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.accuracy.spec import AccuracySpec
 from bench.errors import LlmbenchError, UsageError
@@ -30,7 +29,7 @@ from bench.recovery.report import (
 )
 from bench.recovery.spec import RecoverySpec
 from bench.registry import LocalModel, Registry
-from bench.runs import run_load
+from bench.runs import run_accuracy, run_load
 from bench.serving.plan import ServeOptions, local_model_dir, plan_serve
 from bench.settings import Settings
 from bench.store import Store

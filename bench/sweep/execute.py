@@ -16,14 +16,13 @@ from typing import Any
 
 import httpx
 
-from bench.accuracy.driver import run_accuracy
 from bench.accuracy.spec import AccuracySpec
 from bench.cost import api_cost, from_record
 from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary
 from bench.registry import Prices, Registry, load_registry
-from bench.runs import run_load
+from bench.runs import run_accuracy, run_load
 from bench.serving.managed import managed_server
 from bench.settings import Settings, user_models_file
 from bench.store import PointStatus
