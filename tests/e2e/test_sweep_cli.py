@@ -26,16 +26,31 @@ def sweep(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-def strays() -> list[str]:
-    """Servers or Ray processes of ours still alive."""
+def is_server(cmd: str) -> bool:
+    """A server llmbench starts for a run: `python -m serve` (hf, mock) or the older entry points."""
+    return cmd.endswith(" -m serve") or "serve.mock" in cmd or ("bench serve" in cmd and "--port 0" in cmd)
+
+
+def strays(home: Path) -> list[str]:
+    """Servers or Ray processes this test's sweep started that are still alive. Only our own are looked at:
+    a process counts when its environment names this test's LLMBENCH_HOME."""
     out = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+        if proc.info["status"] == psutil.STATUS_ZOMBIE or not (is_server(cmd) or "raylet" in cmd):
             continue
-        if "serve.mock" in cmd or ("bench serve" in cmd and "--port 0" in cmd) or "raylet" in cmd:
-            out.append(cmd[:200])
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("LLMBENCH_HOME") == str(home):
+                out.append(cmd[:200])
     return out
+
+
+def no_strays(home: Path, timeout_s: float = 30.0) -> list[str]:
+    """Wait until none is left (a killed worker's server gets its death signal a moment later); the rest."""
+    deadline = time.monotonic() + timeout_s
+    while (left := strays(home)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
 
 
 def measuring_workers(proc: subprocess.Popen[str], n: int) -> list[psutil.Process]:
@@ -47,7 +62,7 @@ def measuring_workers(proc: subprocess.Popen[str], n: int) -> list[psutil.Proces
         for p in psutil.process_iter(["cmdline"]):
             if " ".join(p.info["cmdline"] or []).startswith("ray::_point_task"):
                 with contextlib.suppress(psutil.Error):
-                    if any("serve.mock" in " ".join(c.cmdline()) for c in p.children()):
+                    if any(is_server(" ".join(c.cmdline())) for c in p.children()):
                         workers.append(p)
         if len(workers) == n:
             time.sleep(2)  # a few requests measured
@@ -105,7 +120,7 @@ suites:
     assert served.detail["prefix_cache"].startswith("not supported")  # the hf backend has no such endpoint
     assert {r.kind for r in runs} == {"load", "accuracy"} and len(runs) == 4
     assert all(r.point_id in {p.point_id for p in points} for r in runs)
-    assert strays() == []
+    assert no_strays(tmp_path) == []
 
 
 def test_resume_after_kill_finishes_without_rerunning_completed_points(tmp_path: Path) -> None:
@@ -157,7 +172,7 @@ loads:
     assert points[first.point_id].run_ids == first.run_ids  # not run again
     assert [r.id for r in after if r.point_id == first.point_id] == first.run_ids
     assert set(before) <= {r.id for r in after}  # nothing measured before the kill was lost
-    assert strays() == []
+    assert no_strays(tmp_path) == []
 
 
 def test_points_run_in_parallel_on_a_local_ray_instance(tmp_path: Path) -> None:
@@ -183,8 +198,7 @@ loads:
     assert len(runs) == 2 and all(r.status == "complete" and r.n_requests == 20 for r in runs)
     a, b = sorted(runs, key=lambda r: r.started_at)
     assert b.started_at < (a.ended_at or "")  # the two points' runs overlapped in time
-    time.sleep(2)
-    assert strays() == []
+    assert no_strays(tmp_path) == []
 
 
 def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -206,8 +220,7 @@ def test_a_ray_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tm
     assert (points[1].error or "").startswith("Ray worker lost mid-point")
     assert len(runs) == 1 and runs[0].status == "complete" and runs[0].n_requests == 40
     assert info.status == "partial" and "| option |" in out
-    time.sleep(2)
-    assert strays() == []  # the killed worker's API server died with it
+    assert no_strays(tmp_path) == []  # the killed worker's API server died with it
 
 
 def test_ctrl_c_on_ray_cancels_the_points_and_keeps_what_they_measured(tmp_path: Path) -> None:
@@ -231,5 +244,4 @@ def test_ctrl_c_on_ray_cancels_the_points_and_keeps_what_they_measured(tmp_path:
     assert all("interrupted" in (p.error or "") for p in points)
     assert len(runs) == 2 and all(r.status == "partial" and 0 < r.n_requests < 400 for r in runs)
     assert sorted(r for p in points for r in p.run_ids) == sorted(r.id for r in runs)
-    time.sleep(2)
-    assert strays() == []
+    assert no_strays(tmp_path) == []
