@@ -2,8 +2,8 @@
 on the same suite items, load both at the same concurrencies, and store the `llmbench.recovery/1` document.
 
 Serving is injected (`ServeFn`: a registry name and a backend in, a running server's root URL out), so the
-driver runs the same against `llmbench serve` subprocesses (bench.recovery.serving) or a test's fake. Both
-sides run on one backend, so the speed ratio compares the checkpoints, not two engines.
+driver runs the same against servers in their own process groups (bench.recovery.serving) or a test's
+fake. Both sides run on one backend, so the speed ratio compares the checkpoints, not two engines.
 """
 
 from __future__ import annotations
