@@ -6,6 +6,7 @@ generator knows the run's origin and the store keeps times relative to it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -123,3 +124,21 @@ class ItemRecord:
     judge: dict[str, Any] | None = None  # verdict, judge model, judge tokens and cost
     error_text: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rebase(record: RequestRecord, origin_s: float) -> RequestRecord:
+    """A copy of `record` with every time moved to seconds since `origin_s` (what the store keeps)."""
+
+    def opt(t: float | None) -> float | None:
+        return None if t is None else t - origin_s
+
+    return dataclasses.replace(
+        record,
+        scheduled_s=record.scheduled_s - origin_s,
+        start_s=record.start_s - origin_s,
+        end_s=record.end_s - origin_s,
+        first_byte_s=opt(record.first_byte_s),
+        first_token_s=opt(record.first_token_s),
+        first_content_s=opt(record.first_content_s),
+        token_chunk_s=[t - origin_s for t in record.token_chunk_s],
+    )

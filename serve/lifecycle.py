@@ -2,7 +2,8 @@
 
 A `ServePlan` says what to start (made by the caller from its registry; see bench.serving.plan).
 `run_foreground` blocks until SIGINT/SIGTERM; vLLM runs as a process group, the hf and mock backends in
-this process with a readiness probe on a thread. `start_detached` runs a given command line in a new
+this process with a readiness probe on a thread. (serve.spawn starts a plan in a process group of its own
+for a caller that measures it.) `start_detached` runs a given command line in a new
 session and returns once it prints its ready line; `stop_detached` stops what a pid file names.
 Nothing here prints: messages go to injected callbacks.
 """
@@ -70,11 +71,6 @@ class ServePlan:
         if isinstance(key, SecretStr):
             return key.get_secret_value()
         return key if isinstance(key, str) else None
-
-
-def ready_line(url: str, model: str, backend: str) -> str:
-    """The one line printed once the server answers: `ready: http://HOST:PORT/v1 model=NAME backend=B`."""
-    return f"ready: {url.rstrip('/').removesuffix('/v1')}/v1 model={model} backend={backend}"
 
 
 def prepare(plan: ServePlan, say: Say) -> None:

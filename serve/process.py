@@ -209,14 +209,14 @@ class EngineProcess:
         *,
         timeout_s: float,
         api_key: str | None = None,
-        probe: ProbeKind = "completions",
+        probe: ProbeKind | None = "completions",
     ) -> None:
-        """Block until /health answers 200 and one real 1-token completion succeeds."""
-        wait_ready(
-            root_url, model, timeout_s=timeout_s, api_key=api_key, probe=probe, alive=self._alive_or_raise
-        )
+        """Block until /health answers 200 and one real 1-token completion succeeds (`probe` None: /health
+        only)."""
+        wait_ready(root_url, model, timeout_s=timeout_s, api_key=api_key, probe=probe, alive=self.check_alive)
 
-    def _alive_or_raise(self) -> None:
+    def check_alive(self) -> None:
+        """ServerStartError (log tail and hint attached) when the process has exited before it was ready."""
         code = self.poll()
         if code is not None:
             tail = self.tail()
@@ -267,10 +267,11 @@ def wait_ready(
     *,
     timeout_s: float,
     api_key: str | None = None,
-    probe: ProbeKind = "completions",
+    probe: ProbeKind | None = "completions",
     alive: Callable[[], None] = lambda: None,
 ) -> None:
-    """Poll GET /health until 200, then send one real 1-token request; raise ServerStartError on timeout."""
+    """Poll GET /health until 200, then send one real 1-token request (none when `probe` is None); raise
+    ServerStartError on timeout."""
     headers = {"Authorization": f"Bearer {api_key}", "x-api-key": api_key} if api_key else {}
     deadline = time.monotonic() + timeout_s
     last = "no answer yet"
@@ -287,6 +288,8 @@ def wait_ready(
             if time.monotonic() > deadline:
                 raise ServerStartError(f"not ready after {timeout_s:.0f} s ({last})")
             time.sleep(0.5)
+        if probe is None:
+            return
         while True:
             alive()
             try:
@@ -316,3 +319,8 @@ def _probe_body(probe: ProbeKind, model: str) -> dict[str, object]:
     if probe == "completions":
         return {"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
     return {"model": model, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 1}
+
+
+def ready_line(url: str, model: str, backend: str) -> str:
+    """The one line printed once the server answers: `ready: http://HOST:PORT/v1 model=NAME backend=B`."""
+    return f"ready: {url.rstrip('/').removesuffix('/v1')}/v1 model={model} backend={backend}"

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.accuracy.lmeval_match import attribute
+from bench.accuracy.lmeval_match import Matched, attribute
 from bench.accuracy.proxy import ProxyCall
 from bench.errors import ConfigError, LlmbenchError, TargetError, UsageError
 from bench.records import ItemRecord
-from bench.registry import Prices
 
 LmEvalApi = Literal["openai-chat", "openai-completions"]
 MODEL_FOR_API: dict[str, str] = {
@@ -96,11 +95,13 @@ class TaskScore:
 
 @dataclass
 class LmEvalOutcome:
-    """What a run produced: lm-eval's scores, one item per sample, and lm-eval's raw results."""
+    """What a run produced: lm-eval's scores, one item per sample (unpriced), lm-eval's raw results, and
+    the recorded requests matched to each item (for the caller that knows the prices)."""
 
     scores: dict[str, TaskScore]
     items: list[ItemRecord]
     raw: dict[str, Any] = field(repr=False)
+    matched: Matched = field(default_factory=dict, repr=False)
 
 
 def task_manager(include_path: Path | None) -> Any:
@@ -129,7 +130,6 @@ def check_tasks(manager: Any, tasks: Sequence[str]) -> None:
 def run_lmeval(
     spec: LmEvalSpec,
     calls: Sequence[ProxyCall] | None = None,
-    prices: Prices | None = None,
     manager: Any = None,
 ) -> LmEvalOutcome:
     """Run the tasks with `lm_eval.simple_evaluate`; lm-eval's failures become bench errors (chained)."""
@@ -160,9 +160,10 @@ def run_lmeval(
         raise LlmbenchError("lm-eval returned no results (it ran on a non-zero rank?)")
     scores = {task: _task_score(task, raw) for task in spec.tasks}
     items = [item for task in spec.tasks for item in _items(task, raw, scores[task])]
+    matched: Matched = {}
     if calls is not None:
-        items = attribute(items, raw, calls, prices, spec.tokenizer, chat=spec.api == "openai-chat")
-    return LmEvalOutcome(scores, items, raw)
+        items, matched = attribute(items, raw, calls, spec.tokenizer, chat=spec.api == "openai-chat")
+    return LmEvalOutcome(scores, items, raw, matched)
 
 
 def _primary(config: dict[str, Any]) -> tuple[str, str]:

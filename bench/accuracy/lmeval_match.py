@@ -2,9 +2,10 @@
 
 lm-eval sends no sample id, so a request is matched by its prompt: chat messages, a prompt string, or token
 ids decoded with the run's tokenizer (lm-eval's default `tokenized_requests=True`). A loglikelihood sample
-sends context + continuation; a generation sends the context. A sample's tokens, latency and cost are the
-sums over its requests (one per choice for multiple choice). Unmatched samples keep None; the run's totals
-always come from every recorded request.
+sends context + continuation; a generation sends the context. A sample's tokens and latency are the
+sums over its requests (one per choice for multiple choice); the requests matched to each sample are
+returned with them, for the caller that knows the prices (bench.runs) to cost it. Unmatched samples keep
+None; the run's totals always come from every recorded request.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.accuracy.proxy import ProxyCall
-from bench.accuracy.runner import token_cost
-from bench.records import ItemRecord
-from bench.registry import Prices
+from bench.records import ItemRecord, RequestRecord
 
 Decode = Callable[[list[int]], str]
+Matched = dict[str, list[tuple[RequestRecord, int]]]  # item id -> its requests, each with its share divisor
 
 
 def _norm(text: str) -> str:
@@ -94,12 +94,12 @@ def attribute(
     items: list[ItemRecord],
     raw: dict[str, Any],
     calls: Sequence[ProxyCall],
-    prices: Prices | None,
     tokenizer: str | None,
     *,
     chat: bool,
-) -> list[ItemRecord]:
-    """Items with tokens, latency (sum over their requests, ms) and cost filled in where matched."""
+) -> tuple[list[ItemRecord], Matched]:
+    """Items with tokens and latency (sum over their requests, ms) filled in where matched, and the
+    requests matched to each item (a request batched over N prompts counts 1/N toward each)."""
     needs_decode = any(isinstance(c.body, dict) and isinstance(c.body.get("prompt"), list) for c in calls)
     decode = _hf_decoder(tokenizer) if needs_decode else None
     pool: dict[str, deque[tuple[ProxyCall, int]]] = defaultdict(deque)
@@ -109,6 +109,7 @@ def attribute(
             pool[key].append((call, len(keys)))
     by_id = {i.item_id: i for i in items}
     out: dict[str, ItemRecord] = {}
+    requests: Matched = {}
     for task, samples in raw.get("samples", {}).items():
         for sample in samples:
             item_id = f"{task}/{sample['doc_id']}"
@@ -116,15 +117,16 @@ def attribute(
             if item is None or item_id in out:
                 continue
             matched = [pool[k].popleft() for k in sample_keys(sample, chat) if pool.get(k)]
-            out[item_id] = _with_usage(item, matched, prices) if matched else item
-    return [out.get(i.item_id, i) for i in items]
+            out[item_id] = _with_usage(item, matched) if matched else item
+            if matched:
+                requests[item_id] = [(call.record, share) for call, share in matched]
+    return [out.get(i.item_id, i) for i in items], requests
 
 
-def _with_usage(item: ItemRecord, matched: list[tuple[ProxyCall, int]], prices: Prices | None) -> ItemRecord:
+def _with_usage(item: ItemRecord, matched: list[tuple[ProxyCall, int]]) -> ItemRecord:
     """Sum the matched requests; a batched request is shared evenly among its prompts."""
     tin = tout = 0
     latency = 0.0
-    cost: float | None = 0.0
     failed = 0
     for call, share in matched:
         r = call.record
@@ -132,9 +134,5 @@ def _with_usage(item: ItemRecord, matched: list[tuple[ProxyCall, int]], prices: 
         tin += (r.input_tokens or 0) // share
         tout += (r.output_tokens or 0) // share
         latency += (r.end_s - r.start_s) * 1000 / share
-        one = token_cost(prices, r.input_tokens, r.output_tokens, r.cached_input_tokens)
-        cost = None if one is None or cost is None else cost + one / share
     extra = {**item.extra, "requests": len(matched), "failed_requests": failed}
-    return dataclasses.replace(
-        item, input_tokens=tin, output_tokens=tout, latency_ms=latency, cost_usd=cost, extra=extra
-    )
+    return dataclasses.replace(item, input_tokens=tin, output_tokens=tout, latency_ms=latency, extra=extra)

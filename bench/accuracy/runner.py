@@ -2,7 +2,8 @@
 
 Each scored item is passed to `on_item` as soon as it is done, so an interrupted run keeps what it scored.
 A failed request is an item with status 'error': counted apart, never right or wrong. The endpoint is never
-answered from a cache; only judge calls are cached.
+answered from a cache; only judge calls are cached. Items carry their tokens (cache reads and writes in
+`extra`) but no price: the caller that knows the target's prices (bench.runs) costs them.
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ from bench.accuracy.embedding import Embedder
 from bench.accuracy.judge import Judge, JudgeError
 from bench.accuracy.scorers import Verdict, score_deterministic
 from bench.accuracy.suite import EmbeddingSpec, JudgeSpec, Suite, SuiteItem
-from bench.cost.api import api_cost
-from bench.cost.usage import from_record
 from bench.errors import UsageError
 from bench.loadgen.protocol import StreamingClient
 from bench.records import GenRequest, ItemRecord, RequestRecord, Status
-from bench.registry import Prices
 
 # How an item becomes a request: its prompt (as one user message) or its messages, sent unchanged. Versioned
 # by hash with every run, like the judge's templates.
@@ -32,24 +30,6 @@ ITEM_TEMPLATE = (
 DEFAULT_MAX_TOKENS = 256  # output budget of an item without its own max_tokens (tokens)
 
 
-def token_cost(
-    prices: Prices | None,
-    input_tokens: int | None,
-    output_tokens: int | None,
-    cached_input: int | None = None,
-    cache_write: int | None = None,
-) -> float | None:
-    """USD for one request from per-1M-token prices; None without prices or without usage.
-
-    `input_tokens` is the whole prompt (the clients' normalized shape); `cached_input` (cache reads) and
-    `cache_write` are parts of it, priced at their own rates (base input where the entry has none).
-    """
-    if prices is None or input_tokens is None or output_tokens is None:
-        return None
-    usage = from_record(input_tokens, output_tokens, cached_input, cache_write)
-    return api_cost(usage, prices).total_usd
-
-
 @dataclass
 class SuiteRunner:
     """Asks a suite's items through one client and scores them."""
@@ -57,7 +37,6 @@ class SuiteRunner:
     client: StreamingClient
     concurrency: int = 8
     max_tokens: int = DEFAULT_MAX_TOKENS
-    prices: Prices | None = None
     judge: Judge | None = None
     embedder: Embedder | None = None
     similarity: bool = False  # add the advisory cosine to every item that has references
@@ -110,7 +89,7 @@ class SuiteRunner:
         record = await self.client.send(request, time.perf_counter())
         if record.status is Status.CANCELLED:
             return None
-        base = _measured(item, record, self.prices)
+        base = _measured(item, record)
         if not record.ok:
             base["extra"]["error_kind"] = record.error_kind
             return ItemRecord(**base, status="error", error_text=f"{record.error_kind}: {record.error_text}")
@@ -152,8 +131,9 @@ def question_text(item: SuiteItem) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in item.chat_messages())
 
 
-def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> dict[str, Any]:
-    """The ItemRecord fields every outcome shares: ids, output, tokens, latency and cost."""
+def _measured(item: SuiteItem, record: RequestRecord) -> dict[str, Any]:
+    """The ItemRecord fields every outcome shares: ids, output, tokens and latency (the cost is added by
+    the caller that knows the prices, from the tokens here)."""
     ttft = None if record.first_token_s is None else (record.first_token_s - record.start_s) * 1000
     return {
         "item_id": item.id,
@@ -163,18 +143,11 @@ def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> 
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,
         "latency_ms": (record.end_s - record.start_s) * 1000,
-        "cost_usd": token_cost(
-            prices,
-            record.input_tokens,
-            record.output_tokens,
-            record.cached_input_tokens,
-            record.cache_write_tokens,
-        ),
         "extra": {
             "ttft_ms": ttft,
             "http_status": record.http_status,
             "tokens_from": record.tokens_from,
-            # The items table has no columns for these: bench.cost reads them from here.
+            # The items table has no columns for these: the item's price and bench.cost read them here.
             "cached_input_tokens": record.cached_input_tokens,
             "cache_write_tokens": record.cache_write_tokens,
             # Text bytes of prompt and answer (reasoning included): reference tokens for the cost report.

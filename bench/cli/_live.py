@@ -17,9 +17,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from bench.loadgen.driver import LoadEvent, LoadResult, RunFinished, RunProgress, RunResult, RunStarted
+from bench.loadgen.results import LoadEvent, RunFinished, RunProgress, RunResult, RunStarted
 from bench.loadgen.runner import Progress
 from bench.report.value import fmt_number
+from bench.runs import LoadResult
 
 PLAIN_EVERY_S = 5.0  # a plain progress line at most this often
 

@@ -95,8 +95,8 @@ def _app(ctx: click.Context) -> AppContext:
 @click.pass_context
 def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool, **options: Any) -> None:
     """Score an endpoint on a suite or lm-eval tasks: accuracy per area with 95% CI, tokens, cost."""
-    from bench.accuracy.driver import run_accuracy
     from bench.accuracy.spec import AccuracySpec
+    from bench.runs import run_accuracy
 
     app = _app(ctx)
     try:
@@ -214,7 +214,7 @@ def areas_table(summary: dict[str, Any]) -> Table:
 @click.pass_context
 def diff(ctx: click.Context, run_a: str, run_b: str, store: Path | None, as_json: bool) -> None:
     """Compare two accuracy runs on the items both scored (Newcombe's paired score CI, exact McNemar)."""
-    from bench.accuracy.driver import diff_runs
+    from bench.runs import diff_runs
 
     app = _app(ctx)
     result = diff_runs(store or app.settings.results_path, run_a, run_b)

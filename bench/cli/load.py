@@ -14,12 +14,13 @@ from rich.console import Console
 from bench.cli._context import AppContext, check_writable
 from bench.cli._defaults import shown
 from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_point_lines, runs_table
-from bench.loadgen.driver import ProgressCallback, run_load
 from bench.loadgen.profiles import DEFAULT_REQUESTS, PROFILES, GoodputProfile, Warmup, parse_list
+from bench.loadgen.results import ProgressCallback
 from bench.loadgen.spec import LoadOptions, LoadSpec
 from bench.prompts import DEFAULT_OUTPUT_TOKENS
 from bench.records import API_KINDS, SERVER_KINDS
-from bench.targets import key_headers_for, parse_headers
+from bench.runs import run_load
+from bench.runs.targets import key_headers_for, parse_headers
 
 
 @click.command("load")

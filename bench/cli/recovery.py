@@ -56,7 +56,7 @@ def recovery(app: AppContext, /, base: str, variant: str, suites: tuple[str, ...
 def run_and_print(settings: Settings, base: str, variant: str, suites: str, **flags: Any) -> None:
     """Build the spec from flags, run, print, write --out (also what `quantize --evaluate` calls)."""
     from bench.recovery import RecoverySpec, run_recovery
-    from bench.recovery.serving import CliServers
+    from bench.recovery.serving import ManagedServers
 
     options: dict[str, Any] = {
         "base": base,
@@ -78,7 +78,7 @@ def run_and_print(settings: Settings, base: str, variant: str, suites: str, **fl
     err = Console(stderr=True, highlight=False)
     registry = load_registry(settings.overlays)
     result = run_recovery(
-        spec, registry, settings, CliServers(settings), lambda m: err.print(m, markup=False)
+        spec, registry, settings, ManagedServers(registry, settings), lambda m: err.print(m, markup=False)
     )
     click.echo("\n".join(render(result.document)))
     click.echo(f"stored: document {result.document_id[:12]} (llmbench.recovery/1) in {result.store_path}")

@@ -17,7 +17,8 @@ from bench.cli._context import AppContext
 from bench.errors import UsageError
 from bench.serving.plan import ServeOptions, parse_engine_args, plan_serve
 from bench.validation import usage_error
-from serve.lifecycle import ServePlan, ready_line, run_foreground, start_detached, stop_detached
+from serve.lifecycle import ServePlan, run_foreground, start_detached, stop_detached
+from serve.process import ready_line
 from serve.vllm.config import VllmSpec
 
 

@@ -2,8 +2,8 @@
 on the same suite items, load both at the same concurrencies, and store the `llmbench.recovery/1` document.
 
 Serving is injected (`ServeFn`: a registry name and a backend in, a running server's root URL out), so the
-driver runs the same against `llmbench serve` subprocesses (bench.recovery.serving) or a test's fake. Both
-sides run on one backend, so the speed ratio compares the checkpoints, not two engines.
+driver runs the same against servers in their own process groups (bench.recovery.serving) or a test's
+fake. Both sides run on one backend, so the speed ratio compares the checkpoints, not two engines.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.accuracy.driver import run_accuracy
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.accuracy.spec import AccuracySpec
 from bench.errors import LlmbenchError, UsageError
-from bench.loadgen.driver import run_load
 from bench.loadgen.spec import LoadSpec
 from bench.recovery.report import (
     ModelFacts,
@@ -31,6 +29,7 @@ from bench.recovery.report import (
 )
 from bench.recovery.spec import RecoverySpec
 from bench.registry import LocalModel, Registry
+from bench.runs import run_accuracy, run_load
 from bench.serving.plan import ServeOptions, local_model_dir, plan_serve
 from bench.settings import Settings
 from bench.store import Store

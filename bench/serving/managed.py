@@ -1,30 +1,28 @@
-"""A registry entry served in its own process for the length of a run: `llmbench serve NAME --port 0`.
+"""A registry entry served in its own process group for the length of a run, through the typed serve plan.
 
-A target server never shares the load generator's process (its CPU would hide in the client's and the
-two would share one GIL): mock entries named as `--target`, and the local targets of a sweep, are started
-this way, measured over HTTP like any other server, and stopped with their whole process group.
+`managed_server` plans NAME[:VARIANT] with typed ServeOptions (`plan_serve`, as `llmbench serve` does)
+and starts the plan with the serve library (`serve.spawn.running_server`): vLLM as its engine process, the
+hf and mock backends as `python -m serve` from the serialized spec. `managed_mock` does the same for the
+mock server a `--target` mock entry resolves to. A target server never shares the load generator's process
+(its CPU would hide in the client's and the two would share one GIL): it is measured over HTTP like any
+other server, and stopped with its whole process group.
 """
 
 from __future__ import annotations
 
-import re
-import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.serving.plan import default_log_file
+from bench.registry import Registry
+from bench.serving.plan import ServeOptions, default_log_file, plan_serve
 from bench.settings import Settings
-from serve.lifecycle import wait_for_ready_line
-from serve.mock.__main__ import KEY_ENV, SPEC_ENV
+from serve.lifecycle import Say, ServePlan
 from serve.process import EngineProcess
+from serve.spawn import RunningServer, running_server
 from serve.specs import MockSpec
-
-READY_TIMEOUT_S = 900.0  # a vLLM engine on 2 cores, a first build of a tiny model included (s)
-STOP_GRACE_S = 30.0
-_READY = re.compile(r"^ready: (?P<url>\S+) model=(?P<model>\S+) backend=(?P<backend>\S+)")
 
 
 @dataclass(frozen=True)
@@ -36,60 +34,60 @@ class ManagedServer:
     model: str
     backend: str
     log_file: Path
-    process: EngineProcess
+    process: EngineProcess  # the leader of the server's process group
 
     def alive(self) -> bool:
         """Whether the server process is still running."""
         return self.process.poll() is None
 
 
-def serve_argv(settings: Settings, name: str, args: Sequence[str] = ()) -> list[str]:
-    """The `llmbench serve` command line for `name`, with this invocation's registry overlays."""
-    argv = [sys.executable, "-m", "bench"]
-    for overlay in settings.overlays:
-        argv += ["--models-file", str(overlay)]
-    return [*argv, "serve", name, "--port", "0", *args]
+def _managed(name: str, server: RunningServer) -> ManagedServer:
+    url = server.url.rstrip("/").removesuffix("/v1") + "/v1"
+    return ManagedServer(name, url, server.model, server.backend, server.log_file, server.process)
+
+
+def log_say(log_file: Path) -> Say:
+    """Messages of the start (building, pulling, the fit estimate) appended to the server's log file."""
+
+    def say(message: str) -> None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a", encoding="utf-8") as fh:
+            fh.write(message.rstrip("\n") + "\n")
+
+    return say
 
 
 @contextmanager
 def managed_server(
+    registry: Registry,
     settings: Settings,
     name: str,
-    args: Sequence[str] = (),
+    options: ServeOptions | None = None,
     *,
-    log_file: Path | None = None,
-    timeout_s: float = READY_TIMEOUT_S,
+    say: Say | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ManagedServer]:
-    """Start `llmbench serve NAME --port 0 ARGS` in a new session; yield once it is ready; stop its group."""
-    log = log_file or default_log_file(settings, f"{name}-{uuid.uuid4().hex[:8]}")
-    with _managed(name, serve_argv(settings, name, args), {}, log, timeout_s) as server:
-        yield server
+    """Serve NAME[:VARIANT] with `options` (a free port and a log file of its own unless they say
+    otherwise); yield once it answers; stop its whole process group on exit. `say` gets the start's
+    messages (default: the server's log file)."""
+    options = options or ServeOptions()
+    own: dict[str, object] = {}
+    if options.port is None:
+        own["port"] = 0
+    if options.log_file is None:
+        own["log_file"] = default_log_file(settings, f"{name}-{uuid.uuid4().hex[:8]}")
+    plan = plan_serve(registry, settings, name, options.model_copy(update=own), env=env)
+    with running_server(plan, say or log_say(plan.log_file)) as server:
+        yield _managed(name, server)
 
 
 @contextmanager
 def managed_mock(
     settings: Settings, name: str, spec: MockSpec, *, log_file: Path | None = None
 ) -> Iterator[ManagedServer]:
-    """Run one mock server (`python -m serve.mock`) from a resolved spec; its key goes by environment."""
+    """Run one mock server from a resolved spec; ready once it answers /health (no request is sent, so
+    its scripted answers and injected errors are the run's alone)."""
     log = log_file or default_log_file(settings, f"{name}-{uuid.uuid4().hex[:8]}")
-    env = {SPEC_ENV: spec.model_dump_json(exclude={"api_key"})}
-    if spec.api_key is not None:
-        env[KEY_ENV] = spec.api_key.get_secret_value()
-    with _managed(name, [sys.executable, "-m", "serve.mock"], env, log, READY_TIMEOUT_S) as server:
-        yield server
-
-
-@contextmanager
-def _managed(
-    name: str, argv: list[str], env: dict[str, str], log: Path, timeout_s: float
-) -> Iterator[ManagedServer]:
-    log.unlink(missing_ok=True)  # the ready line must be this server's, not an earlier one's
-    process = EngineProcess(argv, env_add=env, log_file=log, inherit_env=True)
-    process.start()
-    try:
-        line = wait_for_ready_line(log, process.poll, timeout_s=timeout_s, poll_s=0.1)
-        match = _READY.match(line)
-        assert match is not None, line
-        yield ManagedServer(name, match["url"], match["model"], match["backend"], log, process)
-    finally:
-        process.stop(STOP_GRACE_S)
+    plan = ServePlan(name, spec.model, "mock", spec, log)
+    with running_server(plan, probe=False) as server:
+        yield _managed(name, server)

@@ -91,7 +91,7 @@ def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineVal
     out: dict[str, EngineValue] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        key = key.strip().lstrip("-").replace("_", "-")
+        key = engine_arg_name(key)
         if not sep or not key:
             raise UsageError(f"{pair!r} is not KEY=VALUE (e.g. max-num-seqs=64)", flag="--engine-arg")
         try:
@@ -100,14 +100,35 @@ def parse_engine_args(pairs: tuple[str, ...] | list[str]) -> dict[str, EngineVal
             value = raw
         if value is None or isinstance(value, dict):
             value = raw
-        if key in _TYPED_CHECKS:
-            integer, what = _TYPED_CHECKS[key]
-            number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-            top = 1.0 if key == "gpu-memory-utilization" else float("inf")
-            if number is None or (integer and number != int(number)) or not 0 < number <= top:
-                raise UsageError(f"{key}={raw!r} must be {what}", flag="--engine-arg")
+        _check_engine_arg(key, value, raw)
         out[key] = value
     return out
+
+
+def engine_args_from(values: Mapping[str, EngineValue]) -> dict[str, EngineValue]:
+    """Typed engine arguments (a sweep point's `engine_args`) → vLLM options, named and checked as
+    `--engine-arg` names and checks them; the values keep their types (no round trip through text)."""
+    out: dict[str, EngineValue] = {}
+    for key, value in values.items():
+        name = engine_arg_name(key)
+        _check_engine_arg(name, value, str(value).lower() if isinstance(value, bool) else str(value))
+        out[name] = value
+    return out
+
+
+def engine_arg_name(key: str) -> str:
+    """An engine argument by vLLM's flag name: `--max_num_seqs` and `max-num-seqs` are `max-num-seqs`."""
+    return key.strip().lstrip("-").replace("_", "-")
+
+
+def _check_engine_arg(key: str, value: object, raw: str) -> None:
+    """UsageError (naming --engine-arg) when a value that becomes a typed VllmSpec field is out of range."""
+    if key in _TYPED_CHECKS:
+        integer, what = _TYPED_CHECKS[key]
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        top = 1.0 if key == "gpu-memory-utilization" else float("inf")
+        if number is None or (integer and number != int(number)) or not 0 < number <= top:
+            raise UsageError(f"{key}={raw!r} must be {what}", flag="--engine-arg")
 
 
 def local_model_dir(settings: Settings, name: str, entry: LocalModel) -> Path | None:

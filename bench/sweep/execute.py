@@ -1,8 +1,9 @@
 """One sweep point, run here: (quantize) → serve → readiness → load profiles → accuracy suites → stop.
 
-A local target is served once for the point by `llmbench serve` in its own process group; before every
-run the engine's prefix cache is reset where the engine allows it (vLLM's /reset_prefix_cache), so runs do
-not flatter each other. API and mock targets are measured directly. Every run is stored with the sweep
+A local target is served once for the point through the typed serve plan (the point's backend and engine
+arguments as ServeOptions, bench.serving.managed) in its own process group; before every run the engine's
+prefix cache is reset where the engine allows it (vLLM's /reset_prefix_cache), so runs do not flatter
+each other. API and mock targets are measured directly. Every run is stored with the sweep
 and point ids as it goes; a point that fails keeps what it measured and says why.
 """
 
@@ -16,15 +17,15 @@ from typing import Any
 
 import httpx
 
-from bench.accuracy.driver import run_accuracy
 from bench.accuracy.spec import AccuracySpec
 from bench.cost import api_cost, from_record
 from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
-from bench.loadgen.driver import run_load
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary
 from bench.registry import Prices, Registry, load_registry
+from bench.runs import run_accuracy, run_load
 from bench.serving.managed import managed_server
+from bench.serving.plan import ServeOptions, engine_args_from
 from bench.settings import Settings, user_models_file
 from bench.store import PointStatus
 from bench.sweep.plan import Point
@@ -106,7 +107,7 @@ def run_point(point: Point, ctx: PointContext) -> PointOutcome:
     try:
         registry = _ensure_variant(point, ctx)
         if point.kind == "local":
-            with _served(point, ctx) as url:
+            with _served(point, ctx, registry) as url:
                 outcome.detail["url"] = url
                 _measure(point, ctx, registry, url, outcome)
         else:
@@ -124,6 +125,9 @@ def run_point(point: Point, ctx: PointContext) -> PointOutcome:
         tail = f"\n{exc.log_tail}" if exc.log_tail else ""
         hint = f"\nhint: {exc.hint}" if exc.hint else ""
         outcome.error = f"the server did not start: {engine_reason(exc.log_tail) or exc}{hint}\n{exc}{tail}"
+    except NotServed as exc:
+        outcome.status = "failed"
+        outcome.error = f"the server did not start: {exc}"
     except (LlmbenchError, ServeError) as exc:
         outcome.status = "failed"
         outcome.error = f"{type(exc).__name__}: {exc}"
@@ -155,17 +159,29 @@ def _ensure_variant(point: Point, ctx: PointContext) -> Registry:
     return ctx.registry
 
 
+class NotServed(LlmbenchError):
+    """A point's server could not be planned or prepared (an engine argument its backend refuses, a model
+    not in the cache, a model that does not fit): the point fails as one whose server did not start."""
+
+
 @contextlib.contextmanager
-def _served(point: Point, ctx: PointContext) -> Iterator[str]:
-    args: list[str] = []
-    if point.backend != "auto":
-        args += ["--backend", point.backend]
-    for key, value in sorted(point.engine_args.items()):
-        args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
-    ctx.say(
-        f"  serving {point.serve_name} ({point.backend}{' ' + ' '.join(args[2:]) if len(args) > 2 else ''})"
-    )
-    with managed_server(ctx.settings, point.serve_name, args) as server:
+def _served(point: Point, ctx: PointContext, registry: Registry) -> Iterator[str]:
+    """Serve the point's model with its backend and typed engine arguments; yield its URL (…/v1)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            args = engine_args_from(point.engine_args)
+            shown = "".join(
+                f" --engine-arg {k}={str(v).lower() if isinstance(v, bool) else v}"
+                for k, v in sorted(args.items())
+            )
+            ctx.say(f"  serving {point.serve_name} ({point.backend}{shown})")
+            options = ServeOptions(backend=point.backend, engine_args=args, port=0)
+            server = stack.enter_context(managed_server(registry, ctx.settings, point.serve_name, options))
+        except ServerStartError:
+            raise
+        except (LlmbenchError, ServeError) as exc:
+            fix = getattr(exc, "fix", "")
+            raise NotServed(f"{exc}{f'; {fix}' if fix else ''}") from exc
         ctx.say(f"  ready: {server.url} ({server.backend})")
         yield server.url
 

@@ -12,8 +12,8 @@ import sys
 
 from pydantic import SecretStr
 
-from serve.lifecycle import ready_line
 from serve.mock.server import serve_mock
+from serve.process import ready_line
 from serve.specs import MockSpec
 
 SPEC_ENV = "LLMBENCH_MOCK_SPEC"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bench.accuracy.driver import diff_runs, run_accuracy
 from bench.accuracy.spec import AccuracySpec
 from bench.cli._context import AppContext
 from bench.cli.accuracy import accuracy, diff
 from bench.errors import ConfigError, RunAbortedError, TargetError, UsageError
 from bench.registry import Registry, load_registry
+from bench.runs import diff_runs, run_accuracy
 from bench.settings import Settings
 from bench.store import Store
 from bench.suite_files import builtin_suites_dir

@@ -12,13 +12,14 @@ from bench.cli._context import AppContext
 from bench.cli._live import flag_marks, runs_table
 from bench.cli.compare import delta_cells
 from bench.cli.runs import runs
-from bench.loadgen.driver import LoadResult, RunResult
+from bench.loadgen.results import RunResult
 from bench.metrics import summarize
 from bench.records import RequestRecord, Status
 from bench.report.compare import Delta
+from bench.runs import LoadResult
+from bench.runs.targets import Target
 from bench.settings import Settings
 from bench.store import Store
-from bench.targets import Target
 
 LONG_LABEL = "goodput @ concurrent 64 on tiny-skills:w8a8 with a prompt file of 2,048-token questions"
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bench.accuracy.runner import token_cost
 from bench.clients.anthropic import AnthropicStream
 from bench.cost import api_cost, from_anthropic, from_record
 from bench.records import RequestRecord, Status
 from bench.registry import Prices
+from bench.runs.pricing import token_cost
 
 USAGE = {"input_tokens": 600, "cache_read_input_tokens": 400, "cache_creation_input_tokens": 1000}
 PRICES = Prices(input_per_1m=3.0, output_per_1m=15.0, cached_input_per_1m=0.3, cache_write_per_1m=3.75,

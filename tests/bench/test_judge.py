@@ -17,16 +17,17 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bench.accuracy.driver import run_accuracy
 from bench.accuracy.judge import Judge, JudgeError, parse_grade, parse_pairwise
 from bench.accuracy.judge_cache import JudgeCache
-from bench.accuracy.runner import SuiteRunner, token_cost
+from bench.accuracy.runner import SuiteRunner
 from bench.accuracy.spec import AccuracySpec
 from bench.accuracy.suite import Suite, SuiteItem
 from bench.accuracy.summary import summarize
 from bench.clients import ClientConfig, make_client
 from bench.errors import UsageError
 from bench.registry import Prices, load_registry
+from bench.runs import run_accuracy
+from bench.runs.pricing import token_cost
 from bench.settings import Settings
 from bench.store import ItemRecord
 
@@ -139,7 +140,7 @@ async def test_suite_with_scripted_verdicts(fake: FakeJudge, tmp_path: Path) -> 
     async with make_client("openai-chat", config) as target, make_client("openai-chat", config) as jclient:
         with JudgeCache(tmp_path / "cache.sqlite") as cache:
             judge = Judge(jclient, "fake|judge", cache, lambda i, o: token_cost(PRICES, i, o))
-            runner = SuiteRunner(target, concurrency=2, prices=None, judge=judge)
+            runner = SuiteRunner(target, concurrency=2, judge=judge)
             got = await runner.run(Suite("s", tmp_path / "s.jsonl", "0" * 64, items), seen.append)
     by_id = {i.item_id: i for i in got}
     assert len(seen) == 4

@@ -18,13 +18,13 @@ import pytest
 from aiohttp import web
 from lm_eval.models.api_models import JsonChatStr
 
-from bench.accuracy.driver import run_accuracy
 from bench.accuracy.lmeval import LmEvalSpec
 from bench.accuracy.lmeval_match import request_keys, sample_keys
 from bench.accuracy.proxy import RecordingProxy
 from bench.accuracy.spec import AccuracySpec
 from bench.errors import ConfigError, UsageError
 from bench.registry import load_registry
+from bench.runs import run_accuracy
 from bench.settings import Settings
 from bench.store import Store
 from serve.mock.server import running_mock

@@ -16,12 +16,13 @@ from rich.console import Console
 from test_serving import run_cli
 
 from bench.cli._live import LiveDisplay, runs_table
-from bench.loadgen.driver import LoadResult, RunFinished, RunProgress, RunResult, RunStarted
+from bench.loadgen.results import RunFinished, RunProgress, RunResult, RunStarted
 from bench.loadgen.runner import Progress
 from bench.metrics import summarize
 from bench.records import RequestRecord, Status
+from bench.runs import LoadResult
+from bench.runs.targets import Target
 from bench.store import Store
-from bench.targets import Target
 
 REPO = Path(__file__).resolve().parents[2]
 LLMBENCH = REPO / ".venv" / "bin" / "llmbench"

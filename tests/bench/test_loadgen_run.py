@@ -11,9 +11,10 @@ import pytest
 from timing_server import Timing, TimingServer
 
 from bench.errors import RunAbortedError, TargetError
-from bench.loadgen.driver import LoadEvent, LoadResult, RunFinished, RunProgress, RunStarted, run_load
+from bench.loadgen.results import LoadEvent, RunFinished, RunProgress, RunStarted
 from bench.loadgen.spec import LoadSpec
 from bench.registry import Registry
+from bench.runs import LoadResult, run_load
 from bench.settings import Settings
 from bench.store import Store
 

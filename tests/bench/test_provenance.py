@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import bench
-from bench.provenance import collect_provenance, git_info, gpus, parse_nvidia_smi
+from bench.runs.provenance import collect_provenance, git_info, gpus, parse_nvidia_smi
 
 
 def fake_exe(folder: Path, name: str, body: str) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from bench.errors import UsageError
 from bench.registry import KINDS, load_registry, validate_file
+from bench.runs.targets import resolve_target
 from bench.settings import Settings
-from bench.targets import resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -46,7 +46,7 @@ def test_the_readme_links_the_suite_format() -> None:
 
 
 def test_readme_and_cli_agree_that_a_mock_target_is_its_own_process(tmp_path: Path) -> None:
-    assert "runs as its own server process (`python -m serve.mock`" in README
+    assert "runs as its own server process (`python -m serve`" in README
     assert "in-process" not in README
     settings = Settings(home=tmp_path)
     with pytest.raises(UsageError) as info:

@@ -12,8 +12,8 @@ from timing_server import Timing, TimingServer
 from bench.clients import normalize_base_url as base_url
 from bench.errors import MissingKeyError, TargetError, UsageError
 from bench.registry import Registry
+from bench.runs.targets import identify_target, parse_headers, resolve_target, serving
 from bench.settings import Settings
-from bench.targets import identify_target, parse_headers, resolve_target, serving
 
 OVERLAY = """\
 schema: llmbench.models/1

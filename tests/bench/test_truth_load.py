@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 
 from bench.errors import RunAbortedError, RunFailedError
-from bench.loadgen.driver import LoadResult, run_load
 from bench.loadgen.recompute import recompute
 from bench.loadgen.spec import LoadSpec
 from bench.registry import Registry
-from bench.serverinfo import identify
+from bench.runs import LoadResult, run_load
+from bench.runs.serverinfo import identify
 from bench.settings import Settings
 from bench.store import Store
 from serve.mock.server import running_mock

@@ -9,10 +9,11 @@ from test_metrics import rec
 
 from bench.accuracy.summary import summarize as summarize_items
 from bench.cli._live import notes_lines, runs_table
-from bench.loadgen.driver import LoadResult, RunResult
+from bench.loadgen.results import RunResult
 from bench.metrics import summarize
 from bench.records import ItemRecord, Status
-from bench.targets import Target
+from bench.runs import LoadResult
+from bench.runs.targets import Target
 
 
 def test_events_read_together_are_counted_and_flag_the_run_when_material() -> None:

@@ -118,7 +118,7 @@ def is_loopback(url: str) -> bool:
 def target_provenance(target: Any, registry: Any, *, hardware: str | None = None) -> dict[str, Any]:
     """What the server side of a run was: engine and version, model and revision, quantization, engine
     arguments and the serving machine's accelerators, from the server's own answer (llmbench.serve-info/1,
-    vLLM's /version) and, for registry names, from models.yaml. `target` is a bench.targets.Target.
+    vLLM's /version) and, for registry names, from models.yaml. `target` is a bench.runs.targets.Target.
     """
     identity = target.identity
     info: dict[str, Any] = dict(identity.info) if identity is not None and identity.info else {}

@@ -1,8 +1,9 @@
 """One accuracy run end to end: resolve the target, check it, ask and score, store items as they complete.
 
 `run_accuracy(spec, registry, settings)` is what `llmbench bench accuracy` calls; `diff_runs` is what
-`llmbench bench diff` calls. This module ties the accuracy parts to the results store, so it is the one
-module of the package that opens a Store.
+`llmbench bench diff` calls. The asking and scoring is bench.accuracy's SuiteRunner (or lm-eval through
+the recording proxy, bench.runs.lmeval) with a client made here; each item is priced here at the target's
+prices and written to the store as it is scored.
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from typing import Any, Literal
 
 from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
 from bench.accuracy.judge_cache import JudgeCache
-from bench.accuracy.lmeval_driver import run_lmeval_tasks
-from bench.accuracy.runner import ITEM_TEMPLATE, SuiteRunner, token_cost
+from bench.accuracy.runner import ITEM_TEMPLATE, SuiteRunner
 from bench.accuracy.spec import AccuracyResult, AccuracySpec
 from bench.accuracy.suite import Suite, load_suite
 from bench.accuracy.summary import RunDiff, diff_items, summarize
-from bench.clients import ClientConfig, make_client
+from bench.clients import make_client
 from bench.errors import InterruptedRunError, UsageError
-from bench.provenance import collect_provenance, target_provenance
-from bench.records import DEFAULT_TIMEOUT_S, ItemRecord
+from bench.records import ItemRecord
 from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry
+from bench.runs.lmeval import run_lmeval_tasks
+from bench.runs.opening import check_hardware, check_target, client_config, opened, run_provenance
+from bench.runs.pricing import priced_item, token_cost
+from bench.runs.targets import Target, resolve_target
 from bench.settings import Settings
 from bench.store import RunStatus, Store
-from bench.targets import Target, identify_target, resolve_target, serving
 
 Progress = Callable[[int, int], None]  # (items done, items in the run)
 NO_PRICE_NOTE = "self-hosted target: no per-token price (cost_usd is null; see the report's $/hour cost)"
@@ -49,25 +51,6 @@ def mock_answers(target: Target, registry: Registry) -> dict[str, Any] | None:
         return None
     _, entry = registry.get(target.name)
     return entry.answers.model_dump(mode="json") if isinstance(entry, MockEndpoint) else None
-
-
-def client_config(target: Target, timeout_s: float = DEFAULT_TIMEOUT_S) -> ClientConfig:
-    """The streaming client's configuration for a served target (`timeout_s`: per request, s)."""
-    return ClientConfig(
-        base_url=target.url,
-        model=target.model,
-        api_key=target.api_key,
-        api_key_env=target.api_key_env,
-        server_kind=target.server_kind,
-        headers=dict(target.headers),
-        timeout_s=timeout_s,
-    )
-
-
-async def check_target(target: Target, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-    """TargetError before the run starts when the endpoint is unreachable or lacks the model."""
-    async with make_client(target.api, client_config(target, timeout_s)) as client:
-        await client.check()
 
 
 def _store_path(spec: AccuracySpec, settings: Settings) -> Path:
@@ -96,14 +79,14 @@ def run_accuracy(
     )
     if tasks is not None and target.api == "anthropic":
         raise UsageError("lm-eval tasks run over OpenAI-style APIs; pass --api openai-chat", flag="--api")
-    if spec.hardware is not None:
-        registry.hardware(spec.hardware)  # an unknown profile fails here, before anything starts
+    check_hardware(registry, spec.hardware)
     with contextlib.ExitStack() as stack:
-        target = identify_target(stack.enter_context(serving(target, settings)), spec.server_kind)
+        target = stack.enter_context(opened(target, settings, spec.server_kind))
         judge_target = None
         if spec.judge is not None:
-            judge_target = resolve_target(spec.judge, registry, settings)
-            judge_target = identify_target(stack.enter_context(serving(judge_target, settings)))
+            judge_target = stack.enter_context(
+                opened(resolve_target(spec.judge, registry, settings), settings)
+            )
         asyncio.run(check_target(target, spec.timeout_s))
         if judge_target is not None:
             asyncio.run(check_target(judge_target, spec.timeout_s))
@@ -115,10 +98,8 @@ def run_accuracy(
         if suite is not None:
             profile["suite_sha256"] = suite.sha256
             profile["items"] = len(suite.items)
-        provenance = {
-            **collect_provenance(extra={"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}),
-            **target_provenance(target, registry, hardware=spec.hardware),
-        }
+        extra = {"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}
+        provenance = run_provenance(target, registry, hardware=spec.hardware, extra=extra)
         answers = mock_answers(target, registry)
         if answers is not None:
             provenance["mock_answers"] = answers  # the report marks this accuracy as simulated
@@ -194,6 +175,7 @@ def _run_suite(
     total = len(suite.items)
 
     def on_item(item: ItemRecord) -> None:
+        item = priced_item(item, prices)
         store.add_item(run_id, item)  # written as it completes: an interrupted run keeps it
         items.append(item)
         if progress is not None:
@@ -222,7 +204,7 @@ def _run_suite(
 
                 judge = Judge(judge_client, f"{judge_target.url}|{judge_target.model}", cache, cost)
             runner = SuiteRunner(
-                client, spec.concurrency, spec.max_tokens, prices, judge, similarity=spec.similarity
+                client, spec.concurrency, spec.max_tokens, judge=judge, similarity=spec.similarity
             )
             try:
                 await _until_ctrl_c(runner.run(suite, on_item), interrupted)

@@ -1,19 +1,21 @@
-"""An lm-eval run as an accuracy run: the recording proxy, lm-eval, then its requests and items stored."""
+"""An lm-eval run as a stored accuracy run: the recording proxy, lm-eval, then its requests and items priced
+and stored, and the run finished with its summary."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from bench.accuracy.lmeval import LmEvalSpec, run_lmeval, task_manager
 from bench.accuracy.proxy import RecordingProxy
-from bench.accuracy.runner import token_cost
 from bench.accuracy.spec import AccuracyResult, AccuracySpec
 from bench.accuracy.summary import error_details, summarize
 from bench.errors import InterruptedRunError
-from bench.records import ItemRecord, RequestRecord
+from bench.records import RequestRecord
 from bench.registry import Prices
+from bench.runs.pricing import request_cost, shared_cost
+from bench.runs.targets import Target
 from bench.store import Store
-from bench.targets import Target
 
 
 def proxy_headers(target: Target) -> dict[str, str]:
@@ -35,7 +37,6 @@ def run_lmeval_tasks(
 ) -> AccuracyResult:
     """Run lm-eval through the proxy; store every request and every sample."""
     manager = task_manager(spec.tasks_dir)
-    items: list[ItemRecord] = []
     with RecordingProxy(target.url, proxy_headers(target)) as proxy:
         lm_spec = LmEvalSpec(
             tasks=tasks,
@@ -50,7 +51,7 @@ def run_lmeval_tasks(
             headers=proxy.client_headers,
         )
         try:
-            outcome = run_lmeval(lm_spec, proxy.calls, prices, manager)
+            outcome = run_lmeval(lm_spec, proxy.calls, manager)
         except KeyboardInterrupt as exc:
             _store_requests(store, run_id, proxy)
             store.finish_run(run_id, "partial", None, "interrupted")
@@ -60,12 +61,17 @@ def run_lmeval_tasks(
             store.finish_run(run_id, "failed", None, f"{type(exc).__name__}: {exc}")
             raise
     records = _store_requests(store, run_id, proxy)
-    items = outcome.items
+    items = [
+        dataclasses.replace(i, cost_usd=shared_cost(outcome.matched[i.item_id], prices))
+        if i.item_id in outcome.matched
+        else i
+        for i in outcome.items
+    ]
     store.add_items(run_id, items)
     failed_requests = sum(not r.ok for r in records)
     in_tokens = [r.input_tokens for r in records if r.input_tokens is not None]
     out_tokens = [r.output_tokens for r in records if r.output_tokens is not None]
-    costs = [token_cost(prices, r.input_tokens, r.output_tokens, r.cached_input_tokens) for r in records]
+    costs = [request_cost(prices, r) for r in records]
     lm = {
         t: {
             "metric": s.metric,

@@ -3,9 +3,9 @@
 A registry `api` entry brings its base URL, protocol, key variable (read here from the environment) and
 headers; a `local` entry points at an already running `llmbench serve NAME` (default
 http://127.0.0.1:8000/v1) with the tokenizer of the pulled model folder; a `mock` entry is started as its
-own server process (`python -m serve.mock`) for the duration of the run (`serving`). Anything that starts
-with http:// or https:// is a bare URL. `identify_target` then asks the server what it is
-(bench.serverinfo), which decides whether vLLM's extras (ignore_eos) may be sent.
+own server process (`python -m serve`, bench.serving.managed) for the duration of the run (`serving`).
+Anything that starts with http:// or https:// is a bare URL. `identify_target` then asks the server what it is
+(bench.runs.serverinfo), which decides whether vLLM's extras (ignore_eos) may be sent.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bench.clients.base import normalize_base_url as base_url
 from bench.errors import MissingKeyError, NotAnLlmServerError, TargetError, UsageError
 from bench.records import ApiKind, ServerKind
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Registry
-from bench.serverinfo import ServerIdentity, identify
+from bench.runs.serverinfo import ServerIdentity, identify
 from bench.serving.plan import mock_spec
 from bench.settings import Settings
 from serve.specs import MockSpec

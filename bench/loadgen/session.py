@@ -1,0 +1,363 @@
+"""One load invocation: every profile of a LoadSpec in order, through an injected client into a RunSink.
+
+The session builds each run's prompts and plan, sends them with the LoadRunner, samples the server's
+/metrics, summarizes, and hands everything to the sink; a sweep profile becomes its synchronous,
+throughput and rate runs, a goodput profile its probes and the final run at the operating point. Ctrl-C
+(SIGINT) stops the run in flight, and one that comes between runs skips the rest. A run that stops early
+(server gone, Ctrl-C, --max-error-rate) is kept as partial, and `aborted` holds the error for the caller to
+raise once it has shown what was measured. It knows no store, no registry and no concrete client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError
+from bench.loadgen.goodput import GoodputSearch
+from bench.loadgen.profiles import (
+    ConcurrentProfile,
+    ConstantProfile,
+    GoodputProfile,
+    Limits,
+    PoissonProfile,
+    RunProfile,
+    SweepProfile,
+    SynchronousProfile,
+    sweep_rates,
+)
+from bench.loadgen.protocol import StreamingClient
+from bench.loadgen.results import (
+    LoadEvent,
+    ProgressCallback,
+    RunFinished,
+    RunProgress,
+    RunResult,
+    RunStarted,
+    abort_message,
+    run_status,
+)
+from bench.loadgen.runner import LoadRunner, RunOutcome
+from bench.loadgen.schedule import make_plan
+from bench.loadgen.server_metrics import ServerMetricsSampler
+from bench.loadgen.sink import RunSink
+from bench.loadgen.spec import LoadSpec
+from bench.metrics import summarize
+from bench.metrics.load import LoadTarget
+from bench.prompts import PromptSpec, iter_requests, output_scale
+from bench.records import GenRequest, ServerKind, rebase
+from bench.tokenizer import TextTokenizer
+
+PREFETCH = 2048  # prompts built before a run whose request count is not known in advance
+PREBUILD_MAX = 100_000  # at most this many built before a run; the rest as it goes
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the session must know about the server it measures (the client knows how to reach it)."""
+
+    server_kind: ServerKind
+    server_kind_from: str | None = None  # how the kind was found out (None: not asked)
+    sends_extras: bool = False  # whether vLLM's extras (ignore_eos) reach the server
+    metrics_url: str | None = None  # its Prometheus page; None when it has none worth asking for
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # sent with /metrics requests
+
+
+class LoadSession:
+    """The runs of one invocation, in order; `runs` and `aborted` hold what happened."""
+
+    def __init__(
+        self,
+        spec: LoadSpec,
+        client: StreamingClient,
+        sink: RunSink,
+        endpoint: Endpoint,
+        prompts: PromptSpec,
+        tokenizer: TextTokenizer,
+        *,
+        progress: ProgressCallback | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.client = client
+        self.sink = sink
+        self.endpoint = endpoint
+        self.prompts = prompts
+        self.tokenizer = tokenizer
+        self.progress = progress
+        self.group_id = group_id or uuid.uuid4().hex  # shared by this invocation's runs
+        self.runs: list[RunResult] = []
+        self.aborted: RunAbortedError | None = None
+        self.stop = asyncio.Event()
+        self.index = 0
+
+    async def run(self, handle_sigint: bool = True) -> list[RunResult]:
+        """Run every profile in order until one aborts; Ctrl-C is handled here when `handle_sigint`."""
+        loop = asyncio.get_running_loop()
+        sigint = handle_sigint and threading.current_thread() is threading.main_thread()
+        if sigint:
+            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+        try:
+            for profile in self.spec.profiles():
+                if isinstance(profile, SweepProfile):
+                    await self._sweep(profile)
+                elif isinstance(profile, GoodputProfile):
+                    await self._goodput(profile)
+                else:
+                    await self._run_one(profile, total=len(self.spec.profiles()))
+                if self.aborted is not None:
+                    break
+        finally:
+            if sigint:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signal.SIGINT)
+        return self.runs
+
+    def _emit(self, event: LoadEvent) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    def _interrupted_between_runs(self, label: str) -> None:
+        if not self.runs:
+            raise KeyboardInterrupt  # nothing measured yet: main() reports a plain interruption
+        last = self.runs[-1]
+        self.aborted = InterruptedRunError(
+            f"interrupted (Ctrl-C) before {label} started; the remaining runs were skipped",
+            run_id=last.run_id,
+            kept=last.stored_records,
+        )
+
+    def _on_sigint(self) -> None:
+        self.stop.set()
+        # A second Ctrl-C falls through to Python's default handler and stops at once.
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+    def _sent(self, prompt_seed: int) -> dict[str, Any]:
+        """What the requests really carry: ignore_eos only reaches servers that accept vLLM's extras."""
+        return {
+            "length_unit": self.prompts.unit,
+            # The target's tokens per reference token: output lengths are asked for in its own tokens.
+            "output_scale": output_scale(self.prompts, prompt_seed, self.tokenizer),
+            "ignore_eos_requested": self.prompts.ignore_eos,
+            "ignore_eos": self.prompts.ignore_eos and self.endpoint.sends_extras,
+            "server_kind": self.endpoint.server_kind,
+            "server_kind_from": self.endpoint.server_kind_from,
+        }
+
+    async def _requests(self, n: int | None, seed: int) -> Iterator[GenRequest]:
+        """Prompts built (on a thread) before the run starts, so the send loop does no tokenizer work.
+
+        Up to PREBUILD_MAX are built ahead (PREFETCH when the count is unknown, as in a duration-bound
+        closed loop); any more are built lazily during the run.
+        """
+        stream = iter_requests(self.prompts, seed, self.tokenizer)
+        count = PREFETCH if n is None else min(n, PREBUILD_MAX)
+        built = await asyncio.to_thread(lambda: list(itertools.islice(stream, count)))
+        if n is not None and n <= count:
+            return iter(built)
+        rest = stream if n is None else itertools.islice(stream, n - count)
+        return itertools.chain(built, rest)
+
+    async def _sweep(self, sweep: SweepProfile) -> None:
+        stages: dict[str, Any] = {"points": sweep.points}
+        sync = await self._run_one(SynchronousProfile(), sweep={**stages, "stage": "synchronous"})
+        if sync is None or self.aborted is not None:
+            return
+        top = ConcurrentProfile(concurrency=sweep.throughput_concurrency)
+        peak = await self._run_one(top, sweep={**stages, "stage": "throughput"})
+        if peak is None or self.aborted is not None:
+            return
+        low, high = sync.summary.requests_per_s, peak.summary.requests_per_s
+        if not low or not high:
+            self.aborted = RunAbortedError(
+                "the sweep could not measure a request rate (every request failed); see the error breakdown",
+                run_id=peak.run_id,
+                kept=peak.stored_records,
+            )
+            return
+        stages.update(sync_rate=low, max_rate=high)
+        for i, rate in enumerate(sweep_rates(low, high, sweep.points), start=1):
+            profile: RunProfile = (
+                PoissonProfile(rate=rate, seed=sweep.seed)
+                if sweep.rate_kind == "poisson"
+                else ConstantProfile(rate=rate)
+            )
+            await self._run_one(profile, sweep={**stages, "stage": "rate", "point": i})
+            if self.aborted is not None:
+                return
+
+    async def _goodput(self, goodput: GoodputProfile) -> None:
+        """Probe by doubling then bisection; then one run at the highest passing load: the operating point.
+
+        Each probe is lengthened until it can hold its load (GoodputProfile.probe_limits); an invalid probe
+        (client-bound, not streamed, load not reached) ends the search, which is then capped there.
+        """
+        search = GoodputSearch(
+            goodput.dimension, goodput.start, goodput.max_load, goodput.target, goodput.steps
+        )
+        common = {"search": self.group_id, "target": goodput.target, "dimension": goodput.dimension}
+        base = self.spec.limits()
+        while (step := search.next_load()) is not None:
+            load, stage = step
+            probe = goodput.probe(load)
+            extra = {"goodput": {**common, "stage": stage, "load": load}, "attainment_target": goodput.target}
+            limits = goodput.probe_limits(load, base)
+            run = await self._run_one(probe, extra=extra, limits=limits)
+            if run is None or self.aborted is not None:
+                return
+            share = run.summary.slo_attainment or {}
+            ci = share.get("ci95")
+            measured = None if run.summary.load is None else run.summary.load.measured
+            search.record(
+                load, stage, run.run_id, share.get("value"), None if ci is None else (ci[0], ci[1]),
+                measured_load=measured, invalid=tuple(run.summary.invalid_reasons),
+            )  # fmt: skip
+        best = search.best
+        if best is None:
+            first = search.probes[0]
+            why = (
+                f"was invalid ({'; '.join(first.invalid)})"
+                if not first.valid
+                else f"met the SLO for only {(first.attainment or 0):.1%} of requests"
+            )
+            self.aborted = RunFailedError(
+                f"{goodput.label}: even the first probe ({first.load:g}) {why}; lower --{goodput.dimension}, "
+                "relax --slo, or send more requests per probe",
+                run_id=first.run_id,
+                kept=0,
+            )
+            return
+        pacing = goodput.probe(best.load)
+        point = {
+            "dimension": goodput.dimension,
+            "value": best.load,
+            "measured": best.measured_load,
+            "target_attainment": goodput.target,
+            "attainment": best.attainment,
+            "attainment_ci": None if best.ci95 is None else list(best.ci95),
+            "probes": [p.run_id for p in search.probes],
+            "search": [p.to_json() for p in search.probes],
+            "capped": search.capped,
+            "warnings": search.warnings(),
+        }
+        extra = {
+            "kind": "goodput",
+            "pacing": pacing.model_dump(mode="json"),
+            "operating_point": point,
+            "attainment_target": goodput.target,
+            "search_profile": goodput.model_dump(mode="json"),
+        }
+        limits = goodput.probe_limits(best.load, base)
+        await self._run_one(pacing, extra=extra, label=f"goodput @ {pacing.label}", limits=limits)
+
+    async def _run_one(
+        self,
+        profile: RunProfile,
+        *,
+        total: int | None = None,
+        sweep: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        label: str | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult | None:
+        limits = limits or self.spec.limits()
+        plan = make_plan(profile, limits)
+        prompt_seed = self.spec.seed + self.index  # fresh prompts per run: no prefix-cache hits across runs
+        requests = await self._requests(plan.planned_requests, prompt_seed)
+        await asyncio.sleep(0)  # let a Ctrl-C that came while prompts were built be seen
+        if self.stop.is_set():
+            self._interrupted_between_runs(profile.label)
+            return None
+        label = label or profile.label
+        profile_json: dict[str, Any] = {
+            **profile.model_dump(mode="json"),
+            "label": label,
+            "limits": limits.model_dump(mode="json"),
+            "prompts": self.prompts.model_dump(mode="json"),
+            "prompt_seed": prompt_seed,
+            "slo": self.spec.slo,
+            "sent": self._sent(prompt_seed),
+        }
+        if sweep is not None:
+            profile_json["sweep"] = sweep
+        profile_json.update(extra or {})
+        sink = self.sink
+        run_id = await sink.start_run(label, profile_json)
+        self._emit(RunStarted(self.index, total, label, profile_json, run_id))
+        self.index += 1
+
+        origin = time.perf_counter()
+        runner = LoadRunner(
+            self.client,
+            plan,
+            requests,
+            on_record=lambda record: sink.add(run_id, record, origin),
+            on_progress=lambda p: self._emit(RunProgress(label, p)),
+            stop=self.stop,
+            origin_s=origin,
+        )
+        sampler: ServerMetricsSampler | None = None
+        if self.endpoint.metrics_url is not None:
+            sampler = ServerMetricsSampler(
+                self.endpoint.metrics_url,
+                origin,
+                every_s=self.spec.server_metrics_every_s,
+                headers=dict(self.endpoint.headers),
+            )
+        sampler_task = asyncio.create_task(sampler.run()) if sampler is not None else None
+        outcome: RunOutcome | None = None
+        try:
+            outcome = await runner.run()
+        finally:
+            if sampler_task is not None:
+                sampler_task.cancel()
+                await asyncio.gather(sampler_task, return_exceptions=True)
+            kept = await sink.flush(run_id)
+            if outcome is None:  # the loop itself failed: keep the run's records and mark it
+                await sink.finish(run_id, "failed", None, "the load generator stopped")
+        samples = sampler.samples if sampler is not None else []
+        if samples:
+            await sink.add_server_samples(run_id, samples)
+        # Summarized from the times relative to the origin (as a store keeps them), so a recompute matches.
+        summary = summarize(
+            [rebase(r, origin) for r in runner.records],
+            slo=self.spec.slo_bounds(),
+            client=outcome.client,
+            fixed_length=bool(profile_json["sent"]["ignore_eos"]),
+            attainment_target=profile_json.get("attainment_target"),
+            load_target=LoadTarget.from_profile(profile_json),
+        )
+        status = run_status(outcome.ended, summary)
+        await sink.finish(run_id, status, summary, outcome.reason)
+        result = RunResult(
+            run_id=run_id,
+            label=label,
+            profile=profile_json,
+            summary=summary,
+            status=status,
+            ended=outcome.ended,
+            reason=outcome.reason,
+            stored_records=kept,
+            server_samples=len(samples),
+            max_in_flight=outcome.max_in_flight,
+            process_cpu_s=outcome.process_cpu_s,
+        )
+        self.runs.append(result)
+        self._emit(RunFinished(result))
+        if outcome.ended != "complete":
+            error = InterruptedRunError if outcome.ended == "interrupted" else RunAbortedError
+            self.aborted = error(abort_message(outcome, label), run_id=run_id, kept=kept)
+        elif status == "failed":
+            self.aborted = RunFailedError(
+                f"{label}: every request failed; see the error breakdown", run_id=run_id, kept=kept
+            )
+        return result
