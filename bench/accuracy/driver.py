@@ -283,9 +283,8 @@ def diff_runs(store_path: Path, run_a: str, run_b: str) -> RunDiff:
         for run, flag in ((a, "RUN_A"), (b, "RUN_B")):
             if run.kind != "accuracy":
                 raise UsageError(f"run {run.id[:12]} is a {run.kind} run, not an accuracy run", flag=flag)
-        same = (a.profile.get("suite_sha256") or a.profile.get("suite")) == (
-            b.profile.get("suite_sha256") or b.profile.get("suite")
-        )
+        pa, pb = a.accuracy_profile, b.accuracy_profile
+        same = (pa.suite_sha256 or pa.suite) == (pb.suite_sha256 or pb.suite)
         items_a, items_b = store.load_items(a.id), store.load_items(b.id)
     if not items_a or not items_b:
         empty = a if not items_a else b

@@ -149,8 +149,8 @@ def notes_lines(result: LoadResult) -> list[str]:
     for r in result.runs:
         s = r.summary
         for d in s.error_details:
-            status = f" HTTP {d['http_status']}" if d["http_status"] else ""
-            lines.append(f"{r.label}: {d['count']} × {d['kind']}{status}: {d['first_message']}")
+            status = f" HTTP {d.http_status}" if d.http_status else ""
+            lines.append(f"{r.label}: {d.count} × {d.kind}{status}: {d.first_message}")
     return lines
 
 

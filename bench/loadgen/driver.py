@@ -406,11 +406,11 @@ class _Session:
             run = await self._run_one(client, probe, extra=extra, limits=limits)
             if run is None or self.result.aborted is not None:
                 return
-            share = run.summary.slo_attainment or {}
-            ci = share.get("ci95")
+            share = run.summary.slo_attainment
             measured = None if run.summary.load is None else run.summary.load.measured
             search.record(
-                load, stage, run.run_id, share.get("value"), None if ci is None else (ci[0], ci[1]),
+                load, stage, run.run_id, None if share is None else share.value,
+                None if share is None else share.ci95,
                 measured_load=measured, invalid=tuple(run.summary.invalid_reasons),
             )  # fmt: skip
         best = search.best

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import psutil
+from pydantic import ValidationError
 
 from bench.errors import StoreError, StoreReadOnlyError, UnknownIdError
 from bench.records import ItemRecord, RequestRecord, Status, TokenSource
@@ -27,11 +28,14 @@ from bench.store.rows import (
     ServerSample,
     from_json,
     pack_times,
+    plain,
+    read_documents,
     scrub,
     to_json,
     unpack_times,
 )
 from bench.store.sweeps import SweepRows
+from bench.validation import problems
 
 _INSERT_REQUEST = (
     "INSERT INTO requests (run_id, request_id, status, warmup, scheduled_s, start_s, first_byte_s,"
@@ -309,7 +313,7 @@ class Store(SweepRows):
             raise ValueError(f"run kind must be one of {RUN_KINDS}, not {kind!r}")
         run_id = uuid.uuid4().hex
         me = psutil.Process()
-        blobs = [to_json(scrub(from_json(to_json(v)))) for v in (target, profile, provenance)]
+        blobs = [to_json(scrub(from_json(to_json(plain(v))))) for v in (target, profile, provenance)]
         self._write(
             "INSERT INTO runs (id, kind, status, started_at, pid, pid_started, group_id, target, profile,"
             " provenance, note, sweep_id, point_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -418,7 +422,7 @@ class Store(SweepRows):
         self._write(
             "UPDATE runs SET status = ?, ended_at = ?, summary = ?, error = ?, note = COALESCE(?, note)"
             " WHERE id = ?",
-            (status, _now(), None if summary is None else to_json(summary), error, note, run_id),
+            (status, _now(), None if summary is None else to_json(plain(summary)), error, note, run_id),
         )
         missing = self._conn.execute("SELECT changes()").fetchone()[0] != 1
         self.flush()
@@ -437,6 +441,19 @@ class Store(SweepRows):
         status = stored
         if stored == "running" and not process_alive(row["pid"], row["pid_started"]):
             status = "partial"
+        try:
+            target, profile, provenance, summary = read_documents(
+                row["kind"],
+                from_json(row["target"]),
+                from_json(row["profile"]),
+                from_json(row["provenance"]),
+                from_json(row["summary"]),
+            )
+        except ValidationError as exc:
+            raise StoreError(
+                f"run {row['id']} in {self.path} holds a document this llmbench cannot read: "
+                f"{problems(exc)[0].line()}"
+            ) from exc
         return RunInfo(
             id=row["id"],
             kind=cast(RunKind, row["kind"]),
@@ -445,10 +462,10 @@ class Store(SweepRows):
             started_at=row["started_at"],
             ended_at=row["ended_at"],
             group_id=row["group_id"],
-            target=from_json(row["target"]),
-            profile=from_json(row["profile"]),
-            provenance=from_json(row["provenance"]),
-            summary=from_json(row["summary"]),
+            target=target,
+            profile=profile,
+            provenance=provenance,
+            summary=summary,
             note=row["note"],
             error=row["error"],
             pid=row["pid"],

@@ -76,7 +76,7 @@ def test_oracle_at_70_percent_is_inside_the_ci(oracle70: str, tmp_path: Path) ->
         run = store.get_run(result.run_id)
         items = store.load_items(result.run_id)
     assert run.status == "complete" and run.kind == "accuracy"
-    assert run.profile["suite_sha256"] and set(run.profile["templates"]) == {"item", "judge"}
+    assert run.accuracy_profile.suite_sha256 and set(run.accuracy_profile.templates) == {"item", "judge"}
     assert len(items) == 400 and all(i.latency_ms is not None and i.output_tokens for i in items)
     assert sum(bool(i.correct) for i in items) == round(s["score"] * 400)
 
@@ -123,7 +123,7 @@ def test_interrupted_run_keeps_its_items(oracle70: str, tmp_path: Path) -> None:
         kept = store.load_items(run.id)
     assert run.status == "partial" and run.error == "interrupted"
     assert len(kept) == err.value.kept >= 10
-    assert run.summary is not None and run.summary["items"] == len(kept)
+    assert run.accuracy_summary is not None and run.accuracy_summary.items == len(kept)
 
 
 @pytest.mark.slow  # seconds of real serving: scripts/test runs it
@@ -194,5 +194,6 @@ def test_a_mock_targets_configured_answers_are_stored_with_the_run(
     result = run_accuracy(spec, registry, settings(tmp_path))
     with Store.open(settings(tmp_path).results_path) as store:
         run = store.get_run(result.run_id)
-    answers = run.provenance["mock_answers"]
-    assert answers["kind"] == "oracle" and answers["accuracy"] == 0.9 and run.target["kind"] == "mock"
+    answers = run.provenance.mock_answers
+    assert answers is not None and answers["kind"] == "oracle" and answers["accuracy"] == 0.9
+    assert run.target.kind == "mock"

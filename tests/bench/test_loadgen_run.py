@@ -72,16 +72,13 @@ def test_concurrent_values_are_separate_stored_runs(registry: Registry, settings
         for r in result.runs:
             info = store.get_run(r.run_id)
             assert info.status == "complete" and info.kind == "load" and info.group_id == result.group_id
-            assert info.profile["kind"] == "concurrent" and info.target["model"] == "fast"
-            assert (
-                info.provenance["llmbench"]["version"]
-                and info.provenance["engine"]["name"] == "llmbench-mock"
-            )
+            assert info.load_profile.kind == "concurrent" and info.target.model == "fast"
+            assert info.provenance.llmbench.version and info.provenance.engine.name == "llmbench-mock"
             records = store.load_records(r.run_id)
             assert len(records) == 15 and sum(rec.warmup for rec in records) == 3
             assert all(rec.ok and rec.output_tokens == 8 for rec in records)
             assert r.summary.completed == 12 and r.summary.warmup == 3  # warm-up excluded from results
-            assert info.summary is not None and info.summary["requests"]["completed"] == 12
+            assert info.load_summary is not None and info.load_summary.completed == 12
     kinds = [type(e) for e in events]
     assert kinds.count(RunStarted) == 2 and kinds.count(RunFinished) == 2
     assert any(isinstance(e, RunProgress) for e in events)

@@ -199,8 +199,8 @@ def test_the_spend_cap_prices_cache_reads_and_writes_as_bench_cost_does() -> Non
     rec = RequestRecord(0, Status.OK, 0.0, 0.0, 1.0, first_token_s=0.5, token_chunk_s=[0.5, 1.0],
                         input_tokens=1000, output_tokens=200, cached_input_tokens=600,
                         cache_write_tokens=100)  # fmt: skip
-    point = Point("p", "mock-frontier", "mock-frontier", "mock", "mock-frontier", "base", "mock", {}, None,
-                  None, [], [], 1, 0.0, 0.0, 0.0)  # fmt: skip
+    point = Point(point_id="p", label="mock-frontier", target="mock-frontier", kind="mock",
+                  serve_name="mock-frontier", variant="base", backend="mock")  # fmt: skip
     from bench.registry import load_registry
 
     assert _load_cost(load_registry(), point, summarize([rec])) == pytest.approx(4455 / 1e6)
