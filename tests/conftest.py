@@ -82,10 +82,10 @@ def check_stored_summaries(root: Path) -> None:
             continue
         with store:
             for info in store.list_runs("load", limit=None):
-                if info.summary is None or info.status == "running" or "sent" not in info.profile:
+                if info.load_summary is None or info.status == "running" or info.load_profile.sent is None:
                     continue
-                again = recompute(store.load_records(info.id), info.profile, info.summary).to_json()
-                assert again == info.summary, (
+                again = recompute(store.load_records(info.id), info.load_profile, info.load_summary)
+                assert again == info.load_summary, (
                     f"run {info.id} in {path}: recompute differs from the stored summary"
                 )
 

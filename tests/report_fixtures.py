@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy.summary import summarize as summarize_items
+from bench.loadgen.documents import LoadRunProfile
 from bench.metrics import Slo, summarize
-from bench.metrics.load import LoadTarget
 from bench.records import ItemRecord, RequestRecord, Status
 from bench.store import Store
 
@@ -98,12 +98,14 @@ def add_load_run(
     label = profile.get("label") or f"{profile['kind']}"
     prompts = {"kind": "synthetic", "input_tokens": {"kind": "fixed", "a": 32}, "unit": "reference",
                "output_tokens": {"kind": "fixed", "a": 16}}  # fmt: skip
-    run_id = store.start_run(
-        "load", tgt, {**profile, "label": label, "slo": slo, "prompts": prompts}, provenance
+    stored = LoadRunProfile.model_validate(
+        {"limits": {"requests": len(recs)}, **profile, "label": label, "slo": slo, "prompts": prompts}
     )
+    run_id = store.start_run("load", tgt, stored, provenance)
     store.add_requests(run_id, recs, 0.0)
-    target_load = LoadTarget.from_profile(dict(profile))
-    summary = summarize(recs, slo=None if slo is None else Slo.parse(slo), load_target=target_load).to_json()
+    summary = summarize(
+        recs, slo=None if slo is None else Slo.parse(slo), load_target=stored.target
+    ).to_json()
     summary.update(extra_summary or {})
     store.finish_run(run_id, status, summary)  # type: ignore[arg-type]
     return run_id
@@ -138,7 +140,8 @@ def add_accuracy_run(
     suite: str = SUITE,
     mock_answers: Mapping[str, Any] | None = None,
 ) -> str:
-    profile = {"suite": suite, "suite_sha256": SUITE_SHA if suite == SUITE else "cd" * 32,
+    sha = SUITE_SHA if suite == SUITE else "cd" * 32
+    profile = {"target": tgt["name"], "suite": suite, "suite_sha256": sha,
                "templates": {"item": "t"}, "items": len(scored)}  # fmt: skip
     provenance: dict[str, Any] = {"llmbench": {"version": "0.1.0"}}
     if mock_answers is not None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bench.accuracy.documents import AccuracySummary
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.errors import UsageError
 from bench.records import DEFAULT_TIMEOUT_S, ApiKind, ServerKind
@@ -74,9 +75,9 @@ class AccuracyResult:
 
     run_id: str
     status: Literal["complete", "partial", "failed"]
-    summary: dict[str, Any]
+    summary: AccuracySummary
 
     @property
     def failed_items(self) -> int:
         """Items whose request (or judge) failed: counted apart, neither right nor wrong."""
-        return int(self.summary.get("failed") or 0)
+        return self.summary.failed

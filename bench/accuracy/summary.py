@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.accuracy.documents import AccuracySummary
 from bench.records import ItemRecord
 from bench.stats import PairedComparison, paired_compare, wilson
 
@@ -45,8 +46,9 @@ def summarize(
     cost_note: str | None = None,
     judge: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The accuracy JSON: overall and per-area score with 95% Wilson CI, tokens, cost, failures."""
+) -> AccuracySummary:
+    """The accuracy summary (llmbench.accuracy/1): overall and per-area score with 95% Wilson CI, tokens,
+    cost, failures; `extra` sets further fields of AccuracySummary (lm-eval's)."""
     overall = _group(items)
     areas = sorted({i.area or "-" for i in items})
     latencies = sorted(i.latency_ms for i in items if i.latency_ms is not None)
@@ -83,7 +85,7 @@ def summarize(
         out["judge"] = dict(judge)
     if extra:
         out.update(extra)
-    return out
+    return AccuracySummary.from_json(out)
 
 
 Failure = tuple[str, int | None, str]  # (error kind, HTTP status, message)

@@ -150,8 +150,8 @@ def notes_lines(result: LoadResult) -> list[str]:
     for r in result.runs:
         s = r.summary
         for d in s.error_details:
-            status = f" HTTP {d['http_status']}" if d["http_status"] else ""
-            lines.append(f"{r.label}: {d['count']} × {d['kind']}{status}: {d['first_message']}")
+            status = f" HTTP {d.http_status}" if d.http_status else ""
+            lines.append(f"{r.label}: {d.count} × {d.kind}{status}: {d.first_message}")
     return lines
 
 
@@ -230,22 +230,22 @@ def operating_point_lines(result: LoadResult) -> list[str]:
     """For a goodput search: the operating point found, its attainment and throughput, and the warnings."""
     lines: list[str] = []
     for r in result.runs:
-        point = r.profile.get("operating_point")
-        if r.profile.get("kind") != "goodput" or not isinstance(point, dict):
+        point = r.profile.operating_point
+        if r.profile.kind != "goodput" or point is None:
             continue
         s = r.summary
-        ci = point.get("attainment_ci") or [None, None]
-        share = f"{point['attainment']:.1%}" if point.get("attainment") is not None else "n/a"
-        bounds = f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci[0] is not None else ""
+        ci = point.attainment_ci
+        share = f"{point.attainment:.1%}" if point.attainment is not None else "n/a"
+        bounds = f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci is not None else ""
         tps = (
             "unknown"
             if s.output_tokens_per_s is None
             else f"{fmt_number(s.output_tokens_per_s)} output tok/s"
         )
         lines.append(
-            f"operating point: {point['dimension']} {point['value']:g} (SLO attainment {share}{bounds} in "
-            f"the search, target {point['target_attainment']:.1%}; {len(point['probes'])} probes) → {tps}, "
+            f"operating point: {point.dimension} {point.value:g} (SLO attainment {share}{bounds} in "
+            f"the search, target {point.target_attainment:.1%}; {len(point.probes)} probes) → {tps}, "
             f"goodput {_num(s.goodput_requests_per_s)} req/s (run {r.run_id[:8]})"
         )
-        lines.extend(f"operating point: warning: {w}" for w in point.get("warnings") or [])
+        lines.extend(f"operating point: warning: {w}" for w in point.warnings)
     return lines

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.accuracy.documents import AccuracySummary
 from bench.accuracy.spec import SuiteOptions
 from bench.cli._context import AppContext, check_writable
 from bench.cli._defaults import shown
@@ -122,7 +123,7 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
             bar.update(task, completed=done, total=total)
 
         result = run_accuracy(spec, app.registry, app.settings, progress)
-    text = json.dumps(result.summary, indent=2)
+    text = json.dumps(result.summary.to_json(), indent=2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n")
@@ -137,24 +138,24 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
         raise RunFailedError(
             f"{spec.target} on {spec.suite}: every item failed; see the error breakdown",
             run_id=result.run_id,
-            kept=int(result.summary.get("items") or 0),
+            kept=result.summary.items,
         )
     if result.failed_items:
-        first = (result.summary.get("error_details") or [{}])[0]
+        details = result.summary.error_details
+        first = f"{details[0].kind}: {details[0].first_message}" if details else "unknown"
         click.echo(
-            f"warning: {result.failed_items} of {result.summary.get('items')} items failed and are counted "
-            f"apart (neither right nor wrong); first error: {first.get('kind')}: "
-            f"{first.get('first_message')}",
+            f"warning: {result.failed_items} of {result.summary.items} items failed and are counted "
+            f"apart (neither right nor wrong); first error: {first}",
             err=True,
         )
 
 
-def error_lines(summary: dict[str, Any]) -> list[str]:
+def error_lines(summary: AccuracySummary) -> list[str]:
     """The error breakdown under the table: count, kind, HTTP status and first message of each kind."""
     lines = []
-    for d in summary.get("error_details") or []:
-        status = f" HTTP {d['http_status']}" if d.get("http_status") else ""
-        lines.append(f"{d['count']} × {d['kind']}{status}: {d['first_message']}")
+    for d in summary.error_details:
+        status = f" HTTP {d.http_status}" if d.http_status else ""
+        lines.append(f"{d.count} × {d.kind}{status}: {d.first_message}")
     return lines
 
 
@@ -162,13 +163,13 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def _ci(ci: list[float] | None) -> str:
+def _ci(ci: tuple[float, float] | None) -> str:
     return "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def areas_table(summary: dict[str, Any]) -> Table:
+def areas_table(summary: AccuracySummary) -> Table:
     """Accuracy per area and overall, with CI, failures, tokens and cost."""
-    table = Table(title=f"{summary['target']} on {summary['suite']}  (run {str(summary['run_id'])[:12]})")
+    table = Table(title=f"{summary.target} on {summary.suite}  (run {str(summary.run_id)[:12]})")
     for name, justify in (
         ("area", "left"),
         ("score %", "right"),
@@ -177,29 +178,29 @@ def areas_table(summary: dict[str, Any]) -> Table:
         ("failed", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for area, a in summary["areas"].items():
-        table.add_row(area, _pct(a["score"]), _ci(a["ci95"]), str(a["n"]), str(a["failed"]))
+    for area, a in summary.areas.items():
+        table.add_row(area, _pct(a.score), _ci(a.ci95), str(a.n), str(a.failed))
     table.add_section()
     table.add_row(
         "[bold]all[/bold]",
-        f"[bold]{_pct(summary['score'])}[/bold]",
-        _ci(summary["ci95"]),
-        str(summary["n"]),
-        str(summary["failed"]),
+        f"[bold]{_pct(summary.score)}[/bold]",
+        _ci(summary.ci95),
+        str(summary.n),
+        str(summary.failed),
     )
-    tokens = summary["tokens"]
-    cost = summary.get("cost_usd")
-    caption = [f"tokens in {tokens['input'] or 0:,} / out {tokens['output'] or 0:,}"]
+    tokens = summary.tokens
+    cost = summary.cost_usd
+    caption = [f"tokens in {tokens.input or 0:,} / out {tokens.output or 0:,}"]
     caption.append(f"cost {fmt_usd(cost)}" if cost is not None else "cost: n/a")
-    if summary.get("cost_note"):
-        caption.append(str(summary["cost_note"]))
-    if summary.get("failed"):
-        caption.append(f"{summary['failed']} failed requests are counted apart (neither right nor wrong)")
-    judge = summary.get("judge")
+    if summary.cost_note:
+        caption.append(summary.cost_note)
+    if summary.failed:
+        caption.append(f"{summary.failed} failed requests are counted apart (neither right nor wrong)")
+    judge = summary.judge
     if judge:
-        jc = judge.get("cost_usd")
+        jc = judge.cost_usd
         caption.append(
-            f"judge: {judge['calls']} calls ({judge['cached']} cached)"
+            f"judge: {judge.calls} calls ({judge.cached} cached)"
             + (f", {fmt_usd(jc)}" if jc is not None else "")
         )
     table.caption = "; ".join(caption)

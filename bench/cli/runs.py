@@ -12,8 +12,9 @@ from rich.table import Table
 
 from bench.cli._context import AppContext, check_writable
 from bench.cli._tables import folding, table_console
+from bench.loadgen.documents import LoadRunProfile
 from bench.loadgen.recompute import recompute as recompute_summary
-from bench.store import Store
+from bench.store import RunInfo, Store
 
 _STORE = click.Path(dir_okay=False, path_type=Path)
 
@@ -65,30 +66,17 @@ def show(app: AppContext, run_id: str, store: Path | None, recompute: bool) -> N
     """Show one run (id or unique prefix) as JSON: target, profile, provenance, summary."""
     with Store.open(store or app.settings.results_path, create=False) as db:
         info = db.get_run(run_id)
-        data: dict[str, Any] = {
-            "id": info.id,
-            "kind": info.kind,
-            "status": info.status,
-            "started_at": info.started_at,
-            "ended_at": info.ended_at,
-            "target": info.target,
-            "profile": info.profile,
-            "summary": info.summary,
-            "error": info.error,
-            "records": info.n_requests,
-            "items": info.n_items,
-            "provenance": info.provenance,
-        }
+        data: dict[str, Any] = {**info.to_json(), "records": info.n_requests, "items": info.n_items}
         if recompute and info.kind == "load":
-            again = recompute_summary(db.load_records(info.id), info.profile, info.summary).to_json()
-            data["summary_recomputed"] = again
+            again = recompute_summary(db.load_records(info.id), info.load_profile, info.load_summary)
+            data["summary_recomputed"] = again.to_json()
             data["recompute_matches"] = again == info.summary
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def _brief(info: Any) -> dict[str, Any]:
-    target = info.target.get("name") or info.target.get("url") or ""
-    profile = info.profile.get("label") or info.profile.get("kind") or info.profile.get("suite") or ""
+def _brief(info: RunInfo) -> dict[str, Any]:
+    target = info.target.name or info.target.url
+    profile = info.profile.label if isinstance(info.profile, LoadRunProfile) else info.profile.suite
     return {
         "id": info.id,
         "kind": info.kind,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.loadgen.documents import LoadRunProfile
 from bench.loadgen.runner import Progress, RunOutcome
 from bench.loadgen.sink import RunEnd
 from bench.metrics import RunSummary
@@ -18,7 +19,7 @@ class RunStarted:
     index: int
     total: int | None  # None for a sweep (its rates are known only after two runs)
     label: str
-    profile: dict[str, Any]
+    profile: LoadRunProfile
     run_id: str
 
 
@@ -47,7 +48,7 @@ class RunResult:
 
     run_id: str
     label: str
-    profile: dict[str, Any]
+    profile: LoadRunProfile
     summary: RunSummary
     status: str
     ended: str
@@ -61,7 +62,7 @@ class RunResult:
         """One element of `runs` in the llmbench.load/1 contract."""
         return {
             "run_id": self.run_id,
-            "profile": self.profile,
+            "profile": self.profile.to_json(),
             "summary": self.summary.to_json(),
             "status": self.status,
             "ended": self.ended,

@@ -22,6 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError
+from bench.loadgen.documents import (
+    GoodputStage,
+    LoadRunProfile,
+    OperatingPointDoc,
+    ProbeDoc,
+    Sent,
+    SweepStage,
+)
 from bench.loadgen.goodput import GoodputSearch
 from bench.loadgen.profiles import (
     ConcurrentProfile,
@@ -51,7 +59,6 @@ from bench.loadgen.server_metrics import ServerMetricsSampler
 from bench.loadgen.sink import RunSink
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import summarize
-from bench.metrics.load import LoadTarget
 from bench.prompts import PromptSpec, iter_requests, output_scale
 from bench.records import GenRequest, ServerKind, rebase
 from bench.tokenizer import TextTokenizer
@@ -141,17 +148,17 @@ class LoadSession:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
 
-    def _sent(self, prompt_seed: int) -> dict[str, Any]:
+    def _sent(self, prompt_seed: int) -> Sent:
         """What the requests really carry: ignore_eos only reaches servers that accept vLLM's extras."""
-        return {
-            "length_unit": self.prompts.unit,
+        return Sent(
+            length_unit=self.prompts.unit,
             # The target's tokens per reference token: output lengths are asked for in its own tokens.
-            "output_scale": output_scale(self.prompts, prompt_seed, self.tokenizer),
-            "ignore_eos_requested": self.prompts.ignore_eos,
-            "ignore_eos": self.prompts.ignore_eos and self.endpoint.sends_extras,
-            "server_kind": self.endpoint.server_kind,
-            "server_kind_from": self.endpoint.server_kind_from,
-        }
+            output_scale=output_scale(self.prompts, prompt_seed, self.tokenizer),
+            ignore_eos_requested=self.prompts.ignore_eos,
+            ignore_eos=self.prompts.ignore_eos and self.endpoint.sends_extras,
+            server_kind=self.endpoint.server_kind,
+            server_kind_from=self.endpoint.server_kind_from,
+        )
 
     async def _requests(self, n: int | None, seed: int) -> Iterator[GenRequest]:
         """Prompts built (on a thread) before the run starts, so the send loop does no tokenizer work.
@@ -168,12 +175,13 @@ class LoadSession:
         return itertools.chain(built, rest)
 
     async def _sweep(self, sweep: SweepProfile) -> None:
-        stages: dict[str, Any] = {"points": sweep.points}
-        sync = await self._run_one(SynchronousProfile(), sweep={**stages, "stage": "synchronous"})
+        sync = await self._run_one(
+            SynchronousProfile(), extra={"sweep": SweepStage(points=sweep.points, stage="synchronous")}
+        )
         if sync is None or self.aborted is not None:
             return
         top = ConcurrentProfile(concurrency=sweep.throughput_concurrency)
-        peak = await self._run_one(top, sweep={**stages, "stage": "throughput"})
+        peak = await self._run_one(top, extra={"sweep": SweepStage(points=sweep.points, stage="throughput")})
         if peak is None or self.aborted is not None:
             return
         low, high = sync.summary.requests_per_s, peak.summary.requests_per_s
@@ -184,14 +192,14 @@ class LoadSession:
                 kept=peak.stored_records,
             )
             return
-        stages.update(sync_rate=low, max_rate=high)
         for i, rate in enumerate(sweep_rates(low, high, sweep.points), start=1):
             profile: RunProfile = (
                 PoissonProfile(rate=rate, seed=sweep.seed)
                 if sweep.rate_kind == "poisson"
                 else ConstantProfile(rate=rate)
             )
-            await self._run_one(profile, sweep={**stages, "stage": "rate", "point": i})
+            stage = SweepStage(points=sweep.points, stage="rate", sync_rate=low, max_rate=high, point=i)
+            await self._run_one(profile, extra={"sweep": stage})
             if self.aborted is not None:
                 return
 
@@ -204,21 +212,24 @@ class LoadSession:
         search = GoodputSearch(
             goodput.dimension, goodput.start, goodput.max_load, goodput.target, goodput.steps
         )
-        common = {"search": self.group_id, "target": goodput.target, "dimension": goodput.dimension}
         base = self.spec.limits()
         while (step := search.next_load()) is not None:
             load, stage = step
             probe = goodput.probe(load)
-            extra = {"goodput": {**common, "stage": stage, "load": load}, "attainment_target": goodput.target}
+            tag = GoodputStage(
+                search=self.group_id, target=goodput.target, dimension=goodput.dimension, stage=stage,
+                load=load,
+            )  # fmt: skip
+            extra = {"goodput": tag, "attainment_target": goodput.target}
             limits = goodput.probe_limits(load, base)
             run = await self._run_one(probe, extra=extra, limits=limits)
             if run is None or self.aborted is not None:
                 return
-            share = run.summary.slo_attainment or {}
-            ci = share.get("ci95")
+            share = run.summary.slo_attainment
             measured = None if run.summary.load is None else run.summary.load.measured
             search.record(
-                load, stage, run.run_id, share.get("value"), None if ci is None else (ci[0], ci[1]),
+                load, stage, run.run_id, None if share is None else share.value,
+                None if share is None else share.ci95,
                 measured_load=measured, invalid=tuple(run.summary.invalid_reasons),
             )  # fmt: skip
         best = search.best
@@ -237,24 +248,24 @@ class LoadSession:
             )
             return
         pacing = goodput.probe(best.load)
-        point = {
-            "dimension": goodput.dimension,
-            "value": best.load,
-            "measured": best.measured_load,
-            "target_attainment": goodput.target,
-            "attainment": best.attainment,
-            "attainment_ci": None if best.ci95 is None else list(best.ci95),
-            "probes": [p.run_id for p in search.probes],
-            "search": [p.to_json() for p in search.probes],
-            "capped": search.capped,
-            "warnings": search.warnings(),
-        }
+        point = OperatingPointDoc(
+            dimension=goodput.dimension,
+            value=best.load,
+            measured=best.measured_load,
+            target_attainment=goodput.target,
+            attainment=best.attainment,
+            attainment_ci=best.ci95,
+            probes=[p.run_id for p in search.probes],
+            search=[ProbeDoc.from_json(p.to_json()) for p in search.probes],
+            capped=search.capped,
+            warnings=search.warnings(),
+        )
         extra = {
             "kind": "goodput",
-            "pacing": pacing.model_dump(mode="json"),
+            "pacing": pacing,
             "operating_point": point,
             "attainment_target": goodput.target,
-            "search_profile": goodput.model_dump(mode="json"),
+            "search_profile": goodput,
         }
         limits = goodput.probe_limits(best.load, base)
         await self._run_one(pacing, extra=extra, label=f"goodput @ {pacing.label}", limits=limits)
@@ -264,7 +275,6 @@ class LoadSession:
         profile: RunProfile,
         *,
         total: int | None = None,
-        sweep: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
         label: str | None = None,
         limits: Limits | None = None,
@@ -278,21 +288,21 @@ class LoadSession:
             self._interrupted_between_runs(profile.label)
             return None
         label = label or profile.label
-        profile_json: dict[str, Any] = {
-            **profile.model_dump(mode="json"),
-            "label": label,
-            "limits": limits.model_dump(mode="json"),
-            "prompts": self.prompts.model_dump(mode="json"),
-            "prompt_seed": prompt_seed,
-            "slo": self.spec.slo,
-            "sent": self._sent(prompt_seed),
-        }
-        if sweep is not None:
-            profile_json["sweep"] = sweep
-        profile_json.update(extra or {})
+        stored = LoadRunProfile.model_validate(
+            {
+                **profile.model_dump(),
+                "label": label,
+                "limits": limits,
+                "prompts": self.prompts,
+                "prompt_seed": prompt_seed,
+                "slo": self.spec.slo,
+                "sent": self._sent(prompt_seed),
+                **(extra or {}),
+            }
+        )
         sink = self.sink
-        run_id = await sink.start_run(label, profile_json)
-        self._emit(RunStarted(self.index, total, label, profile_json, run_id))
+        run_id = await sink.start_run(label, stored)
+        self._emit(RunStarted(self.index, total, label, stored, run_id))
         self.index += 1
 
         origin = time.perf_counter()
@@ -332,16 +342,16 @@ class LoadSession:
             [rebase(r, origin) for r in runner.records],
             slo=self.spec.slo_bounds(),
             client=outcome.client,
-            fixed_length=bool(profile_json["sent"]["ignore_eos"]),
-            attainment_target=profile_json.get("attainment_target"),
-            load_target=LoadTarget.from_profile(profile_json),
+            fixed_length=stored.sent is not None and stored.sent.ignore_eos,
+            attainment_target=stored.attainment_target,
+            load_target=stored.target,
         )
         status = run_status(outcome.ended, summary)
         await sink.finish(run_id, status, summary, outcome.reason)
         result = RunResult(
             run_id=run_id,
             label=label,
-            profile=profile_json,
+            profile=stored,
             summary=summary,
             status=status,
             ended=outcome.ended,

@@ -7,10 +7,11 @@ the records without a store. The interface lives here, with its user: loadgen ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
+from bench.loadgen.documents import LoadRunProfile
 from bench.loadgen.server_metrics import Sample
 from bench.metrics import RunSummary
 from bench.records import RequestRecord
@@ -21,8 +22,8 @@ RunEnd = Literal["complete", "partial", "failed"]  # how a run ended (the store'
 class RunSink(Protocol):
     """Keeps the runs of one load session: their profiles, records, server samples and summaries."""
 
-    async def start_run(self, label: str, profile: Mapping[str, Any]) -> str:
-        """Record that a run starts with `profile` (JSON data); returns the run's id."""
+    async def start_run(self, label: str, profile: LoadRunProfile) -> str:
+        """Record that a run starts with `profile`; returns the run's id."""
         ...
 
     def add(self, run_id: str, record: RequestRecord, origin_s: float) -> None:
@@ -51,7 +52,7 @@ class MemoryRun:
 
     run_id: str
     label: str
-    profile: dict[str, Any]
+    profile: LoadRunProfile
     records: list[RequestRecord] = field(default_factory=list)
     origin_s: float | None = None
     samples: list[Sample] = field(default_factory=list)
@@ -70,8 +71,8 @@ class MemorySink:
         """The run with this id."""
         return next(r for r in self.runs if r.run_id == run_id)
 
-    async def start_run(self, label: str, profile: Mapping[str, Any]) -> str:
-        run = MemoryRun(f"run-{len(self.runs) + 1}", label, dict(profile))
+    async def start_run(self, label: str, profile: LoadRunProfile) -> str:
+        run = MemoryRun(f"run-{len(self.runs) + 1}", label, profile)
         self.runs.append(run)
         return run.run_id
 

@@ -57,21 +57,10 @@ class LoadTarget:
         return {"dimension": self.dimension, "value": self.value}
 
     @classmethod
-    def from_profile(cls, profile: dict[str, Any]) -> LoadTarget | None:
-        """The target of a stored run profile (its kind and load); None for kinds without one."""
-        kind = (
-            profile.get("kind")
-            if profile.get("kind") != "goodput"
-            else (profile.get("pacing") or {}).get("kind")
-        )
-        source = profile if profile.get("kind") != "goodput" else (profile.get("pacing") or {})
-        if kind == "synchronous":
-            return cls("concurrency", 1.0)
-        if kind == "concurrent" and source.get("concurrency") is not None:
-            return cls("concurrency", float(source["concurrency"]))
-        if kind in ("constant", "poisson") and source.get("rate") is not None:
-            return cls("rate", float(source["rate"]))
-        return None
+    def from_json(cls, data: dict[str, Any]) -> LoadTarget:
+        """Inverse of `to_json`."""
+        dimension: Dimension = "rate" if data["dimension"] == "rate" else "concurrency"
+        return cls(dimension, float(data["value"]))
 
     @property
     def label(self) -> str:
@@ -127,6 +116,25 @@ class Steady:
             "sent": self.sent,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Steady:
+        """Inverse of `to_json` (`duration_s` and `noise` are derived, not read)."""
+        ci = data.get("output_tokens_per_s_ci95")
+        return cls(
+            window_s=(float(data["window_s"][0]), float(data["window_s"][1])),
+            in_flight_mean=float(data["in_flight_mean"]),
+            output_tokens=data.get("output_tokens"),
+            output_tokens_per_s=data.get("output_tokens_per_s"),
+            output_tokens_per_s_ci95=None if ci is None else (float(ci[0]), float(ci[1])),
+            batch_output_tokens_per_s=[float(v) for v in data.get("batch_output_tokens_per_s") or []],
+            requests_per_s=float(data["requests_per_s"]),
+            goodput_requests_per_s=float(data["goodput_requests_per_s"]),
+            ttft_ms=Distribution.from_json(data.get("ttft_ms") or {"count": 0}),
+            tpot_ms=Distribution.from_json(data.get("tpot_ms") or {"count": 0}),
+            slo_attainment=data.get("slo_attainment"),
+            sent=int(data.get("sent") or 0),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class LoadMeasure:
@@ -162,6 +170,20 @@ class LoadMeasure:
             "reasons": list(self.reasons),
             "steady": None if self.steady is None else self.steady.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadMeasure:
+        """Inverse of `to_json` (`measured` is derived, not read)."""
+        target, steady = data.get("target"), data.get("steady")
+        return cls(
+            target=None if target is None else LoadTarget.from_json(target),
+            in_flight_mean=data.get("in_flight_mean"),
+            in_flight_max=int(data.get("in_flight_max") or 0),
+            send_rate_per_s=data.get("send_rate_per_s"),
+            steady=None if steady is None else Steady.from_json(steady),
+            reached=bool(data.get("reached", True)),
+            reasons=[str(r) for r in data.get("reasons") or []],
+        )
 
 
 def mean_in_flight(intervals: Sequence[tuple[float, float]], window: tuple[float, float]) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from bench.errors import UsageError
 from bench.records import RequestRecord
@@ -104,6 +105,11 @@ class Slo:
     def to_json(self) -> dict[str, float]:
         """The bounds that are set, by key (ms)."""
         return {k: v for k in SLO_KEYS if (v := getattr(self, k)) is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Slo:
+        """Inverse of `to_json`."""
+        return cls(**{k: float(data[k]) for k in SLO_KEYS if data.get(k) is not None})
 
     def __str__(self) -> str:
         return ",".join(f"{k}={v:g}" for k, v in self.to_json().items())

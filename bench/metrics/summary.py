@@ -29,6 +29,7 @@ COALESCED_MIN_GAPS = 20
 # chunk at the same instant): the response was not streamed, so its TTFT is its e2e and ITL means nothing.
 # (Many 0 ms gaps alone only mean a fast server's events were read together: coalesced_reads.)
 NOT_STREAMED_SHARE = 0.5
+SUMMARY_SCHEMA = "llmbench.load-summary/2"  # /1: the summaries stored before the schema key (read alike)
 # Flags that make a run's load figure unusable as a goodput probe or an operating point.
 INVALID_PROBE = ("client_bound", "not_streamed", "load_not_reached")
 ERROR_TEXT_CHARS = 300  # of the first message of each error kind, in the summary
@@ -44,6 +45,70 @@ class Flag:
 
     def to_json(self) -> dict[str, str]:
         return {"kind": self.kind, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Flag:
+        return cls(str(data["kind"]), str(data.get("detail") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One kind of failure in a run: how many, the first one's HTTP status and message."""
+
+    kind: str
+    count: int
+    http_status: int | None
+    first_message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "http_status": self.http_status,
+            "first_message": self.first_message,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorDetail:
+        status = data.get("http_status")
+        return cls(str(data["kind"]), int(data["count"]), None if status is None else int(status),
+                   str(data.get("first_message") or ""))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Attainment:
+    """SLO attainment: requests meeting every bound ÷ every measured request (errors and cut-off requests
+    are misses), its Wilson 95% interval, and the target it was judged against (if any)."""
+
+    value: float | None
+    ci95: tuple[float, float] | None
+    met: int
+    n: int
+    target: float | None = None
+
+    @property
+    def below_target(self) -> bool:
+        return self.value is not None and self.target is not None and self.value < self.target
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "ci95": None if self.ci95 is None else list(self.ci95),
+            "met": self.met,
+            "n": self.n,
+            "target": self.target,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attainment:
+        ci = data.get("ci95")
+        return cls(
+            value=data.get("value"),
+            ci95=None if ci is None else (float(ci[0]), float(ci[1])),
+            met=int(data.get("met") or 0),
+            n=int(data.get("n") or 0),
+            target=data.get("target"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +145,7 @@ class RunSummary:
     cancelled: int  # stopped by the run (duration end, Ctrl-C); excluded from everything else
     warmup: int  # warm-up records, excluded from everything
     errors: dict[str, int]  # failed requests by error_kind (status when no kind)
-    error_details: list[dict[str, Any]]  # per kind: count, HTTP status and the first message
+    error_details: list[ErrorDetail]  # per kind: count, HTTP status and the first message
     ttft_ms: Distribution
     ttfb_ms: Distribution
     ttfc_ms: Distribution
@@ -103,7 +168,7 @@ class RunSummary:
     send_rate_per_s: float | None  # measured sends per second between the first and last send
     slo: Slo | None
     slo_met: int  # successful requests meeting every bound (all of them without an SLO)
-    slo_attainment: dict[str, Any] | None  # share of measured requests meeting the SLO, Wilson CI, target
+    slo_attainment: Attainment | None  # share of measured requests meeting the SLO, Wilson CI, target
     goodput_requests_per_s: float | None
     client: ClientStats | None  # the load generator's own CPU over the run
     client_bound: bool
@@ -148,7 +213,7 @@ class RunSummary:
                 "cancelled": self.cancelled,
                 "warmup": self.warmup,
                 "errors": dict(self.errors),
-                "error_details": [dict(d) for d in self.error_details],
+                "error_details": [d.to_json() for d in self.error_details],
             },
             "ttft_ms": self.ttft_ms.to_json(),
             "itl_ms": self.itl_ms.to_json(),
@@ -173,7 +238,7 @@ class RunSummary:
             },
             "slo": None if self.slo is None else self.slo.to_json(),
             "slo_met": self.slo_met,
-            "slo_attainment": None if self.slo_attainment is None else dict(self.slo_attainment),
+            "slo_attainment": None if self.slo_attainment is None else self.slo_attainment.to_json(),
             "send_rate_per_s": self.send_rate_per_s,
             "duration_s": self.duration_s,
             "window_s": None if self.window_s is None else list(self.window_s),
@@ -194,7 +259,64 @@ class RunSummary:
             "client": None if self.client is None else self.client.to_json(),
             "load": None if self.load is None else self.load.to_json(),
             "valid": not self.invalid_reasons,
+            "schema": SUMMARY_SCHEMA,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        """The summary a run stored, as this type: the inverse of `to_json` (figures derived from other
+        fields there, such as `duration_s` or `coalesced.share`, are derived again, not read). A summary
+        stored before a field existed reads it as that field's empty value."""
+        req = data.get("requests") or {}
+        tokens = data.get("tokens") or {}
+        window, ref = data.get("window_s"), tokens.get("reference")
+        slo, share, load = data.get("slo"), data.get("slo_attainment"), data.get("load")
+
+        def dist(key: str) -> Distribution:
+            return Distribution.from_json(data.get(key) or {"count": 0})
+
+        return cls(
+            completed=int(req.get("completed") or 0),
+            failed=int(req.get("failed") or 0),
+            cancelled=int(req.get("cancelled") or 0),
+            warmup=int(req.get("warmup") or 0),
+            errors={str(k): int(v) for k, v in (req.get("errors") or {}).items()},
+            error_details=[ErrorDetail.from_json(d) for d in req.get("error_details") or []],
+            ttft_ms=dist("ttft_ms"),
+            ttfb_ms=dist("ttfb_ms"),
+            ttfc_ms=dist("ttfc_ms"),
+            itl_ms=dist("itl_ms"),
+            itl_mean_ms=dist("itl_mean_ms"),
+            tpot_ms=dist("tpot_ms"),
+            e2e_ms=dist("e2e_ms"),
+            sched_lag_ms=dist("sched_lag_ms"),
+            window_s=None if window is None else (float(window[0]), float(window[1])),
+            input_tokens=int(tokens.get("input") or 0),
+            output_tokens=int(tokens.get("output") or 0),
+            tokens_from={str(k): int(v) for k, v in (tokens.get("from") or {}).items()},
+            output_tokens_incomplete=bool(tokens.get("output_incomplete")),
+            input_tokens_incomplete=bool(tokens.get("input_incomplete")),
+            output_tokens_per_s=data.get("output_tokens_per_s"),
+            total_tokens_per_s=data.get("total_tokens_per_s"),
+            coalesced_gaps=int((data.get("coalesced") or {}).get("gaps") or 0),
+            fixed_length=data.get("fixed_length"),
+            requests_per_s=data.get("requests_per_s"),
+            send_rate_per_s=data.get("send_rate_per_s"),
+            slo=None if not slo else Slo.from_json(slo),
+            slo_met=int(data.get("slo_met") or 0),
+            slo_attainment=None if share is None else Attainment.from_json(share),
+            goodput_requests_per_s=data.get("goodput_requests_per_s"),
+            client=ClientStats.from_json(data.get("client")),
+            client_bound=bool(data.get("client_bound")),
+            client_bound_reasons=[str(r) for r in data.get("client_bound_reasons") or []],
+            flags=[Flag.from_json(f) for f in data.get("flags") or []],
+            unknown={str(k): str(v) for k, v in (data.get("unknown") or {}).items()},
+            load=None if load is None else LoadMeasure.from_json(load),
+            reference_tokens=None if ref is None else (int(ref["input"]), int(ref["output"])),
+            cache_read_tokens=int(tokens.get("cache_read") or 0),
+            cache_write_tokens=int(tokens.get("cache_write") or 0),
+            reasoning_tokens=int(tokens.get("reasoning") or 0),
+        )
 
 
 def _rate(count: float, seconds: float | None) -> float | None:
@@ -320,12 +442,12 @@ def summarize(
     zero_gaps = sum(1 for m in metrics for g in m.itl_ms if g == 0.0)
     tokens_from: dict[str, int] = dict(sorted(Counter(str(r.tokens_from) for r, _ in ok).items()))
     details = [
-        {
-            "kind": kind,
-            "count": count,
-            "http_status": first_error[kind].http_status,
-            "first_message": (first_error[kind].error_text or "")[:ERROR_TEXT_CHARS],
-        }
+        ErrorDetail(
+            kind,
+            count,
+            first_error[kind].http_status,
+            (first_error[kind].error_text or "")[:ERROR_TEXT_CHARS],
+        )
         for kind, count in sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     unknown: dict[str, str] = {}
@@ -406,18 +528,12 @@ def _reference_tokens(ok: list[RequestRecord]) -> tuple[int, int] | None:
     )
 
 
-def _attainment(slo: Slo | None, met: int, measured: int, target: float | None) -> dict[str, Any] | None:
+def _attainment(slo: Slo | None, met: int, measured: int, target: float | None) -> Attainment | None:
     """SLO attainment over every measured request (errors and cut-off requests are misses), Wilson 95% CI."""
     if slo is None:
         return None
     share = wilson(met, measured)
-    return {
-        "value": share.score,
-        "ci95": None if share.ci95 is None else list(share.ci95),
-        "met": met,
-        "n": measured,
-        "target": target,
-    }
+    return Attainment(share.score, share.ci95, met, measured, target)
 
 
 def _flags(
@@ -425,14 +541,14 @@ def _flags(
     completed: int,
     failed: int,
     cancelled: int,
-    details: list[dict[str, Any]],
+    details: list[ErrorDetail],
     fixed_length: bool | None,
     unknown: dict[str, str],
     tokens_from: dict[str, int],
     zero_gaps: int,
     gaps: int,
     reasons: list[str],
-    attainment: dict[str, Any] | None = None,
+    attainment: Attainment | None = None,
     load: LoadMeasure | None = None,
     single_chunk: tuple[int, int] = (0, 0),
 ) -> list[Flag]:
@@ -440,8 +556,8 @@ def _flags(
     out: list[Flag] = []
     if failed:
         top = details[0]
-        status = f" (HTTP {top['http_status']})" if top["http_status"] else ""
-        first = f"{top['kind']}{status}: {top['first_message']}"
+        status = f" (HTTP {top.http_status})" if top.http_status else ""
+        first = f"{top.kind}{status}: {top.first_message}"
         if completed == 0:
             out.append(Flag("failed", f"every request failed ({failed}); first: {first}"))
         else:
@@ -486,8 +602,8 @@ def _flags(
     if load is not None and not load.reached:
         out.append(Flag("load_not_reached", f"{load.target.label if load.target else 'the load'}: "
                         + "; ".join(load.reasons)))  # fmt: skip
-    value, target = (attainment or {}).get("value"), (attainment or {}).get("target")
-    if value is not None and target is not None and value < target:
+    if attainment is not None and attainment.below_target:
+        value, target = attainment.value or 0.0, attainment.target or 0.0
         out.append(Flag("below_target", f"SLO attainment {value:.1%} is below the target {target:.1%}"))
     return out
 

@@ -81,11 +81,10 @@ def served_dtype(store: Store, run_ids: Iterable[str]) -> str | None:
     """The dtype the engine served a model in, as its runs' provenance recorded its engine arguments."""
     for run_id in run_ids:
         try:
-            args = store.get_run(run_id).provenance.get("engine_args") or {}
+            dtype = store.get_run(run_id).provenance.served_dtype
         except LlmbenchError:
             continue
-        dtype = args.get("dtype") if isinstance(args, dict) else None
-        if isinstance(dtype, str) and dtype not in ("auto", ""):
+        if dtype is not None:
             return dtype
     return None
 

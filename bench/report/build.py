@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.documents import RepeatFigures
 from bench.errors import UsageError
 from bench.report.analysis import (
     DEFAULT_MAX_DROP,
@@ -28,7 +29,7 @@ from bench.report.analysis import (
 )
 from bench.report.figures import Row, apply_blended, common_mix, compute_row
 from bench.report.flags import Flag
-from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment, load_point
+from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment
 from bench.report.options import Pricing, SuiteKey, group_options, provenance_row
 from bench.report.query import StoreReader, select_runs
 from bench.report.recovery import SCHEMA as RECOVERY_SCHEMA
@@ -97,21 +98,20 @@ class RepeatRow:
     point: str  # the point's label
     run: str  # the load step's run label ('operating point' for a goodput search)
     n: int
-    figures: dict[str, dict[str, Any]]
+    figures: dict[str, RepeatFigures]
 
 
 def sweep_repeats(store: Store, sweep: str) -> list[RepeatRow]:
     """The repeat figures the sweep stored for each point (only steps with two or more repetitions)."""
     info = store.get_sweep(sweep)
-    labels = {p["point_id"]: p.get("label", p["point_id"]) for p in info.plan}
+    labels = {p.point_id: p.label for p in info.plan}
     rows = []
     for point in store.list_points(info.id):
-        for rep in point.detail.get("repeats") or []:
-            figures = {k: v for k, v in rep.items() if isinstance(v, dict) and "n" in v}
-            n = max((int(v["n"]) for v in figures.values()), default=0)
+        for rep in point.detail.repeats:
+            figures = rep.figures()
+            n = max((f.n for f in figures.values()), default=0)
             if n >= 2:
-                label = labels.get(point.point_id, point.point_id)
-                rows.append(RepeatRow(label, str(rep.get("run", "")), n, figures))
+                rows.append(RepeatRow(labels.get(point.point_id, point.point_id), rep.run, n, figures))
     return rows
 
 
@@ -157,21 +157,19 @@ class Report:
 def _curve(runs: Sequence[RunInfo], op: RunInfo | None) -> list[LoadPoint]:
     points = []
     for run in runs:
-        s = run.summary
+        s = run.load_summary
         if s is None:
             continue
-        point = load_point(run.profile)
-        label = str(run.profile.get("label") or (point and f"{point[0]} {point[1]:g}") or run.id[:8])
         points.append(
             LoadPoint(
                 run.id,
-                label,
-                s.get("output_tokens_per_s"),
-                s.get("requests_per_s"),
-                (s.get("ttft_ms") or {}).get("p50"),
-                (s.get("ttft_ms") or {}).get("p95"),
-                (s.get("tpot_ms") or {}).get("p50"),
-                (s.get("tpot_ms") or {}).get("p95"),
+                run.load_profile.label,
+                s.output_tokens_per_s,
+                s.requests_per_s,
+                s.ttft_ms.p50,
+                s.ttft_ms.p95,
+                s.tpot_ms.p50,
+                s.tpot_ms.p95,
                 attainment(s),
                 op is not None and run.id == op.id,
             )
@@ -184,11 +182,12 @@ def _histograms(rows: Sequence[Row], reader: StoreReader) -> list[Histogram]:
     out: list[Histogram] = []
     for row in rows:
         run = row.option.op.run or row.option.op.display
-        if run is None or run.summary is None:
+        summary = None if run is None else run.load_summary
+        if run is None or summary is None:
             continue
-        ttft = run.summary.get("ttft_ms") or {}
-        if ttft.get("count") and ttft.get("min") is not None and ttft.get("max") is not None:
-            lo, hi = float(ttft["min"]), float(ttft["max"])
+        ttft = summary.ttft_ms
+        if ttft.count and ttft.min is not None and ttft.max is not None:
+            lo, hi = ttft.min, ttft.max
             counts = reader.ttft_histogram(run.id, lo, hi, HIST_BINS)
             out.append(
                 Histogram(row.key, "ttft", lo, hi, counts, f"all {sum(counts):,} requests of {run.id[:8]}")

@@ -101,12 +101,9 @@ def _serving(row: Row) -> list[str]:
     if run is None:
         return []
     p = run.provenance
-    engine = p.get("engine") or {}
-    lines = [
-        f"- Engine: {engine.get('name') or '-'} {engine.get('version') or ''} (run `{run.id[:12]}`)".rstrip()
-    ]
-    if p.get("engine_args"):
-        lines.append(f"- Engine arguments: `{p['engine_args']}`")
+    lines = [f"- Engine: {p.engine.name or '-'} {p.engine.version or ''} (run `{run.id[:12]}`)".rstrip()]
+    if p.engine_args:
+        lines.append(f"- Engine arguments: `{p.engine_args}`")
     if row.hardware is not None:
         hw = row.hardware
         lines.append(
@@ -154,21 +151,20 @@ def _accuracy_section(row: Row | None, reader: StoreReader | None) -> list[str]:
     if row is None or run is None or reader is None:
         reason = "no accuracy run stored for this target" if row is None else row.accuracy.reason
         return [*lines, f"n/a: {reason}.", "", "## Known failure modes", "", "n/a: no accuracy run."]
-    s = run.summary or {}
+    suite = run.accuracy_profile.suite
     ci = row.ci95
     why = simulated(row.option)
     lines.append(
-        f"Suite `{s.get('suite')}` (run `{run.id[:12]}`, {row.n_items} items scored): "
+        f"Suite `{suite}` (run `{run.id[:12]}`, {row.n_items} items scored): "
         f"**{show(row.accuracy, 'pct')}**"
         + (f", 95% CI [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
         + (f". **Simulated**: {why}, not a measurement of a model." if why else "")
     )
     lines += ["", "| area | accuracy | 95% CI | n | failed |", "|---|---|---|---|---|"]
     for area, a in sorted(row.areas.items()):
-        ci95 = a.get("ci95")
-        ci_text = "-" if not ci95 else f"[{100 * ci95[0]:.1f}, {100 * ci95[1]:.1f}]"
-        score = f"{100 * a['score']:.1f}%" if a.get("n") else "n/a"
-        lines.append(f"| {area} | {score} | {ci_text} | {a.get('n')} | {a.get('failed', 0)} |")
+        ci_text = "-" if not a.ci95 else f"[{100 * a.ci95[0]:.1f}, {100 * a.ci95[1]:.1f}]"
+        score = f"{100 * a.score:.1f}%" if a.n and a.score is not None else "n/a"
+        lines.append(f"| {area} | {score} | {ci_text} | {a.n} | {a.failed} |")
     lines += ["", "## Known failure modes", ""]
     counts = reader.failure_counts(run.id)
     examples = reader.failed_items(run.id, EXAMPLES_PER_AREA)

@@ -10,7 +10,6 @@ provenance (`mock_answers`), so the page can say what was configured (e.g. an or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from bench.report.figures import Row
 from bench.report.options import Option
@@ -47,10 +46,10 @@ def simulated(option: Option) -> str | None:
     run = option.accuracy_run
     if run is None:
         return None
-    answers: Any = run.provenance.get("mock_answers")
-    backend = (run.provenance.get("server") or {}).get("backend")
-    if not isinstance(answers, dict):
-        if run.target.get("kind") == "mock" or backend == "mock":
+    answers = run.provenance.mock_answers
+    backend = run.provenance.server.backend
+    if answers is None:
+        if run.target.kind == "mock" or backend == "mock":
             return "a mock endpoint's configured answers"
         return None
     if answers.get("kind") == "oracle":
@@ -135,29 +134,26 @@ def cost_definitions(workload: str | None, mix: float | None) -> list[str]:
 def search_trace(option: Option) -> list[dict[str, str]]:
     """The goodput search behind an option's operating point, probe by probe in load order."""
     run = option.op.run or option.op.display
-    point = (run.profile.get("operating_point") if run is not None else None) or {}
-    probes = point.get("search") or []
-    dim = point.get("dimension") or "concurrency"
+    point = run.load_profile.operating_point if run is not None and run.kind == "load" else None
+    if point is None:
+        return []
+    dim = point.dimension
     out = []
-    for p in sorted(probes, key=lambda p: float(p.get("load") or 0)):
-        load = p.get("load")
-        measured = p.get("measured_load")
-        ci = p.get("ci95")
-        share = p.get("attainment")
-        invalid = p.get("invalid") or []
-        verdict = p.get("verdict") or ("pass" if p.get("passed") else "miss")
+    for p in sorted(point.search, key=lambda p: p.load):
+        ci = p.ci95
+        share = p.attainment
         out.append(
             {
-                "load": f"{dim} {fmt_number(float(load))}" if load is not None else "?",
+                "load": f"{dim} {fmt_number(p.load)}",
                 "measured": "n/a"
-                if measured is None
-                else fmt_number(float(measured)) + (" in flight" if dim == "concurrency" else " sent/s"),
+                if p.measured_load is None
+                else fmt_number(p.measured_load) + (" in flight" if dim == "concurrency" else " sent/s"),
                 "attainment": "n/a"
                 if share is None
                 else f"{100 * share:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""),
-                "verdict": verdict + (f": {'; '.join(invalid)}" if invalid else ""),
-                "stage": str(p.get("stage") or ""),
-                "run": str(p.get("run_id") or "")[:8],
+                "verdict": (p.verdict or "miss") + (f": {'; '.join(p.invalid)}" if p.invalid else ""),
+                "stage": p.stage,
+                "run": p.run_id[:8],
             }
         )
     return out

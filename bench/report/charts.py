@@ -16,6 +16,7 @@ from bench.cost import api_monthly_usd, monthly_capacity, selfhosted_monthly_usd
 from bench.report.build import LoadPoint, Report
 from bench.report.cells import simulated
 from bench.report.operating import load_point
+from bench.report.operating import measured_load as measured_of
 from bench.report.value import bound_mark, fmt_tokens, fmt_usd
 from bench.store import RunInfo
 
@@ -43,15 +44,13 @@ def _error_bars(values: list[float | None], cis: list[Any]) -> dict[str, Any]:
 
 
 def measured_load(run: RunInfo | None) -> float | None:
-    """The load a run ran at: the achieved request rate of a rate profile; the configured concurrency of a
-    concurrency profile (until summaries store the measured requests in flight); None when unknown."""
-    point = None if run is None else load_point(run.profile)
+    """The load a run ran at: what was measured (mean in flight in its steady window, or its send rate),
+    else the load it was asked for; None when unknown."""
+    point = None if run is None else load_point(run)
     if run is None or point is None:
         return None
-    achieved = (run.summary or {}).get("requests_per_s")
-    if point[0] == "rate" and isinstance(achieved, int | float):
-        return float(achieved)
-    return point[1]
+    measured = measured_of(run.load_summary)
+    return measured if measured is not None else point[1]
 
 
 def in_load_order(report: Report, points: list[LoadPoint]) -> list[LoadPoint]:
@@ -168,9 +167,9 @@ def accuracy_areas(report: Report) -> go.Figure | None:
     colors = _colors(report)
     fig = go.Figure()
     for r in rows:
-        got = [r.areas.get(a) or {} for a in areas]
-        shares = [g["score"] if g.get("n") else None for g in got]
-        cis = [tuple(g["ci95"]) if g.get("ci95") else None for g in got]
+        got = [r.areas.get(a) for a in areas]
+        shares = [g.score if g is not None and g.n else None for g in got]
+        cis = [g.ci95 if g is not None else None for g in got]
         fig.add_trace(go.Bar(
             x=areas, y=[None if s is None else 100 * s for s in shares], name=r.key,
             marker={"color": colors.get(r.key)}, error_y=_error_bars(shares, cis),

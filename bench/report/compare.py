@@ -138,18 +138,19 @@ def check_comparable(base: Side, new: Side) -> list[str]:
             raise UsageError(
                 f"the accuracy runs scored different suites ({a.label} vs {b.label})", flag="NEW"
             )
-        ta, tb = base.accuracy.profile.get("templates"), new.accuracy.profile.get("templates")
+        ta, tb = base.accuracy.accuracy_profile.templates, new.accuracy.accuracy_profile.templates
         if ta and tb and ta != tb:
             raise UsageError(
                 f"the accuracy runs used different prompt templates ({_first_difference(ta, tb)})", flag="NEW"
             )
     if base.load is not None and new.load is not None:
-        pa, pb = base.load.profile.get("prompts"), new.load.profile.get("prompts")
+        pa = base.load.load_profile.prompts.model_dump(mode="json")
+        pb = new.load.load_profile.prompts.model_dump(mode="json")
         if pa != pb:
             raise UsageError(
                 f"the load runs sent different prompts ({_first_difference(pa, pb)})", flag="NEW"
             )
-        la, lb = (base.load.profile.get("label"), new.load.profile.get("label"))
+        la, lb = base.load.load_profile.label, new.load.load_profile.label
         if la != lb:
             notes.append(f"the load runs ran different profiles ({la} vs {lb}): latency moves with load")
     return notes
@@ -211,8 +212,9 @@ def _item_costs(
             None,
             f"no hardware profile for {target_name(run)} (pass --hardware {target_name(run)}=PROFILE)",
         )
-    tps = (side.load.summary or {}).get("total_tokens_per_s") if side.load else None
-    if not isinstance(tps, int | float) or tps <= 0:
+    load = None if side.load is None else side.load.load_summary
+    tps = None if load is None else load.total_tokens_per_s
+    if tps is None or tps <= 0:
         return None, "a self-hosted side needs its load run (ID,ID) for the per-token price"
     per_token = hw.usd_per_hour / (tps * 3600)
     if any(inp is None or outp is None for _, _, _, inp, outp, _, _ in rows):
@@ -275,8 +277,10 @@ THROUGHPUTS = (
 def _throughput(base: RunInfo, new: RunInfo) -> list[Delta]:
     out = []
     for key, metric, unit in THROUGHPUTS:
-        vb, vn = (base.summary or {}).get(key), (new.summary or {}).get(key)
-        if isinstance(vb, int | float) and isinstance(vn, int | float):
+        sb, sn = base.load_summary, new.load_summary
+        vb = None if sb is None else getattr(sb, key)
+        vn = None if sn is None else getattr(sn, key)
+        if vb is not None and vn is not None:
             out.append(Delta(metric, unit, vb, vn, vn - vb, vn / vb - 1 if vb else None,
                              reason=None, test="none (one measurement per run)"))  # fmt: skip
         else:

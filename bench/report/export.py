@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
+from bench.loadgen.documents import LoadRunProfile
 from bench.report.options import Pricing, hardware_of, option_kind, suite_key, target_name
 from bench.store import RunInfo
 
@@ -37,23 +38,13 @@ ITEM_COLUMNS = (
 )  # fmt: skip
 
 
-def _dist(summary: dict[str, Any], metric: str, pct: str) -> Any:
-    return (summary.get(metric) or {}).get(pct)
-
-
 def run_row(info: RunInfo, pricing: Pricing) -> dict[str, Any]:
     """One run flattened to the RUN_COLUMNS (None where a run kind has no such figure)."""
-    s: dict[str, Any] = info.summary or {}
     p = info.provenance
-    req = s.get("requests") or {}
-    tokens = s.get("tokens") or {}
-    engine = p.get("engine") or {}
-    model = p.get("model") or {}
-    git = (p.get("llmbench") or {}).get("git") or {}
-    quant = p.get("quantization")
-    is_load = info.kind == "load"
-    ci = s.get("ci95") if not is_load else None
-    suite = suite_key(info) if not is_load else None
+    load, acc = info.load_summary, info.accuracy_summary
+    profile = info.profile if isinstance(info.profile, LoadRunProfile) else None
+    suite = suite_key(info) if info.kind == "accuracy" else None
+    quant = p.quantization
     return {
         "run_id": info.id,
         "kind": info.kind,
@@ -61,51 +52,51 @@ def run_row(info: RunInfo, pricing: Pricing) -> dict[str, Any]:
         "started_at": info.started_at,
         "ended_at": info.ended_at,
         "target": target_name(info),
-        "target_kind": info.target.get("kind"),
-        "model": info.target.get("model"),
-        "api": info.target.get("api"),
+        "target_kind": info.target.kind,
+        "model": info.target.model,
+        "api": info.target.api,
         "option_kind": option_kind(info),
         "hardware": hardware_of(info, pricing),
-        "profile": info.profile.get("label") or info.profile.get("kind"),
-        "concurrency": info.profile.get("concurrency"),
-        "rate": info.profile.get("rate"),
+        "profile": profile.label if profile else None,
+        "concurrency": profile.concurrency if profile else None,
+        "rate": profile.rate if profile else None,
         "suite": suite.suite if suite else None,
         "suite_sha256": suite.sha256 if suite else None,
         "sweep_id": info.sweep_id,
         "point_id": info.point_id,
-        "requests_completed": req.get("completed"),
-        "requests_failed": req.get("failed") if is_load else s.get("failed"),
-        "requests_cancelled": req.get("cancelled"),
-        "ttft_p50_ms": _dist(s, "ttft_ms", "p50"),
-        "ttft_p95_ms": _dist(s, "ttft_ms", "p95"),
-        "ttft_p99_ms": _dist(s, "ttft_ms", "p99"),
-        "tpot_p50_ms": _dist(s, "tpot_ms", "p50"),
-        "tpot_p95_ms": _dist(s, "tpot_ms", "p95"),
-        "itl_p50_ms": _dist(s, "itl_ms", "p50"),
-        "e2e_p95_ms": _dist(s, "e2e_ms", "p95"),
-        "output_tokens_per_s": s.get("output_tokens_per_s"),
-        "requests_per_s": s.get("requests_per_s"),
-        "goodput_requests_per_s": s.get("goodput_requests_per_s"),
-        "slo": json.dumps(s["slo"]) if s.get("slo") else None,
-        "slo_met": s.get("slo_met"),
-        "client_bound": s.get("client_bound"),
-        "input_tokens": tokens.get("input"),
-        "output_tokens": tokens.get("output"),
-        "accuracy": None if is_load else s.get("score"),
-        "accuracy_ci_lo": ci[0] if ci else None,
-        "accuracy_ci_hi": ci[1] if ci else None,
-        "items_scored": None if is_load else s.get("n"),
-        "items_correct": None if is_load else s.get("correct"),
-        "items_failed": None if is_load else s.get("failed"),
-        "cost_usd": None if is_load else s.get("cost_usd"),
-        "engine": engine.get("name"),
-        "engine_version": engine.get("version"),
-        "model_repo": model.get("repo"),
-        "model_revision": model.get("revision"),
-        "quantization": (quant.get("method") if isinstance(quant, dict) else quant),
-        "llmbench_version": (p.get("llmbench") or {}).get("version"),
-        "git_sha": git.get("sha"),
-        "flags": ",".join(str(f.get("kind")) for f in s.get("flags") or [] if isinstance(f, dict)) or None,
+        "requests_completed": load.completed if load else None,
+        "requests_failed": load.failed if load else (acc.failed if acc else None),
+        "requests_cancelled": load.cancelled if load else None,
+        "ttft_p50_ms": load.ttft_ms.p50 if load else None,
+        "ttft_p95_ms": load.ttft_ms.p95 if load else None,
+        "ttft_p99_ms": load.ttft_ms.p99 if load else None,
+        "tpot_p50_ms": load.tpot_ms.p50 if load else None,
+        "tpot_p95_ms": load.tpot_ms.p95 if load else None,
+        "itl_p50_ms": load.itl_ms.p50 if load else None,
+        "e2e_p95_ms": load.e2e_ms.p95 if load else None,
+        "output_tokens_per_s": load.output_tokens_per_s if load else None,
+        "requests_per_s": load.requests_per_s if load else None,
+        "goodput_requests_per_s": load.goodput_requests_per_s if load else None,
+        "slo": json.dumps(load.slo.to_json()) if load and load.slo else None,
+        "slo_met": load.slo_met if load else None,
+        "client_bound": load.client_bound if load else None,
+        "input_tokens": load.input_tokens if load else (acc.tokens.input if acc else None),
+        "output_tokens": load.output_tokens if load else (acc.tokens.output if acc else None),
+        "accuracy": acc.score if acc else None,
+        "accuracy_ci_lo": acc.ci95[0] if acc and acc.ci95 else None,
+        "accuracy_ci_hi": acc.ci95[1] if acc and acc.ci95 else None,
+        "items_scored": acc.n if acc else None,
+        "items_correct": acc.correct if acc else None,
+        "items_failed": acc.failed if acc else None,
+        "cost_usd": acc.cost_usd if acc else None,
+        "engine": p.engine.name,
+        "engine_version": p.engine.version,
+        "model_repo": p.model.repo,
+        "model_revision": p.model.revision,
+        "quantization": None if quant is None else quant.get("method"),
+        "llmbench_version": p.llmbench.version,
+        "git_sha": p.llmbench.git.sha,
+        "flags": ",".join(f.kind for f in load.flags) if load and load.flags else None,
     }
 
 

@@ -37,7 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.accuracy.documents import AreaScore
 from bench.cost import api_cost, per_1k_requests, selfhosted_cost
+from bench.loadgen.documents import LoadRunProfile
+from bench.metrics import Distribution
 from bench.registry import Hardware, Prices
 from bench.report.flags import is_lower_bound
 from bench.report.operating import attainment, steady_output_tokens_per_s
@@ -59,7 +62,7 @@ class Row:
     ci95: tuple[float, float] | None = None
     n_items: int | None = None
     correct: int | None = None
-    areas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    areas: dict[str, AreaScore] = field(default_factory=dict)
     ttft_p50: Value = field(default_factory=lambda: na("no load run"))
     ttft_p95: Value = field(default_factory=lambda: na("no load run"))
     tpot_p50: Value = field(default_factory=lambda: na("no load run"))
@@ -90,57 +93,47 @@ class Row:
         return self.option.key
 
 
-def _dist(summary: dict[str, Any], metric: str, pct: str, lower_bound: bool) -> Value:
-    value = (summary.get(metric) or {}).get(pct)
+def _dist(dist: Distribution, metric: str, pct: str, lower_bound: bool) -> Value:
+    value = getattr(dist, pct)
     note = LOWER if lower_bound and pct in ("p95", "p99", "p999") else None
     return known(value, note, reason=f"no {metric.removesuffix('_ms').upper()} measured")
 
 
-def _reference(summary: dict[str, Any]) -> tuple[int, int] | None:
-    """The run's successful requests' (input, output) reference tokens, when every one recorded its text."""
-    ref = (summary.get("tokens") or {}).get("reference")
-    if not isinstance(ref, dict) or not ref.get("output"):
-        return None
-    return int(ref.get("input") or 0), int(ref["output"])
-
-
-def _workload(run_profile: dict[str, Any]) -> dict[str, Any]:
-    prompts = dict(run_profile.get("prompts") or {})
-    unit = prompts.get("unit") or (run_profile.get("sent") or {}).get("length_unit") or "model"
-    return {**prompts, "unit": unit}
+def _workload(profile: LoadRunProfile) -> dict[str, Any]:
+    """What a load run sent, to tell one workload from another: its prompt spec and length unit."""
+    return profile.prompts.model_dump(mode="json")
 
 
 def _speed(row: Row) -> None:
     op = row.option.op
     shown = op.display
-    if shown is None:
+    s = None if shown is None else shown.load_summary
+    if shown is None or s is None:
         return
-    s = shown.summary or {}
-    steady = ((s.get("load") or {}).get("steady") or {}) if op.run is not None else {}
+    steady = s.load.steady if op.run is not None and s.load is not None else None
     lower = is_lower_bound([f for f in row.option.flags if f.run_id == shown.id])
-    latency = steady if steady.get("ttft_ms", {}).get("count") else s  # the steady window's, when read
-    row.ttft_p50 = _dist(latency, "ttft_ms", "p50", lower)
-    row.ttft_p95 = _dist(latency, "ttft_ms", "p95", lower)
-    row.tpot_p50 = _dist(latency, "tpot_ms", "p50", lower)
-    got = attainment(s)
-    row.attainment = known(got, reason="no SLO")
+    ttft, tpot = (
+        (steady.ttft_ms, steady.tpot_ms) if steady and steady.ttft_ms.count else (s.ttft_ms, s.tpot_ms)
+    )
+    row.ttft_p50 = _dist(ttft, "ttft_ms", "p50", lower)  # the steady window's, when one was read
+    row.ttft_p95 = _dist(ttft, "ttft_ms", "p95", lower)
+    row.tpot_p50 = _dist(tpot, "tpot_ms", "p50", lower)
+    row.attainment = known(attainment(s), reason="no SLO")
     if op.run is None:
         reason = op.note
         row.output_tok_s = row.output_tok_s_model = na(reason)
         row.goodput_rps = na(reason)
         return
     row.capped = op.capped
-    row.workload = _workload(op.run.profile)
+    row.workload = _workload(op.run.load_profile)
     bound = LOWER if op.capped else None
-    unknown = (s.get("unknown") or {}).get("output_tokens_per_s")
+    unknown = s.unknown.get("output_tokens_per_s")
     own_tps = steady_output_tokens_per_s(s)
     row.output_tok_s_model = known(own_tps, bound, reason=str(unknown or "output token counts unknown"))
-    row.goodput_rps = known(
-        steady.get("goodput_requests_per_s", s.get("goodput_requests_per_s")), reason="no goodput measured"
-    )
-    tokens = s.get("tokens") or {}
-    ref = _reference(s)
-    own_in, own_out = float(tokens.get("input") or 0), float(tokens.get("output") or 0)
+    goodput = s.goodput_requests_per_s if steady is None else steady.goodput_requests_per_s
+    row.goodput_rps = known(goodput, reason="no goodput measured")
+    ref = s.reference_tokens if s.reference_tokens and s.reference_tokens[1] else None
+    own_in, own_out = float(s.input_tokens), float(s.output_tokens)
     if ref is None or own_tps is None or not own_out:
         # A run stored before reference counts, or whose requests did not record their text: own tokens.
         row.output_tok_s = known(own_tps, _join(bound, "model tokens (no reference count)"), reason=str(
@@ -152,9 +145,9 @@ def _speed(row: Row) -> None:
     row.own_per_ref = (own_in / ref_in if ref_in else 1.0, own_out / ref_out)
     row.mix = ref_in / ref_out
     row.output_tok_s = known(own_tps * per_own, bound)
-    ci = steady.get("output_tokens_per_s_ci95")
-    if isinstance(ci, list) and len(ci) == 2:
-        row.output_tok_s_ci95 = (float(ci[0]) * per_own, float(ci[1]) * per_own)
+    ci = None if steady is None else steady.output_tokens_per_s_ci95
+    if ci is not None:
+        row.output_tok_s_ci95 = (ci[0] * per_own, ci[1] * per_own)
 
 
 def _join(*notes: str | None) -> str | None:
@@ -172,14 +165,14 @@ def _accuracy(row: Row) -> None:
             else "no accuracy run for this variant"
         )
         return
-    s = run.summary or {}
-    if not s.get("n"):
+    s = run.accuracy_summary
+    if s is None or not s.n:
         row.accuracy = na("the accuracy run scored no items")
         return
-    row.accuracy = known(s.get("score"))
-    row.ci95 = (float(s["ci95"][0]), float(s["ci95"][1])) if s.get("ci95") else None
-    row.n_items, row.correct = int(s["n"]), int(s.get("correct") or 0)
-    row.areas = {a: dict(v) for a, v in (s.get("areas") or {}).items()}
+    row.accuracy = known(s.score)
+    row.ci95 = s.ci95
+    row.n_items, row.correct = s.n, s.correct
+    row.areas = dict(s.areas)
 
 
 def _selfhosted_cost(row: Row, pricing: Pricing, reader: StoreReader, utilization: float | None) -> None:
@@ -199,9 +192,9 @@ def _selfhosted_cost(row: Row, pricing: Pricing, reader: StoreReader, utilizatio
     if run is None or tps is None or tps <= 0:
         _all_cost_na(row, row.output_tok_s.reason or option.op.note)
         return
-    s = run.summary or {}
-    steady = (s.get("load") or {}).get("steady") or {}
-    rps = steady.get("requests_per_s", s.get("requests_per_s"))
+    s = run.load_summary
+    steady = None if s is None or s.load is None else s.load.steady
+    rps = steady.requests_per_s if steady is not None else (None if s is None else s.requests_per_s)
     total = tps * (1.0 + row.mix) if row.mix is not None else None
     cost = selfhosted_cost(
         hw.usd_per_hour, tps, total_tokens_per_s=total, requests_per_s=rps, utilization=utilization
@@ -256,9 +249,14 @@ def _api_cost(row: Row, pricing: Pricing, reader: StoreReader) -> None:
         usage, requests = reader.request_usage(source.id)
         note = None if source is option.op.run else "usage of a run not at an operating point"
         bill = api_cost(usage, prices).total_usd
-        ref = _reference(source.summary or {})
+        summary = source.load_summary
+        ref = (
+            None
+            if summary is None or not (summary.reference_tokens or (0, 0))[1]
+            else summary.reference_tokens
+        )
         if row.workload is None:
-            row.workload = _workload(source.profile)
+            row.workload = _workload(source.load_profile)
         if ref is None or not usage.output:
             units = "its own tokens (no reference count)"
             out = usage.output

@@ -8,7 +8,6 @@ added here, since no summary flag says them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from bench.store import RunInfo
 
@@ -45,14 +44,14 @@ def _derived(info: RunInfo) -> list[tuple[str, str]]:
     A load run's flags are computed once, when it is summarized (bench.metrics.summary), and read here as
     stored; they are never derived a second time from the summary's other fields.
     """
-    s: dict[str, Any] = info.summary or {}
     out: list[tuple[str, str]] = []
     if info.status == "partial":
         out.append(("partial", f"the run stopped early: {info.error or 'no reason stored'}"))
     elif info.status == "failed":
         out.append(("failed", f"the run failed: {info.error or 'no reason stored'}"))
-    if info.kind == "accuracy" and s.get("failed"):
-        out.append(("errors", f"{s['failed']} items failed (neither right nor wrong)"))
+    acc = info.accuracy_summary
+    if acc is not None and acc.failed:
+        out.append(("errors", f"{acc.failed} items failed (neither right nor wrong)"))
     return out
 
 
@@ -60,11 +59,10 @@ def run_flags(info: RunInfo) -> list[Flag]:
     """Every flag of a run: those it stored, then the derived ones it did not store."""
     flags: list[Flag] = []
     seen: set[str] = set()
-    for raw in (info.summary or {}).get("flags") or []:
-        if isinstance(raw, dict) and raw.get("kind"):
-            kind = str(raw["kind"])
-            flags.append(Flag(kind, str(raw.get("detail") or kind), info.id))
-            seen.add(kind)
+    summary = info.load_summary
+    for raw in [] if summary is None else summary.flags:
+        flags.append(Flag(raw.kind, raw.detail or raw.kind, info.id))
+        seen.add(raw.kind)
     for kind, detail in _derived(info):
         if kind not in seen:
             flags.append(Flag(kind, detail, info.id))

@@ -52,7 +52,7 @@ def row_json(row: Row) -> dict[str, Any]:
             "correct": row.correct,
             "simulated_by": why,
             "run_id": None if o.accuracy_run is None else o.accuracy_run.id,
-            "areas": row.areas,
+            "areas": {a: v.to_json() for a, v in row.areas.items()},
         },
         "latency_ms": {
             "ttft_p50": _v(row.ttft_p50),

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bench.documents import Provenance
 from bench.registry import Hardware
 
 _VENDORS = (
@@ -47,11 +48,11 @@ class Machine:
                 "label": self.label}  # fmt: skip
 
 
-def measured_machine(provenance: dict[str, Any]) -> Machine | None:
+def measured_machine(provenance: Provenance) -> Machine | None:
     """The serving machine a run stored (server accelerators), or None when the server did not say."""
-    server = provenance.get("server") or {}
-    accelerators = server.get("accelerators")
-    if not isinstance(accelerators, list) or not accelerators:
+    server = provenance.server
+    accelerators = server.accelerators
+    if not accelerators:
         return None
     gpus = tuple(str(a.get("name") or "GPU") for a in accelerators if a.get("kind") == "gpu")
     cpu = next((a for a in accelerators if a.get("kind") == "cpu"), None)
@@ -60,7 +61,7 @@ def measured_machine(provenance: dict[str, Any]) -> Machine | None:
         gpus=gpus,
         cpu=None if cpu is None else cpu.get("name"),
         cores=int(cores) if isinstance(cores, int) else None,
-        shared=bool(server.get("same_host")),
+        shared=server.same_host,
     )
 
 

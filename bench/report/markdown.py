@@ -5,8 +5,7 @@ Table cells stay short: a missing figure is "n/a" with a numbered note giving it
 
 from __future__ import annotations
 
-from typing import Any
-
+from bench.documents import RepeatFigures
 from bench.report.analysis import Downgrade, Paired, Step
 from bench.report.build import Report
 from bench.report.cells import (
@@ -120,13 +119,13 @@ def simulated_note(report: Report) -> str | None:
     return "simulated: accuracy configured in a mock endpoint, not measured on a model: " + "; ".join(marked)
 
 
-def mean_ci_text(figure: dict[str, Any] | None) -> str:
+def mean_ci_text(figure: RepeatFigures | None) -> str:
     """'mean [lo, hi]' of a figure over repeats; 'n/a' where nothing was measured."""
-    if not figure or figure.get("mean") is None:
+    if figure is None or figure.mean is None:
         return "n/a"
-    ci = figure.get("ci95")
+    ci = figure.ci95
     bounds = f" [{fmt_number(ci[0])}, {fmt_number(ci[1])}]" if ci else ""
-    return f"{fmt_number(figure['mean'])}{bounds}"
+    return f"{fmt_number(figure.mean)}{bounds}"
 
 
 def render_markdown(report: Report) -> str:

@@ -16,49 +16,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench.metrics import DEFAULT_ATTAINMENT
+from bench.metrics import DEFAULT_ATTAINMENT, RunSummary
 from bench.store import RunInfo
 
 DEFAULT_TARGET_ATTAINMENT = DEFAULT_ATTAINMENT  # defined once, in bench.metrics
 OpStatus = Literal["goodput", "not-searched", "slo-unmet", "no-slo", "no-load-run", "no-valid-run"]
 
 
-def attainment(summary: dict[str, Any] | None) -> float | None:
+def attainment(summary: RunSummary | None) -> float | None:
     """The run's stored SLO attainment (bench.metrics.summary); None without an SLO or measured requests."""
-    share = (summary or {}).get("slo_attainment")
-    value = share.get("value") if isinstance(share, dict) else None
-    return float(value) if isinstance(value, int | float) else None
+    share = None if summary is None else summary.slo_attainment
+    return None if share is None else share.value
 
 
-def measured_load(summary: dict[str, Any] | None) -> float | None:
+def measured_load(summary: RunSummary | None) -> float | None:
     """The load the run really put on the server (mean in flight in its steady window, or its send rate)."""
-    load = (summary or {}).get("load")
-    value = load.get("measured") if isinstance(load, dict) else None
-    return float(value) if isinstance(value, int | float) else None
+    return None if summary is None or summary.load is None else summary.load.measured
 
 
-def invalid_reasons(summary: dict[str, Any] | None) -> list[str]:
+def invalid_reasons(summary: RunSummary | None) -> list[str]:
     """Why a run cannot stand as an operating point (its stored flags that make a probe invalid)."""
-    kinds = ("client_bound", "not_streamed", "load_not_reached")
-    flags = (summary or {}).get("flags") or []
-    return [
-        f"{f['kind']}: {f.get('detail', '')}" for f in flags if isinstance(f, dict) and f.get("kind") in kinds
-    ]
+    return [] if summary is None else summary.invalid_reasons
 
 
-def load_point(profile: dict[str, Any]) -> tuple[str, float] | None:
-    """The load dimension and value of a run's profile: ('concurrency', 16) or ('rate', 4.0)."""
-    op = profile.get("operating_point")
-    if isinstance(op, dict) and op.get("dimension") and op.get("value") is not None:
-        return str(op["dimension"]), float(op["value"])
-    kind = profile.get("kind")
-    if kind == "synchronous":
-        return "concurrency", 1.0
-    if kind == "concurrent" and profile.get("concurrency") is not None:
-        return "concurrency", float(profile["concurrency"])
-    if kind in ("constant", "poisson") and profile.get("rate") is not None:
-        return "rate", float(profile["rate"])
-    return None
+def load_point(run: RunInfo) -> tuple[str, float] | None:
+    """The load dimension and value a load run stands for: ('concurrency', 16) or ('rate', 4.0)."""
+    return run.load_profile.load_point if run.kind == "load" else None
 
 
 def describe_point(point: tuple[str, float] | None, measured: float | None = None) -> str:
@@ -84,14 +67,14 @@ class OperatingPoint:
     display: RunInfo | None  # the run the latency columns come from (the operating point when there is one)
     attainment: float | None
     target: float
-    slo: dict[str, float] | None
+    slo: dict[str, float] | None  # the SLO's bounds (ms) by key
     note: str
     warnings: list[str] = field(default_factory=list)
     capped: str | None = None  # why the operating point is only a lower bound on the load (cost upper bound)
 
     @property
     def measured(self) -> float | None:
-        return None if self.run is None else measured_load(self.run.summary)
+        return None if self.run is None else measured_load(self.run.load_summary)
 
     @property
     def meets_slo(self) -> bool:
@@ -99,7 +82,7 @@ class OperatingPoint:
 
     @property
     def point(self) -> tuple[str, float] | None:
-        return None if self.run is None else load_point(self.run.profile)
+        return None if self.run is None else load_point(self.run)
 
     def to_json(self) -> dict[str, Any]:
         point = self.point
@@ -120,21 +103,26 @@ class OperatingPoint:
 
 
 def _usable(run: RunInfo) -> bool:
-    return run.kind == "load" and run.summary is not None and run.status in ("complete", "partial")
+    return run.kind == "load" and run.load_summary is not None and run.status in ("complete", "partial")
 
 
 def _throughput(run: RunInfo) -> float:
-    value = steady_output_tokens_per_s(run.summary)
+    value = steady_output_tokens_per_s(run.load_summary)
     return -1.0 if value is None else value
 
 
-def steady_output_tokens_per_s(summary: dict[str, Any] | None) -> float | None:
+def steady_output_tokens_per_s(summary: RunSummary | None) -> float | None:
     """Output tok/s in the run's steady window; the whole run's for runs stored before steady windows."""
-    steady = ((summary or {}).get("load") or {}).get("steady") or {}
-    value = steady.get("output_tokens_per_s") if "output_tokens_per_s" in steady else None
-    if value is None and not steady:
-        value = (summary or {}).get("output_tokens_per_s")
-    return float(value) if isinstance(value, int | float) else None
+    if summary is None:
+        return None
+    if summary.load is not None and summary.load.steady is not None:
+        return summary.load.steady.output_tokens_per_s
+    return summary.output_tokens_per_s
+
+
+def _slo(run: RunInfo) -> dict[str, float] | None:
+    summary = run.load_summary
+    return None if summary is None or summary.slo is None else summary.slo.to_json()
 
 
 def choose_operating_point(
@@ -144,54 +132,48 @@ def choose_operating_point(
     usable = sorted((r for r in runs if _usable(r)), key=lambda r: r.started_at, reverse=True)
     if not usable:
         return OperatingPoint("no-load-run", None, None, None, target, None, "no load run for this target")
-    goodput = [r for r in usable if r.profile.get("kind") == "goodput"]
+    goodput = [r for r in usable if r.load_profile.kind == "goodput"]
     if goodput:
         run = next((r for r in goodput if r.status == "complete"), goodput[0])
-        op = run.profile.get("operating_point") or {}
-        got = op.get("attainment")
-        got = float(got) if isinstance(got, int | float) else attainment(run.summary)
-        slo = (run.summary or {}).get("slo")
-        wanted = float(op.get("target_attainment") or target)
-        warnings = [str(w) for w in op.get("warnings") or []]
+        op = run.load_profile.operating_point
+        got = op.attainment if op is not None and op.attainment is not None else attainment(run.load_summary)
+        wanted = op.target_attainment if op is not None else target
+        warnings = list(op.warnings) if op is not None else []
         if got is not None and got < wanted:
             note = f"the goodput search found no load meeting the SLO (attainment {got:.1%} < {wanted:.0%})"
-            return OperatingPoint("slo-unmet", None, run, got, wanted, slo, note, warnings)
-        capped = op.get("capped") if isinstance(op.get("capped"), str) else None
-        invalid = invalid_reasons(run.summary)
+            return OperatingPoint("slo-unmet", None, run, got, wanted, _slo(run), note, warnings)
+        capped = None if op is None else op.capped
+        invalid = invalid_reasons(run.load_summary)
         if invalid:
             # The final run at the operating point did not hold its load: its throughput is not the
             # server's at that load, so the cost read from it can only be an upper bound.
             why = "; ".join(invalid)
             capped = f"the run at the operating point is invalid ({why})" + (f"; {capped}" if capped else "")
             warnings.append(f"the run at the operating point is invalid: {why}")
-        point = describe_point(load_point(run.profile), measured_load(run.summary))
+        point = describe_point(load_point(run), measured_load(run.load_summary))
         note = f"goodput search: {point}" + (" — capped, cost is an upper bound" if capped else "")
-        return OperatingPoint("goodput", run, run, got, wanted, slo, note, warnings, capped)
-    all_slo = [(r, a) for r in usable if (a := attainment(r.summary)) is not None]
+        return OperatingPoint("goodput", run, run, got, wanted, _slo(run), note, warnings, capped)
+    all_slo = [(r, a) for r in usable if (a := attainment(r.load_summary)) is not None]
     if not all_slo:
         latest = next((r for r in usable if r.status == "complete"), usable[0])
         return OperatingPoint("no-slo", None, latest, None, target, None, "n/a: no SLO")
-    with_slo = [(r, a) for r, a in all_slo if not invalid_reasons(r.summary)]
+    with_slo = [(r, a) for r, a in all_slo if not invalid_reasons(r.load_summary)]
     if not with_slo:
         latest, got = all_slo[0]
-        why = "; ".join(invalid_reasons(latest.summary))
+        why = "; ".join(invalid_reasons(latest.load_summary))
         note = f"no valid load run: every run with an SLO is invalid (newest: {why})"
-        return OperatingPoint(
-            "no-valid-run", None, latest, got, target, (latest.summary or {}).get("slo"), note
-        )
+        return OperatingPoint("no-valid-run", None, latest, got, target, _slo(latest), note)
     meeting = [(r, a) for r, a in with_slo if a >= target]
     if not meeting:
         best, got = max(with_slo, key=lambda pair: (pair[1], _throughput(pair[0])))
-        slo = (best.summary or {}).get("slo")
         note = (
             f"no valid load run meets the SLO: best attainment {got:.1%} < {target:.0%} "
-            f"({describe_point(load_point(best.profile), measured_load(best.summary))})"
+            f"({describe_point(load_point(best), measured_load(best.load_summary))})"
         )
-        return OperatingPoint("slo-unmet", None, best, got, target, slo, note)
+        return OperatingPoint("slo-unmet", None, best, got, target, _slo(best), note)
     run, got = max(meeting, key=lambda pair: (_throughput(pair[0]), pair[0].started_at))
-    slo = (run.summary or {}).get("slo")
     note = (
         f"operating point not searched: best of {len(with_slo)} valid load runs meeting the SLO "
-        f"({describe_point(load_point(run.profile), measured_load(run.summary))})"
+        f"({describe_point(load_point(run), measured_load(run.load_summary))})"
     )
-    return OperatingPoint("not-searched", run, run, got, target, slo, note)
+    return OperatingPoint("not-searched", run, run, got, target, _slo(run), note)

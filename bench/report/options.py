@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bench.loadgen.documents import LoadRunProfile
 from bench.registry import Hardware, Prices
 from bench.report.flags import Flag, run_flags
 from bench.report.machine import Machine, measured_machine, mismatch, shared_cores
@@ -74,31 +75,29 @@ class Option:
 
 def target_name(info: RunInfo) -> str:
     """The name a run's target is joined on: its registry name (MODEL:VARIANT for a variant), or its URL."""
-    model = info.provenance.get("model") or {}
-    if model.get("derived_from") and model.get("variant"):  # a variant entry, shown as its user-facing name
-        return f"{model['derived_from']}:{model['variant']}"
-    t = info.target
-    return str(t.get("name") or t.get("url") or "?")
+    model = info.provenance.model
+    if model.derived_from and model.variant:  # a variant entry, shown as its user-facing name
+        return f"{model.derived_from}:{model.variant}"
+    return info.target.name or info.target.url or "?"
 
 
 def option_kind(info: RunInfo) -> OptionKind:
-    return "api" if info.target.get("kind") in ("api", "mock") else "self-hosted"
+    return "api" if info.target.kind in ("api", "mock") else "self-hosted"
 
 
 def suite_key(info: RunInfo) -> SuiteKey:
-    suite = info.profile.get("suite") or (info.summary or {}).get("suite") or "?"
-    return SuiteKey(str(suite), info.profile.get("suite_sha256"))
+    profile = info.accuracy_profile
+    return SuiteKey(profile.suite, profile.suite_sha256)
 
 
 def hardware_of(info: RunInfo, pricing: Pricing) -> str | None:
     """The hardware profile a self-hosted run ran on (the report's override first)."""
     if option_kind(info) == "api":
         return None
-    for name in (target_name(info), info.target.get("model")):
+    for name in (target_name(info), info.target.model):
         if name in pricing.overrides:
-            return pricing.overrides[str(name)]
-    profile = info.provenance.get("hardware_profile")
-    return str(profile) if profile else None
+            return pricing.overrides[name]
+    return info.provenance.hardware_profile
 
 
 def primary_suite(accuracy_runs: Iterable[RunInfo]) -> SuiteKey | None:
@@ -195,27 +194,23 @@ def _machine_flags(option: Option, pricing: Pricing) -> None:
 def provenance_row(info: RunInfo, pricing: Pricing) -> dict[str, Any]:
     """The provenance of one run as a report shows it."""
     p = info.provenance
-    engine = p.get("engine") or {}
-    model = p.get("model") or {}
-    llm = p.get("llmbench") or {}
-    git = llm.get("git") or {}
-    quant = p.get("quantization")
-    if isinstance(quant, dict):
-        quant = quant.get("method") or "yes"
-    sha = git.get("sha")
+    quant = p.quantization
+    method = None if quant is None else (quant.get("method") or "yes")
+    sha = p.llmbench.git.sha
+    profile = info.profile.label if isinstance(info.profile, LoadRunProfile) else info.profile.suite
     return {
         "run_id": info.id,
         "kind": info.kind,
         "status": info.status,
         "started_at": info.started_at,
         "target": target_name(info),
-        "profile": info.profile.get("label") or info.profile.get("kind") or info.profile.get("suite"),
-        "engine": " ".join(str(v) for v in (engine.get("name"), engine.get("version")) if v) or None,
-        "model_repo": model.get("repo"),
-        "model_revision": model.get("revision"),
-        "quantization": quant,
+        "profile": profile,
+        "engine": " ".join(v for v in (p.engine.name, p.engine.version) if v) or None,
+        "model_repo": p.model.repo,
+        "model_revision": p.model.revision,
+        "quantization": method,
         "hardware": hardware_of(info, pricing),
-        "llmbench": llm.get("version"),
-        "git_sha": None if not sha else sha[:12] + ("+dirty" if git.get("dirty") else ""),
+        "llmbench": p.llmbench.version,
+        "git_sha": None if not sha else sha[:12] + ("+dirty" if p.llmbench.git.dirty else ""),
         "sweep_id": info.sweep_id,
     }

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.accuracy.documents import AccuracySummary
 from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
 from bench.accuracy.judge_cache import JudgeCache
 from bench.accuracy.runner import ITEM_TEMPLATE, SuiteRunner
@@ -144,7 +145,7 @@ def _is_api(name: str, registry: Registry) -> bool:
 
 @contextlib.contextmanager
 def _interrupts(
-    store: Store, run_id: str, kept: Callable[[], list[ItemRecord]], summary: Callable[[], dict[str, Any]]
+    store: Store, run_id: str, kept: Callable[[], list[ItemRecord]], summary: Callable[[], AccuracySummary]
 ) -> Iterator[None]:
     """Close the run as partial on Ctrl-C (InterruptedRunError) and as failed/partial on any other error."""
     try:
@@ -183,7 +184,7 @@ def _run_suite(
 
     judge_usage: dict[str, Any] | None = None
 
-    def summary() -> dict[str, Any]:
+    def summary() -> AccuracySummary:
         return summarize(items, judge=judge_usage, **base)
 
     async def go() -> None:
@@ -225,13 +226,14 @@ def _run_suite(
     return AccuracyResult(run_id, status, result)
 
 
-def finished_status(summary: dict[str, Any]) -> tuple[Literal["complete", "failed"], str | None]:
+def finished_status(summary: AccuracySummary) -> tuple[Literal["complete", "failed"], str | None]:
     """'failed' when every item failed (the first error as the reason), else 'complete'."""
-    failed, items = int(summary.get("failed") or 0), int(summary.get("items") or 0)
+    failed, items = summary.failed, summary.items
     if not failed:
         return "complete", None
-    first = (summary.get("error_details") or [{}])[0]
-    reason = f"{failed} of {items} items failed; first: {first.get('kind')}: {first.get('first_message')}"
+    first = summary.error_details[0] if summary.error_details else None
+    why = "unknown" if first is None else f"{first.kind}: {first.first_message}"
+    reason = f"{failed} of {items} items failed; first: {why}"
     return ("failed", reason) if failed == items else ("complete", None)
 
 
@@ -265,9 +267,8 @@ def diff_runs(store_path: Path, run_a: str, run_b: str) -> RunDiff:
         for run, flag in ((a, "RUN_A"), (b, "RUN_B")):
             if run.kind != "accuracy":
                 raise UsageError(f"run {run.id[:12]} is a {run.kind} run, not an accuracy run", flag=flag)
-        same = (a.profile.get("suite_sha256") or a.profile.get("suite")) == (
-            b.profile.get("suite_sha256") or b.profile.get("suite")
-        )
+        pa, pb = a.accuracy_profile, b.accuracy_profile
+        same = (pa.suite_sha256 or pa.suite) == (pb.suite_sha256 or pb.suite)
         items_a, items_b = store.load_items(a.id), store.load_items(b.id)
     if not items_a or not items_b:
         empty = a if not items_a else b

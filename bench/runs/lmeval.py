@@ -83,26 +83,27 @@ def run_lmeval_tasks(
         }
         for t, s in outcome.scores.items()
     }
-    summary = summarize(items, **base, extra={"lm_eval": lm})
     # The endpoint-side totals cover every request, matched to a sample or not.
-    summary["tokens"] = {
-        "input": sum(in_tokens) if in_tokens else None,
-        "output": sum(out_tokens) if out_tokens else None,
+    extra: dict[str, Any] = {
+        "lm_eval": lm,
+        "tokens": {
+            "input": sum(in_tokens) if in_tokens else None,
+            "output": sum(out_tokens) if out_tokens else None,
+        },
+        "cost_usd": sum(c for c in costs if c is not None) if prices is not None else None,
+        "requests": {"n": len(records), "failed": failed_requests},
+        "templates": {t: s.config_sha256[:16] for t, s in outcome.scores.items()},
     }
-    summary["cost_usd"] = sum(c for c in costs if c is not None) if prices is not None else None
-    summary["requests"] = {"n": len(records), "failed": failed_requests}
-    summary["templates"] = {t: s.config_sha256[:16] for t, s in outcome.scores.items()}
     if failed_requests:  # lm-eval's requests go through the proxy: their failures are the ones to show
-        summary["error_details"] = error_details(
+        extra["error_details"] = error_details(
             (r.error_kind or r.status.value, r.http_status, r.error_text or "") for r in records if not r.ok
         )
+    summary = summarize(items, **base, extra=extra)
     status: Literal["complete", "failed"] = (
         "failed" if records and failed_requests == len(records) else "complete"
     )
-    first = summary["error_details"][0] if status == "failed" else None
-    reason = (
-        None if first is None else f"every request failed; first: {first['kind']}: {first['first_message']}"
-    )
+    first = summary.error_details[0] if status == "failed" and summary.error_details else None
+    reason = None if first is None else f"every request failed; first: {first.kind}: {first.first_message}"
     store.finish_run(run_id, status, summary, reason)
     return AccuracyResult(run_id, status, summary)
 

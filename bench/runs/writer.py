@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bench.loadgen.documents import LoadRunProfile
 from bench.loadgen.server_metrics import Sample
 from bench.loadgen.sink import RunEnd
 from bench.metrics import RunSummary
@@ -116,14 +117,14 @@ class StoreRunSink:
     ) -> None:
         await self.writer.close()
 
-    async def start_run(self, label: str, profile: Mapping[str, Any]) -> str:
+    async def start_run(self, label: str, profile: LoadRunProfile) -> str:
         store = self.writer.store
         run_id: str = await self.writer.call(
             functools.partial(
                 store.start_run,
                 "load",
                 self.target,
-                dict(profile),
+                profile,
                 self.provenance,
                 group_id=self.group_id,
                 sweep_id=self.sweep_id,

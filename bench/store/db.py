@@ -14,8 +14,13 @@ from types import TracebackType
 from typing import Any, cast
 
 import psutil
+from pydantic import ValidationError
 
+from bench.accuracy.documents import AccuracyRunProfile, AccuracySummary
+from bench.documents import Provenance, TargetDoc
 from bench.errors import StoreError, StoreReadOnlyError, UnknownIdError
+from bench.loadgen.documents import LoadRunProfile
+from bench.metrics import RunSummary
 from bench.records import ItemRecord, RequestRecord, Status, TokenSource
 from bench.store.liveness import process_alive
 from bench.store.migrations import MIGRATIONS, Migration, NewerSchemaError, applied_migrations, migrate
@@ -28,11 +33,14 @@ from bench.store.rows import (
     ServerSample,
     from_json,
     pack_times,
+    plain,
+    read_documents,
     scrub,
     to_json,
     unpack_times,
 )
 from bench.store.sweeps import SweepRows
+from bench.validation import problems
 
 _INSERT_REQUEST = (
     "INSERT INTO requests (run_id, request_id, status, warmup, scheduled_s, start_s, first_byte_s,"
@@ -285,9 +293,9 @@ class Store(SweepRows):
     def start_run(
         self,
         kind: RunKind,
-        target: Mapping[str, Any],
-        profile: Mapping[str, Any],
-        provenance: Mapping[str, Any],
+        target: TargetDoc | Mapping[str, Any],
+        profile: LoadRunProfile | AccuracyRunProfile | Mapping[str, Any],
+        provenance: Provenance | Mapping[str, Any],
         *,
         group_id: str | None = None,
         note: str | None = None,
@@ -299,7 +307,7 @@ class Store(SweepRows):
             raise ValueError(f"run kind must be one of {RUN_KINDS}, not {kind!r}")
         run_id = uuid.uuid4().hex
         me = psutil.Process()
-        blobs = [to_json(scrub(from_json(to_json(v)))) for v in (target, profile, provenance)]
+        blobs = [to_json(scrub(from_json(to_json(plain(v))))) for v in (target, profile, provenance)]
         self._write(
             "INSERT INTO runs (id, kind, status, started_at, pid, pid_started, group_id, target, profile,"
             " provenance, note, sweep_id, point_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -397,7 +405,7 @@ class Store(SweepRows):
         self,
         run_id: str,
         status: RunStatus,
-        summary: Mapping[str, Any] | None,
+        summary: RunSummary | AccuracySummary | Mapping[str, Any] | None,
         error: str | None = None,
         *,
         note: str | None = None,
@@ -408,7 +416,7 @@ class Store(SweepRows):
         self._write(
             "UPDATE runs SET status = ?, ended_at = ?, summary = ?, error = ?, note = COALESCE(?, note)"
             " WHERE id = ?",
-            (status, _now(), None if summary is None else to_json(summary), error, note, run_id),
+            (status, _now(), None if summary is None else to_json(plain(summary)), error, note, run_id),
         )
         missing = self._conn.execute("SELECT changes()").fetchone()[0] != 1
         self.flush()
@@ -427,6 +435,19 @@ class Store(SweepRows):
         status = stored
         if stored == "running" and not process_alive(row["pid"], row["pid_started"]):
             status = "partial"
+        try:
+            target, profile, provenance, summary = read_documents(
+                row["kind"],
+                from_json(row["target"]),
+                from_json(row["profile"]),
+                from_json(row["provenance"]),
+                from_json(row["summary"]),
+            )
+        except ValidationError as exc:
+            raise StoreError(
+                f"run {row['id']} in {self.path} holds a document this llmbench cannot read: "
+                f"{problems(exc)[0].line()}"
+            ) from exc
         return RunInfo(
             id=row["id"],
             kind=cast(RunKind, row["kind"]),
@@ -435,10 +456,10 @@ class Store(SweepRows):
             started_at=row["started_at"],
             ended_at=row["ended_at"],
             group_id=row["group_id"],
-            target=from_json(row["target"]),
-            profile=from_json(row["profile"]),
-            provenance=from_json(row["provenance"]),
-            summary=from_json(row["summary"]),
+            target=target,
+            profile=profile,
+            provenance=provenance,
+            summary=summary,
             note=row["note"],
             error=row["error"],
             pid=row["pid"],

@@ -13,6 +13,10 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Literal, NamedTuple
 
+from bench.accuracy.documents import AccuracyRunProfile, AccuracySummary
+from bench.documents import Provenance, TargetDoc
+from bench.loadgen.documents import LoadRunProfile
+from bench.metrics import RunSummary
 from bench.records import RequestRecord
 
 RunKind = Literal["load", "accuracy"]
@@ -52,7 +56,9 @@ class ServerSample(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """One run as stored. `status` reads 'partial' for a 'running' run whose process is gone."""
+    """One run as stored, its documents as their types. `status` reads 'partial' for a 'running' run whose
+    process is gone. A load run's profile and summary are LoadRunProfile and RunSummary; an accuracy run's
+    AccuracyRunProfile and AccuracySummary (`load_profile`, `load_summary`… say which, typed)."""
 
     id: str
     kind: RunKind
@@ -61,10 +67,10 @@ class RunInfo:
     started_at: str  # ISO 8601 UTC
     ended_at: str | None
     group_id: str | None
-    target: dict[str, Any]
-    profile: dict[str, Any]
-    provenance: dict[str, Any]
-    summary: dict[str, Any] | None
+    target: TargetDoc
+    profile: LoadRunProfile | AccuracyRunProfile
+    provenance: Provenance
+    summary: RunSummary | AccuracySummary | None
     note: str | None
     error: str | None
     pid: int | None
@@ -72,6 +78,72 @@ class RunInfo:
     n_items: int
     sweep_id: str | None = None
     point_id: str | None = None
+
+    @property
+    def load_profile(self) -> LoadRunProfile:
+        """The profile of a load run (a TypeError for an accuracy run: a caller bug)."""
+        if not isinstance(self.profile, LoadRunProfile):
+            raise TypeError(f"run {self.id} is an {self.kind} run, not a load run")
+        return self.profile
+
+    @property
+    def accuracy_profile(self) -> AccuracyRunProfile:
+        if not isinstance(self.profile, AccuracyRunProfile):
+            raise TypeError(f"run {self.id} is a {self.kind} run, not an accuracy run")
+        return self.profile
+
+    @property
+    def load_summary(self) -> RunSummary | None:
+        """A load run's summary (None while running, for an accuracy run, or without one)."""
+        return self.summary if isinstance(self.summary, RunSummary) else None
+
+    @property
+    def accuracy_summary(self) -> AccuracySummary | None:
+        return self.summary if isinstance(self.summary, AccuracySummary) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as `runs show` prints it: its documents as stored."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "group_id": self.group_id,
+            "sweep_id": self.sweep_id,
+            "point_id": self.point_id,
+            "target": self.target.to_json(),
+            "profile": self.profile.to_json(),
+            "provenance": self.provenance.to_json(),
+            "summary": None if self.summary is None else self.summary.to_json(),
+            "note": self.note,
+            "error": self.error,
+        }
+
+
+def read_documents(
+    kind: str, target: Any, profile: Any, provenance: Any, summary: Any
+) -> tuple[TargetDoc, LoadRunProfile | AccuracyRunProfile, Provenance, RunSummary | AccuracySummary | None]:
+    """A run row's JSON documents as their types (older shapes are upgraded by each model's reader)."""
+    if kind == "load":
+        return (
+            TargetDoc.from_json(target),
+            LoadRunProfile.from_json(profile),
+            Provenance.from_json(provenance),
+            None if summary is None else RunSummary.from_json(summary),
+        )
+    return (
+        TargetDoc.from_json(target),
+        AccuracyRunProfile.from_json(profile),
+        Provenance.from_json(provenance),
+        None if summary is None else AccuracySummary.from_json(summary),
+    )
+
+
+def plain(document: Any) -> Any:
+    """A document as JSON data: a typed document's `to_json()`, or a mapping as it is."""
+    to_json_ = getattr(document, "to_json", None)
+    return to_json_() if callable(to_json_) else document
 
 
 def rebase(record: RequestRecord, origin_s: float) -> RequestRecord:

@@ -17,9 +17,10 @@ from typing import Any, Literal, cast
 
 import psutil
 
+from bench.documents import PointDetail, SweepPoint
 from bench.errors import StoreError, UnknownIdError
 from bench.store.liveness import process_alive
-from bench.store.rows import from_json, scrub, to_json
+from bench.store.rows import from_json, plain, scrub, to_json
 
 SweepStatus = Literal["running", "complete", "partial", "failed"]
 PointStatus = Literal["pending", "running", "complete", "partial", "failed", "skipped"]
@@ -39,8 +40,8 @@ class SweepInfo:
     status: SweepStatus
     started_at: str
     ended_at: str | None
-    spec: dict[str, Any]
-    plan: list[dict[str, Any]]
+    spec: dict[str, Any]  # the sweep file as validated (bench.sweep.spec.SweepFile reads it)
+    plan: list[SweepPoint]
     note: str | None
 
 
@@ -55,7 +56,7 @@ class PointInfo:
     ended_at: str | None
     run_ids: list[str]
     error: str | None
-    detail: dict[str, Any]
+    detail: PointDetail
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +86,23 @@ class SweepRows:
     # sweeps ---------------------------------------------------------------------------------------
 
     def start_sweep(
-        self, spec: Mapping[str, Any], plan: Sequence[Mapping[str, Any]], *, name: str | None = None
+        self,
+        spec: Mapping[str, Any],
+        plan: Sequence[SweepPoint | Mapping[str, Any]],
+        *,
+        name: str | None = None,
     ) -> str:
         """Record a new 'running' sweep with every point 'pending'; returns its id."""
         sweep_id = uuid.uuid4().hex
+        points = [p if isinstance(p, SweepPoint) else SweepPoint.from_json(p) for p in plan]
         me = psutil.Process()
         self._write(
             "INSERT INTO sweeps (id, name, status, started_at, pid, pid_started, spec, plan)"
             " VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
             (sweep_id, name, now_iso(), me.pid, float(me.create_time()),
-             to_json(scrub(dict(spec))), to_json([dict(p) for p in plan])),
+             to_json(scrub(dict(spec))), to_json([p.to_json() for p in points])),
         )  # fmt: skip
-        rows = [(sweep_id, str(p["point_id"]), "pending") for p in plan]
+        rows = [(sweep_id, p.point_id, "pending") for p in points]
         self._write("INSERT INTO sweep_points (sweep_id, point_id, status) VALUES (?, ?, ?)", rows, many=True)
         self.flush()
         return sweep_id
@@ -128,7 +134,7 @@ class SweepRows:
         *,
         run_ids: Sequence[str] | None = None,
         error: str | None = None,
-        detail: Mapping[str, Any] | None = None,
+        detail: PointDetail | Mapping[str, Any] | None = None,
     ) -> None:
         """Update one point: 'running' stamps its start, a final status its end (runs, error, detail)."""
         stamp = now_iso()
@@ -139,7 +145,7 @@ class SweepRows:
             " run_ids = COALESCE(?, run_ids), error = ?, detail = COALESCE(?, detail)"
             " WHERE sweep_id = ? AND point_id = ?",
             (status, started, ended, None if run_ids is None else to_json(list(run_ids)), error,
-             None if detail is None else to_json(scrub(dict(detail))), sweep_id, point_id),
+             None if detail is None else to_json(scrub(plain(detail))), sweep_id, point_id),
         )  # fmt: skip
         missing = self._conn.execute("SELECT changes()").fetchone()[0] != 1
         self.flush()
@@ -183,7 +189,7 @@ class SweepRows:
                 ended_at=r["ended_at"],
                 run_ids=from_json(r["run_ids"]) or [],
                 error=r["error"],
-                detail=from_json(r["detail"]) or {},
+                detail=PointDetail.from_json(from_json(r["detail"]) or {}),
             )
             for r in rows
         ]
@@ -199,7 +205,7 @@ class SweepRows:
             started_at=row["started_at"],
             ended_at=row["ended_at"],
             spec=from_json(row["spec"]),
-            plan=from_json(row["plan"]),
+            plan=[SweepPoint.from_json(p) for p in from_json(row["plan"]) or []],
             note=row["note"],
         )
 

@@ -80,7 +80,7 @@ def run_sweep(
                 raise config_error(
                     exc, file=f"sweep {info.id[:8]} (as stored)", model=SweepFile, fix=RESUME_FIX
                 ) from exc
-            plan = SweepPlan(info.name or sweep.name, [Point.from_json(p) for p in info.plan])
+            plan = SweepPlan(info.name or sweep.name, list(info.plan))
             done = {p.point_id for p in store.list_points(info.id) if p.status == "complete"}
             sweep_id = info.id
         else:
@@ -88,7 +88,7 @@ def run_sweep(
             sweep, plan = plan_sweep(path, registry)
             check_budget(sweep, plan)
             spec = sweep.model_dump(mode="json", by_alias=True)
-            sweep_id = store.start_sweep(spec, [p.to_json() for p in plan.points], name=sweep.name)
+            sweep_id = store.start_sweep(spec, plan.points, name=sweep.name)
             done = set()
     result = SweepResult(sweep_id, store_file, plan)
     chosen = plan.only(only)
@@ -207,7 +207,13 @@ def outcome_json(result: SweepResult) -> dict[str, Any]:
         "stopped": result.stopped,
         "skipped": result.skipped,
         "points": [
-            {"point_id": pid, "status": o.status, "runs": o.run_ids, "error": o.error, "detail": o.detail}
+            {
+                "point_id": pid,
+                "status": o.status,
+                "runs": o.run_ids,
+                "error": o.error,
+                "detail": o.detail.to_json(),
+            }
             for pid, o in result.outcomes.items()
         ],
     }

@@ -19,6 +19,7 @@ import httpx
 
 from bench.accuracy.spec import AccuracySpec
 from bench.cost import api_cost, from_record
+from bench.documents import PointDetail, RepeatStep
 from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary
@@ -80,7 +81,11 @@ class PointOutcome:
     status: PointStatus
     run_ids: list[str] = field(default_factory=list)
     error: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: PointDetail = field(default_factory=PointDetail)
+
+    def note(self, **fields: Any) -> None:
+        """Add fields to the point's detail (bench.documents.PointDetail)."""
+        self.detail = self.detail.model_copy(update=fields)
 
 
 def engine_reason(log_tail: str | None) -> str | None:
@@ -108,7 +113,7 @@ def run_point(point: Point, ctx: PointContext) -> PointOutcome:
         registry = _ensure_variant(point, ctx)
         if point.kind == "local":
             with _served(point, ctx, registry) as url:
-                outcome.detail["url"] = url
+                outcome.note(url=url)
                 _measure(point, ctx, registry, url, outcome)
         else:
             _measure(point, ctx, registry, None, outcome)
@@ -218,16 +223,18 @@ def _measure(
                 outcome.status = "failed"  # every item failed: the server answers nothing useful
                 outcome.error = failed
                 return
-    outcome.detail["prefix_cache"] = (
-        f"reset before each of {resets['done']} runs" if resets["done"] else
-        ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
+    outcome.note(
+        prefix_cache=(
+            f"reset before each of {resets['done']} runs" if resets["done"] else
+            ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
+        ),
+        repeats=[
+            RepeatStep.model_validate({"load": step, "run": label, **repeat_figures(summaries)})
+            for (step, label), summaries in by_step.items()
+        ],
+        spend_usd=ctx.spend.spent - spent_before,  # this point's own
+        simulated_spend_usd=ctx.spend.simulated - simulated_before,
     )  # fmt: skip
-    outcome.detail["repeats"] = [
-        {"load": step, "run": label, **repeat_figures(summaries)}
-        for (step, label), summaries in by_step.items()
-    ]
-    outcome.detail["spend_usd"] = ctx.spend.spent - spent_before  # this point's own
-    outcome.detail["simulated_spend_usd"] = ctx.spend.simulated - simulated_before
 
 
 def _load(
@@ -250,7 +257,7 @@ def _load(
     # A goodput search repeats at its operating point (the probes' loads differ between repetitions).
     search = load["profile"] == "goodput"
     labels = [("operating point" if search else r.label, r.summary.to_json())
-              for r in result.runs if not search or r.profile.get("kind") == "goodput"]  # fmt: skip
+              for r in result.runs if not search or r.profile.kind == "goodput"]  # fmt: skip
     return [r.run_id for r in result.runs], result.aborted, labels
 
 
@@ -272,10 +279,10 @@ def _suite(
     )
     ctx.say(f"  accuracy {suite['suite']} (repetition {rep + 1}/{point.repetitions})")
     result = run_accuracy(spec, registry, ctx.settings)
-    ctx.spend.add(point.kind, result.summary.get("cost_usd"))
+    ctx.spend.add(point.kind, result.summary.cost_usd)
     if result.status == "failed":
-        first = (result.summary.get("error_details") or [{}])[0]
-        why = f"{first.get('kind', 'error')}: {first.get('first_message', '')}".strip(": ")
+        details = result.summary.error_details
+        why = f"{details[0].kind}: {details[0].first_message}" if details else "error"
         return result.run_id, f"{suite['suite']}: every item failed ({why})"
     return result.run_id, None
 

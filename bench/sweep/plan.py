@@ -13,10 +13,11 @@ import itertools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bench.cost import Usage, api_cost
+from bench.documents import SweepPoint
 from bench.errors import ConfigError, LlmbenchError
 from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
@@ -31,34 +32,7 @@ PROMPT_TOKENS_PER_ITEM = 60  # a suite item's prompt, for the spend estimate
 DEFAULT_OUTPUT = DEFAULT_OUTPUT_TOKENS  # a load's output length when it sets none (bench.prompts)
 
 
-@dataclass(frozen=True)
-class Point:
-    """One serve configuration and everything measured against it."""
-
-    point_id: str
-    label: str  # e.g. "tiny-skills:w8a8 [max-num-seqs=16]"
-    target: str  # the registry name of the base entry
-    kind: str  # local, api or mock
-    serve_name: str  # what `serve` or `--target` is given: NAME or NAME:VARIANT
-    variant: str  # base or the variant name
-    backend: str  # local: auto, vllm, hf or mock; else the kind
-    engine_args: dict[str, Any]
-    hardware: str | None
-    quantize: dict[str, Any] | None  # {"method", "group_size"} when the variant is made first
-    loads: list[dict[str, Any]]
-    suites: list[dict[str, Any]]
-    repetitions: int
-    estimate_s: float = 0.0
-    estimate_usd: float = 0.0  # real money: API targets
-    estimate_simulated_usd: float = 0.0  # mock targets' simulated prices
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Point:
-        return cls(**dict(data))
+Point = SweepPoint  # one point of the plan, as the store keeps it (bench.documents)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def _pairs(store: Store, base_runs: list[str], variant_runs: list[str]) -> dict[
         for run_id in run_ids:
             info = store.get_run(run_id)
             if info.kind == "accuracy" and info.status == "complete":
-                out[str(info.profile.get("suite"))] = info.id
+                out[info.accuracy_profile.suite] = info.id
         return out
 
     base, variant = accuracy(base_runs), accuracy(variant_runs)

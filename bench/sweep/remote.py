@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.documents import PointDetail
 from bench.errors import ConfigError, InterruptedRunError
 from bench.registry import load_registry
 from bench.settings import Settings
@@ -110,7 +111,7 @@ def _point_task(
             "status": outcome.status,
             "run_ids": outcome.run_ids,
             "error": outcome.error,
-            "detail": dict(outcome.detail),
+            "detail": outcome.detail.to_json(),
             "spend_usd": ctx.spend.spent,
             "simulated_spend_usd": ctx.spend.simulated,
             "cap_reached": cap_reached,
@@ -221,14 +222,14 @@ def _collect(
             status="failed", error=f"Ray worker lost mid-point: {type(exc).__name__}: {exc}"[:2000]
         )
     imported = import_store(done["store"], ctx.store_path)
-    detail = {
-        **done["detail"],
-        "imported_runs": len(imported),
-        "spend_usd": done["spend_usd"],
-        "simulated_spend_usd": done["simulated_spend_usd"],
-    }
-    if done["cap_reached"]:
-        detail["cap_reached"] = done["cap_reached"]
+    detail = PointDetail.from_json(done["detail"]).model_copy(
+        update={
+            "imported_runs": len(imported),
+            "spend_usd": done["spend_usd"],
+            "simulated_spend_usd": done["simulated_spend_usd"],
+            "cap_reached": done["cap_reached"] or None,
+        }
+    )
     return PointOutcome(status=done["status"], run_ids=done["run_ids"], error=done["error"], detail=detail)
 
 
@@ -253,14 +254,15 @@ def _keep_cancelled(
         if isinstance(done, dict) and done.get("store"):
             imported = import_store(done["store"], ctx.store_path)
             outcome.run_ids = list(done.get("run_ids") or imported)
-            outcome.detail = {**(done.get("detail") or {}), "imported_runs": len(imported)}
+            sent = PointDetail.from_json(done.get("detail") or {})
+            outcome.detail = sent.model_copy(update={"imported_runs": len(imported)})
         outcomes[point.point_id] = outcome
         record(point, "partial", outcome)
 
 
 def _count_spend(ctx: PointContext, outcome: PointOutcome) -> None:
     """Add a finished point's spend to the sweep's; SpendCapReached once the sweep is at its cap."""
-    ctx.spend.simulated += float(outcome.detail.get("simulated_spend_usd") or 0.0)
-    ctx.spend.add("api", float(outcome.detail.get("spend_usd") or 0.0))
-    if outcome.detail.get("cap_reached"):
-        raise SpendCapReached(str(outcome.detail["cap_reached"]))
+    ctx.spend.simulated += outcome.detail.simulated_spend_usd
+    ctx.spend.add("api", outcome.detail.spend_usd)
+    if outcome.detail.cap_reached:
+        raise SpendCapReached(outcome.detail.cap_reached)

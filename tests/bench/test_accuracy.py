@@ -53,33 +53,34 @@ def test_oracle_at_70_percent_is_inside_the_ci(settings: Settings, oracle70: str
     spec = AccuracySpec(target=oracle70, suite="builtin:tiny-skills", concurrency=16, max_tokens=16)
     result = run_accuracy(spec, load_registry(), settings)
     s = result.summary
-    assert set(s) >= CONTRACT
-    assert s["schema"] == "llmbench.accuracy/1" and s["suite"] == "tiny-skills"
-    assert s["n"] == 400 and s["failed"] == 0
-    lo, hi = s["ci95"]
-    assert lo <= 0.70 <= hi, s["ci95"]
-    assert set(s["areas"]) == {"arithmetic", "comparison", "lookup", "string"}
-    assert all(a["n"] == 100 for a in s["areas"].values())
-    assert s["tokens"]["input"] > 0 and s["tokens"]["output"] > 0
+    assert set(s.to_json()) >= CONTRACT  # the llmbench.accuracy/1 keys
+    assert s.schema_ == "llmbench.accuracy/1" and s.suite == "tiny-skills"
+    assert s.n == 400 and s.failed == 0
+    assert s.ci95 is not None
+    lo, hi = s.ci95
+    assert lo <= 0.70 <= hi, s.ci95
+    assert set(s.areas) == {"arithmetic", "comparison", "lookup", "string"}
+    assert all(a.n == 100 for a in s.areas.values())
+    assert (s.tokens.input or 0) > 0 and (s.tokens.output or 0) > 0
     # A bare URL is self-hosted: no per-token price, and the summary says so.
-    assert s["cost_usd"] is None and "no per-token price" in s["cost_note"]
+    assert s.cost_usd is None and "no per-token price" in (s.cost_note or "")
     with Store.open(settings.results_path) as store:
         run = store.get_run(result.run_id)
         items = store.load_items(result.run_id)
     assert run.status == "complete" and run.kind == "accuracy"
-    assert run.profile["suite_sha256"] and set(run.profile["templates"]) == {"item", "judge"}
+    assert run.accuracy_profile.suite_sha256 and set(run.accuracy_profile.templates) == {"item", "judge"}
     assert len(items) == 400 and all(i.latency_ms is not None and i.output_tokens for i in items)
-    assert sum(bool(i.correct) for i in items) == round(s["score"] * 400)
+    assert sum(bool(i.correct) for i in items) == round((s.score or 0) * 400)
 
 
 def test_failed_requests_are_counted_apart(settings: Settings) -> None:
     with running_mock(oracle_spec(1.0, error_rate_500=0.25)) as url:
         spec = AccuracySpec(target=url, suite="builtin:tiny-skills", limit=20, concurrency=8)
         s = run_accuracy(spec, load_registry(), settings).summary
-    assert 0 < s["failed"] < 80
-    assert s["n"] == 80 - s["failed"]
-    assert s["score"] == 1.0  # the failures are neither right nor wrong
-    assert sum(a["failed"] for a in s["areas"].values()) == s["failed"]
+    assert 0 < s.failed < 80
+    assert s.n == 80 - s.failed
+    assert s.score == 1.0  # the failures are neither right nor wrong
+    assert sum(a.failed for a in s.areas.values()) == s.failed
 
 
 def test_unreachable_endpoint_fails_before_the_run(settings: Settings) -> None:
@@ -114,7 +115,7 @@ def test_interrupted_run_keeps_its_items(settings: Settings, oracle70: str) -> N
         kept = store.load_items(run.id)
     assert run.status == "partial" and run.error == "interrupted"
     assert len(kept) == err.value.kept >= 10
-    assert run.summary is not None and run.summary["items"] == len(kept)
+    assert run.accuracy_summary is not None and run.accuracy_summary.items == len(kept)
 
 
 @pytest.mark.slow  # seconds of real serving: scripts/test runs it
@@ -185,5 +186,6 @@ def test_a_mock_targets_configured_answers_are_stored_with_the_run(
     result = run_accuracy(spec, registry, settings)
     with Store.open(settings.results_path) as store:
         run = store.get_run(result.run_id)
-    answers = run.provenance["mock_answers"]
-    assert answers["kind"] == "oracle" and answers["accuracy"] == 0.9 and run.target["kind"] == "mock"
+    answers = run.provenance.mock_answers
+    assert answers is not None and answers["kind"] == "oracle" and answers["accuracy"] == 0.9
+    assert run.target.kind == "mock"

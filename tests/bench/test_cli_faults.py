@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from documents import accuracy_profile, load_profile, point, provenance, target
 from pydantic import SecretStr
 from test_serving import run_cli
 
@@ -80,7 +81,7 @@ def test_accuracy_whose_every_item_failed_is_a_failed_run_with_the_breakdown(
         assert run.status == "failed" and run.error is not None
         assert run.error.startswith("4 of 4 items failed; first: http_500: server_error:")
         assert len(store.load_items(run.id)) == 4  # every item kept
-        assert run.summary is not None and run.summary["error_details"][0]["http_status"] == 500
+        assert run.accuracy_summary is not None and run.accuracy_summary.error_details[0].http_status == 500
 
 
 def test_accuracy_with_some_failed_items_says_how_many_and_the_first_error(
@@ -190,8 +191,10 @@ def read_only_store(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     media = tmp_path / "media"
     media.mkdir()
     with Store.open(media / "results.sqlite") as store:
-        run_id = store.start_run("accuracy", {"name": "t"}, {"suite": "s"}, {})
-        store.finish_run(run_id, "complete", {"score": 1.0})
+        run_id = store.start_run("accuracy", target("t"), accuracy_profile("s", target="t"), provenance())
+        store.finish_run(
+            run_id, "complete", {"suite": "s", "target": "t", "score": 1.0, "n": 1, "correct": 1}
+        )
     if os.geteuid() != 0:
         (media / "results.sqlite").chmod(0o444)
         media.chmod(0o555)
@@ -224,7 +227,7 @@ def test_a_store_on_read_only_media_is_read_and_a_write_says_where_to_go(
         assert store.read_only is not None
         assert [r.id for r in store.list_runs()] == [run_id]
         with pytest.raises(StoreReadOnlyError, match="LLMBENCH_STORE"):
-            store.start_run("load", {}, {}, {})
+            store.start_run("load", target("t"), load_profile(), provenance())
     code, out, err = cli(capsys, "runs", "list", "--store", str(path), "--json")
     assert code == 0, err
     assert [r["id"] for r in json.loads(out)] == [run_id]
@@ -246,7 +249,7 @@ def test_an_unknown_sweep_points_to_the_command_that_lists_sweeps(
     store_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Store.open(store_path) as store:
-        sweep_id = store.start_sweep({"name": "s"}, [{"point_id": "p1"}], name="quick")
+        sweep_id = store.start_sweep({"name": "s"}, [point("p1")], name="quick")
     code, _, err = cli(capsys, "report", "--sweep", "abc", "--format", "md")
     assert code == 2
     assert "no sweep matches 'abc'" in err and "`llmbench runs sweeps` lists the stored sweeps" in err
@@ -397,8 +400,7 @@ def test_a_keyed_url_target_is_told_how_to_send_the_key_and_the_key_never_shows(
     with Store.open(store_path, create=False) as store:
         keyed = [r for r in store.list_runs() if r.status == "complete"]
         assert keyed and all(
-            r.target.get("api_key_env") == "KEYED_MOCK_KEY" or "Authorization" in r.target["headers"]
-            for r in keyed
+            r.target.api_key_env == "KEYED_MOCK_KEY" or "Authorization" in r.target.headers for r in keyed
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from documents import load_profile, provenance, target
 from rich.console import Console
 
 from bench.cli._context import AppContext
@@ -68,8 +69,9 @@ def _store_with_runs(path: Path, n: int) -> None:
     names = ["claude-opus-4-1-20250805", "claude-opus-4-5-20251101"]
     with Store.open(path) as store:
         for i in range(n):
-            target = {"name": names[i % 2], "kind": "api", "url": "https://api.anthropic.com/v1"}
-            run_id = store.start_run("load", target, {"label": f"concurrent {i + 1}"}, {})
+            tgt = target(names[i % 2], "api", api="anthropic", url="https://api.anthropic.com/v1")
+            profile = load_profile("concurrent", concurrency=i + 1, label=f"concurrent {i + 1}")
+            run_id = store.start_run("load", tgt, profile, provenance())
             store.finish_run(run_id, "complete", None)
 
 

@@ -139,9 +139,9 @@ def test_goodput_search_against_a_server_with_a_capacity(
         assert point["dimension"] == "concurrency" and 2 <= point["value"] <= 8
         assert point["probes"] == [r.run_id for r in result.runs[:-1]]
         assert final.profile["pacing"] == {"kind": "concurrent", "concurrency": int(point["value"])}
-        assert final.summary.slo_attainment is not None and final.summary.slo_attainment["target"] == 0.99
+        assert final.summary.slo_attainment is not None and final.summary.slo_attainment.target == 0.99
         with Store.open(settings.results_path) as store:
             for run in result.runs:
                 info = store.get_run(run.run_id)
-                again = recompute(store.load_records(info.id), info.profile, info.summary)
-                assert again.to_json() == info.summary
+                again = recompute(store.load_records(info.id), info.load_profile, info.load_summary)
+                assert again == info.summary

@@ -155,8 +155,9 @@ async def test_suite_with_scripted_verdicts(fake: FakeJudge, tmp_path: Path) -> 
     assert by_id["j0"].judge["cost_usd"] == pytest.approx((100 * 10 + 10 * 30) / 1e6)
     assert judge.usage.calls == 4 and judge.usage.input_tokens == 400
     summary = summarize(got, suite="s", target="t", run_id=None, judge=judge.usage.to_json())
-    assert summary["score"] == 0.5 and summary["n"] == 2 and summary["failed"] == 2
-    assert summary["judge"]["cost_usd"] == pytest.approx(4 * (100 * 10 + 10 * 30) / 1e6)
+    assert summary.score == 0.5 and summary.n == 2 and summary.failed == 2
+    assert summary.judge is not None
+    assert summary.judge.cost_usd == pytest.approx(4 * (100 * 10 + 10 * 30) / 1e6)
 
 
 async def test_judge_calls_are_cached_but_malformed_ones_are_not(fake: FakeJudge, tmp_path: Path) -> None:
@@ -249,13 +250,13 @@ def test_run_accuracy_with_a_judge_caches_across_runs(
     threaded_fake.verdicts = {"answer 0": PASS, "answer 1": FAIL, "answer 2": "garbage"}
     spec = AccuracySpec(target=threaded_fake.url, suite=str(suite), judge=threaded_fake.url, concurrency=1)
     first = run_accuracy(spec, load_registry(), settings).summary
-    assert (first["score"], first["n"], first["failed"]) == (0.5, 2, 1)
-    assert first["judge"]["calls"] == 3 and first["judge"]["cached"] == 0
-    assert first["judge"]["tokens"] == {"input": 300, "output": 30}
-    assert first["tokens"] == {"input": 300, "output": 30}  # the target's own, counted apart
+    assert (first.score, first.n, first.failed) == (0.5, 2, 1)
+    assert first.judge is not None and first.judge.calls == 3 and first.judge.cached == 0
+    assert first.judge.tokens.to_json() == {"input": 300, "output": 30}
+    assert first.tokens.to_json() == {"input": 300, "output": 30}  # the target's own, counted apart
     second = run_accuracy(spec, load_registry(), settings).summary
-    assert second["judge"]["cached"] == 2  # the malformed verdict is asked again
-    assert second["score"] == first["score"]
+    assert second.judge is not None and second.judge.cached == 2  # the malformed verdict is asked again
+    assert second.score == first.score
     target_prompts = [p for p in threaded_fake.prompts if p.startswith("question")]
     assert len(target_prompts) == 6  # the endpoint under test is never answered from a cache
     assert (settings.home / "judge-cache.sqlite").is_file()

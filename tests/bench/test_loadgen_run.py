@@ -66,16 +66,13 @@ def test_concurrent_values_are_separate_stored_runs(registry: Registry, settings
         for r in result.runs:
             info = store.get_run(r.run_id)
             assert info.status == "complete" and info.kind == "load" and info.group_id == result.group_id
-            assert info.profile["kind"] == "concurrent" and info.target["model"] == "fast"
-            assert (
-                info.provenance["llmbench"]["version"]
-                and info.provenance["engine"]["name"] == "llmbench-mock"
-            )
+            assert info.load_profile.kind == "concurrent" and info.target.model == "fast"
+            assert info.provenance.llmbench.version and info.provenance.engine.name == "llmbench-mock"
             records = store.load_records(r.run_id)
             assert len(records) == 15 and sum(rec.warmup for rec in records) == 3
             assert all(rec.ok and rec.output_tokens == 8 for rec in records)
             assert r.summary.completed == 12 and r.summary.warmup == 3  # warm-up excluded from results
-            assert info.summary is not None and info.summary["requests"]["completed"] == 12
+            assert info.load_summary is not None and info.load_summary.completed == 12
     kinds = [type(e) for e in events]
     assert kinds.count(RunStarted) == 2 and kinds.count(RunFinished) == 2
     assert any(isinstance(e, RunProgress) for e in events)
@@ -109,16 +106,16 @@ def test_open_loop_schedule_against_a_slow_server(registry: Registry, settings: 
 def test_sweep_measures_k_rates_between_sync_and_max(registry: Registry, settings: Settings) -> None:
     result = load(registry, settings, profile="sweep", sweep_points=3, concurrency=[8], requests=16)
     assert result.aborted is None
-    stages = [r.profile["sweep"]["stage"] for r in result.runs]
+    stages = [r.profile.sweep.stage if r.profile.sweep else None for r in result.runs]
     assert stages == ["synchronous", "throughput", "rate", "rate", "rate"]
     sync, peak = (r.summary.requests_per_s for r in result.runs[:2])
     assert sync is not None and peak is not None
-    rates = [r.profile["rate"] for r in result.runs[2:]]
+    rates = [r.profile.rate for r in result.runs[2:]]
     low, high = sorted((sync, peak))
     assert all(low < rate < high for rate in rates)
     step = (high - low) / 4
     assert rates == pytest.approx([low + step, low + 2 * step, low + 3 * step])
-    assert result.runs[1].profile["concurrency"] == 8
+    assert result.runs[1].profile.concurrency == 8
 
 
 @pytest.mark.slow  # seconds of real serving: scripts/test runs it

@@ -81,14 +81,16 @@ async def test_a_goodput_search_finds_the_operating_point_of_a_queueing_client_i
     assert s.aborted is None
 
     probes, final = runs[:-1], runs[-1]
-    assert [r.profile["concurrency"] for r in probes] == [1, 2, 4, 8, 6, 5]  # doubling, then bisection
-    assert [r.profile["goodput"]["stage"] for r in probes] == ["double"] * 4 + ["bisect"] * 2
-    passed = [r.summary.slo_attainment["value"] == 1.0 for r in probes]  # type: ignore[index]
+    assert [r.profile.concurrency for r in probes] == [1, 2, 4, 8, 6, 5]  # doubling, then bisection
+    assert [r.profile.goodput.stage if r.profile.goodput else None for r in probes] == ["double"] * 4 + [
+        "bisect"
+    ] * 2
+    passed = [r.summary.slo_attainment is not None and r.summary.slo_attainment.value == 1.0 for r in probes]
     assert passed == [True, True, True, False, False, False]
-    point = final.profile["operating_point"]
-    assert final.profile["kind"] == "goodput" and final.label == "goodput @ concurrent 4"
-    assert point["value"] == 4 and point["measured"] == pytest.approx(4, rel=0.1)
-    assert point["probes"] == [r.run_id for r in probes] and not point["capped"]
+    point = final.profile.operating_point
+    assert final.profile.kind == "goodput" and final.label == "goodput @ concurrent 4" and point is not None
+    assert point.value == 4 and point.measured == pytest.approx(4, rel=0.1)
+    assert point.probes == [r.run_id for r in probes] and not point.capped
     assert all(not r.summary.invalid_reasons for r in runs)  # every probe held its load and streamed
     assert client.most_in_flight == 8
 
@@ -99,7 +101,7 @@ async def test_a_goodput_search_finds_the_operating_point_of_a_queueing_client_i
         assert kept.profile == run.profile and kept.label == run.label
         assert len(kept.records) == run.stored_records == run.summary.completed
     assert sum(len(r.records) for r in sink.runs) == client.sent
-    assert {r.profile["goodput"]["search"] for r in probes} == {s.group_id}
+    assert {r.profile.goodput.search if r.profile.goodput else None for r in probes} == {s.group_id}
 
 
 async def test_a_run_whose_every_request_failed_is_kept_failed_and_aborts_the_rest() -> None:

@@ -150,61 +150,10 @@ def test_steady_attainment_counts_errors_sent_in_the_window_as_misses() -> None:
 
 
 def test_target_from_stored_profiles() -> None:
-    assert LoadTarget.from_profile({"kind": "concurrent", "concurrency": 8}) == LoadTarget("concurrency", 8)
-    assert LoadTarget.from_profile({"kind": "synchronous"}) == LoadTarget("concurrency", 1)
-    assert LoadTarget.from_profile({"kind": "poisson", "rate": 3.5}) == LoadTarget("rate", 3.5)
-    goodput = {"kind": "goodput", "concurrency": 16, "pacing": {"kind": "concurrent", "concurrency": 16}}
-    assert LoadTarget.from_profile(goodput) == LoadTarget("concurrency", 16)
-    assert LoadTarget.from_profile({"kind": "sweep"}) is None
+    from documents import load_profile
 
-
-def test_one_late_send_in_a_short_run_is_not_a_client_bottleneck_but_two_are() -> None:
-    # Forty requests 0.3 s long at concurrency 1: a send 200 ms late once is a hiccup (1 of 40 is the whole
-    # p99 of a short run); twice is more than 1% and at least two: the client was the bottleneck.
-    def run(late: set[int]) -> list[RequestRecord]:
-        out, t = [], 0.0
-        for i in range(40):
-            start = t + (0.2 if i in late else 0.0)
-            out.append(rec(i, start, start + 0.3, [start + 0.1, start + 0.2, start + 0.3], 3))
-            out[-1].scheduled_s = t
-            t = start + 0.3
-        return out
-
-    assert "client_bound" not in [f.kind for f in summarize(run({5})).flags]
-    flags = summarize(run({5, 30})).flags
-    bound = [f.detail for f in flags if f.kind == "client_bound"]
-    assert bound and "2 of 40 requests sent more than 15.0 ms late" in bound[0]  # 5% of the 300 ms median
-
-
-def test_a_closed_loop_whose_slots_were_refilled_late_did_not_hold_its_load() -> None:
-    # Two slots; the second slot's requests are each refilled 0.5 s after the previous one ends: the steady
-    # window spans them, but only 1.5 of 2 requests are in flight on average inside it.
-    records = [rec(0, 0.0, 4.0, [1.0, 2.0, 3.0, 4.0], 4)]
-    records += [
-        rec(i, 1.0 * (i - 1) + 0.0, 1.0 * (i - 1) + 0.5, [1.0 * (i - 1) + 0.5], 1) for i in range(1, 5)
-    ]
-    s = summarize(records, load_target=LoadTarget("concurrency", 2))
-    assert s.load is not None and not s.load.reached
-    assert any("requests in flight on average in its steady window" in r for r in s.load.reasons)
-
-
-def test_a_closed_loop_is_client_bound_when_late_refills_take_over_5_percent_of_slot_time() -> None:
-    # Ten 0.3 s requests, one slot: one refill 0.2 s late is 0.2 / (0.2 + 3.0) = 6.25% of the slot's time;
-    # 0.1 s late is 0.1 / 3.1 = 3.2% (a refill a little late costs a closed loop little).
-    def run(delay: float) -> list[RequestRecord]:
-        out, t = [], 0.0
-        for i in range(10):
-            start = t + (delay if i == 4 else 0.0)
-            out.append(rec(i, start, start + 0.3, [start + 0.1, start + 0.2, start + 0.3], 3))
-            out[-1].scheduled_s = t
-            t = start + 0.3
-        return out
-
-    late = summarize(run(0.2), load_target=LoadTarget("concurrency", 1)).flags
-    assert [f.detail for f in late if f.kind == "client_bound"] == [
-        "free slots were refilled late: 6.2% of the slots' time went to scheduling lag "
-        "(p99 182.0 ms, over 5%)"
-    ]
-    assert "client_bound" not in [
-        f.kind for f in summarize(run(0.1), load_target=LoadTarget("concurrency", 1)).flags
-    ]
+    assert load_profile("concurrent", concurrency=8).target == LoadTarget("concurrency", 8)
+    assert load_profile("synchronous").target == LoadTarget("concurrency", 1)
+    assert load_profile("poisson", rate=3.5).target == LoadTarget("rate", 3.5)
+    goodput = load_profile("goodput", concurrency=16, pacing={"kind": "concurrent", "concurrency": 16})
+    assert goodput.target == LoadTarget("concurrency", 16)

@@ -180,13 +180,16 @@ def test_run_recovery_serves_both_scores_loads_and_stores_the_document(tmp_path:
 
 def test_the_document_names_the_dtype_the_engine_served_not_only_the_stored_one(tmp_path: Path) -> None:
     # The tiny model's folder says float32; vLLM served it in bfloat16 (its engine arguments say so).
+    from documents import accuracy_profile, provenance, target
+
     from bench.recovery.driver import served_dtype
     from bench.recovery.report import ModelFacts
     from bench.store import Store
 
     with Store.open(tmp_path / "r.sqlite") as store:
-        run = store.start_run("accuracy", {"name": "tiny-skills"}, {}, {"engine_args": {"dtype": "bfloat16"}})
-        auto = store.start_run("accuracy", {"name": "tiny-skills"}, {}, {"engine_args": {"dtype": "auto"}})
+        tgt, profile = target("tiny-skills", "local"), accuracy_profile()
+        run = store.start_run("accuracy", tgt, profile, provenance(engine_args={"dtype": "bfloat16"}))
+        auto = store.start_run("accuracy", tgt, profile, provenance(engine_args={"dtype": "auto"}))
         assert served_dtype(store, [auto, run]) == "bfloat16"
         assert served_dtype(store, [auto]) is None
     facts = ModelFacts(

@@ -37,8 +37,9 @@ def settings(tmp_path: Path) -> Settings:
 def point(backend: str, engine_args: dict[str, object], loads: list[dict[str, object]]) -> Point:
     name = "tiny-random"
     return Point(
-        "p0", name, name, "local", name, "base", backend, dict(engine_args), None, None, loads, [], 1
-    )
+        point_id="p0", label=name, target=name, kind="local", serve_name=name, variant="base",
+        backend=backend, engine_args=dict(engine_args), loads=loads,
+    )  # fmt: skip
 
 
 def our_children() -> set[int]:
@@ -87,7 +88,8 @@ def test_a_point_is_measured_against_its_served_plan_and_its_server_is_stopped(
     ctx = PointContext(settings, registry, store_path, "sweep-1", Spend(None), said.append)
     outcome = run_point(point("mock", {}, [LOAD]), ctx)
     assert outcome.status == "complete", outcome.error
-    assert outcome.detail["url"].startswith("http://127.0.0.1:") and outcome.detail["url"].endswith("/v1")
+    url = outcome.detail.url or ""
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
     assert "  serving tiny-random (mock)" in said and any(s.startswith("  ready: http://") for s in said)
     with Store.open(store_path) as store:
         (run_id,) = outcome.run_ids

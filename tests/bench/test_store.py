@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from documents import accuracy_profile, load_profile, provenance, target
 
 from bench.errors import StoreError
 from bench.metrics import summarize
@@ -19,13 +20,7 @@ from bench.store import MIGRATIONS, ItemRecord, Migration, ServerSample, Store, 
 
 ORIGIN = 81234.567891  # an absolute perf_counter origin
 REPO = Path(__file__).resolve().parents[2]
-TARGET = {
-    "name": "mock",
-    "url": "http://127.0.0.1:1/v1",
-    "model": "m",
-    "api": "openai-chat",
-    "provider": "mock",
-}
+TARGET = target("mock")
 
 
 def records() -> list[RequestRecord]:
@@ -85,9 +80,9 @@ def records() -> list[RequestRecord]:
     ]
 
 
-def new_run(store: Store, **target: str) -> str:
+def new_run(store: Store, **fields: str) -> str:
     return store.start_run(
-        "load", {**TARGET, **target}, {"kind": "concurrent", "streams": 4}, {"llmbench": "x"}
+        "load", TARGET.model_copy(update=fields), load_profile("concurrent", concurrency=4), provenance()
     )
 
 
@@ -116,35 +111,39 @@ def test_summary_recomputed_from_stored_records(tmp_path: Path) -> None:
 
 def test_run_lifecycle_and_secret_redaction(tmp_path: Path) -> None:
     with Store.open(tmp_path / "r.sqlite") as store:
-        target = {**TARGET, "api_key": "sk-secret", "api_key_env": "OPENAI_API_KEY"}
-        target["headers"] = {"Authorization": "Bearer sk-secret", "X-Trace": "1"}  # type: ignore[assignment]
-        run = store.start_run("load", target, {"kind": "rate", "rate": 2.0}, {"gpus": []}, group_id="g1")
+        # Secret-named keys are redacted wherever they appear in a stored document (here in the free-form
+        # `extra` of the provenance, as a load spec with headers would put them).
+        secrets = {"api_key": "sk-secret", "headers": {"Authorization": "Bearer sk-secret", "X-Trace": "1"}}
+        target_ = TARGET.model_copy(update={"api_key_env": "OPENAI_API_KEY"})
+        profile = load_profile("constant", rate=2.0)
+        run = store.start_run("load", target_, profile, provenance(extra=secrets), group_id="g1")
         info = store.get_run(run)
         assert (info.status, info.kind, info.ended_at, info.group_id) == ("running", "load", None, "g1")
         assert info.started_at.endswith("Z")
         store.add_request(run, records()[1], ORIGIN)
-        store.finish_run(run, "complete", {"requests": {"completed": 1}})
+        summary = summarize([rebase(records()[1], ORIGIN)])
+        store.finish_run(run, "complete", summary)
         info = store.get_run(run[:10])
         text = (tmp_path / "r.sqlite").read_bytes() + (tmp_path / "r.sqlite-wal").read_bytes()
     assert info.status == "complete" and info.ended_at is not None
-    assert info.summary == {"requests": {"completed": 1}}
-    assert info.profile == {"kind": "rate", "rate": 2.0}
+    assert info.summary == summary  # read back as the RunSummary it was
+    assert info.profile == profile
     assert info.n_requests == 1 and info.n_items == 0
-    assert info.target["api_key"] == "***" and info.target["api_key_env"] == "OPENAI_API_KEY"
-    assert info.target["headers"] == {"Authorization": "***", "X-Trace": "1"}
+    assert info.target.api_key_env == "OPENAI_API_KEY"
+    assert info.provenance.extra == {"api_key": "***", "headers": {"Authorization": "***", "X-Trace": "1"}}
     assert b"sk-secret" not in text
 
 
 def test_list_runs_newest_first_by_kind(tmp_path: Path) -> None:
     with Store.open(tmp_path / "r.sqlite") as store:
         first = new_run(store)
-        acc = store.start_run("accuracy", TARGET, {"suite": "builtin:tiny"}, {})
+        acc = store.start_run("accuracy", TARGET, accuracy_profile("builtin:tiny"), provenance())
         last = new_run(store)
         assert [r.id for r in store.list_runs()] == [last, acc, first]
         assert [r.id for r in store.list_runs("load")] == [last, first]
         assert [r.id for r in store.list_runs(limit=1)] == [last]
         with pytest.raises(ValueError):
-            store.start_run("chat", TARGET, {}, {})  # type: ignore[arg-type]
+            store.start_run("chat", TARGET, accuracy_profile(), provenance())  # type: ignore[arg-type]
 
 
 def test_unknown_and_ambiguous_run_ids(tmp_path: Path) -> None:
@@ -194,7 +193,7 @@ def test_items_and_server_samples_round_trip(tmp_path: Path) -> None:
         ServerSample(ORIGIN + 1.5, "vllm:gpu_cache_usage_perc", {}, 0.25),
     ]
     with Store.open(tmp_path / "r.sqlite") as store:
-        run = store.start_run("accuracy", TARGET, {}, {})
+        run = store.start_run("accuracy", TARGET, accuracy_profile(), provenance())
         store.add_item(run, items[0])
         store.add_items(run, items[1:])
         store.add_server_samples(run, samples, ORIGIN)
@@ -250,7 +249,10 @@ def test_killed_run_is_reported_partial_and_keeps_its_records(tmp_path: Path) ->
         from bench.records import RequestRecord, Status
         from bench.store import Store
         store = Store.open({str(path)!r})
-        run = store.start_run("load", {{"name": "x"}}, {{}}, {{}})
+        import sys
+        sys.path.insert(0, "tests")
+        from documents import load_profile, provenance, target
+        run = store.start_run("load", target("x"), load_profile(), provenance())
         for i in range(3):
             store.add_request(run, RequestRecord(i, Status.OK, 1.0 + i, 1.0 + i, 2.0 + i), 1.0)
         print(run, flush=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from ray.exceptions import NodeDiedError, RayTaskError, WorkerCrashedError
 
+from bench.documents import PointDetail
 from bench.errors import ConfigError, SweepInterrupted
 from bench.registry import Registry, RegistryFile, load_registry
 from bench.settings import Settings
@@ -176,15 +177,19 @@ def test_on_ray_the_cap_counts_every_finished_point_and_stops_the_rest(tmp_path:
     ctx = PointContext(
         Settings(home=tmp_path), Registry(RegistryFile(), []), tmp_path / "r.sqlite", "s", Spend(1.0)
     )
-    remote._count_spend(ctx, PointOutcome("complete", detail={"spend_usd": 0.5, "simulated_spend_usd": 3.0}))
+    remote._count_spend(
+        ctx, PointOutcome("complete", detail=PointDetail(spend_usd=0.5, simulated_spend_usd=3.0))
+    )
     assert (ctx.spend.spent, ctx.spend.simulated) == (0.5, 3.0)
     with pytest.raises(SpendCapReached):  # two points in parallel, each under the cap, together at it
-        remote._count_spend(ctx, PointOutcome("complete", detail={"spend_usd": 0.5}))
+        remote._count_spend(ctx, PointOutcome("complete", detail=PointDetail(spend_usd=0.5)))
     fresh = PointContext(
         Settings(home=tmp_path), Registry(RegistryFile(), []), tmp_path / "r.sqlite", "s", Spend(9.0)
     )
     with pytest.raises(SpendCapReached, match="reached in its task"):  # one point reached it in its task
-        remote._count_spend(fresh, PointOutcome("partial", detail={"cap_reached": "reached in its task"}))
+        remote._count_spend(
+            fresh, PointOutcome("partial", detail=PointDetail(cap_reached="reached in its task"))
+        )
 
 
 def test_the_spend_cap_prices_cache_reads_and_writes_as_bench_cost_does() -> None:
@@ -199,8 +204,8 @@ def test_the_spend_cap_prices_cache_reads_and_writes_as_bench_cost_does() -> Non
     rec = RequestRecord(0, Status.OK, 0.0, 0.0, 1.0, first_token_s=0.5, token_chunk_s=[0.5, 1.0],
                         input_tokens=1000, output_tokens=200, cached_input_tokens=600,
                         cache_write_tokens=100)  # fmt: skip
-    point = Point("p", "mock-frontier", "mock-frontier", "mock", "mock-frontier", "base", "mock", {}, None,
-                  None, [], [], 1, 0.0, 0.0, 0.0)  # fmt: skip
+    point = Point(point_id="p", label="mock-frontier", target="mock-frontier", kind="mock",
+                  serve_name="mock-frontier", variant="base", backend="mock")  # fmt: skip
     from bench.registry import load_registry
 
     assert _load_cost(load_registry(), point, summarize([rec])) == pytest.approx(4455 / 1e6)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from documents import accuracy_profile, provenance, target
+
 from bench.records import ItemRecord
 from bench.registry import load_registry
 from bench.settings import Settings
@@ -30,7 +32,15 @@ local:
 
 
 def point(pid: str, serve: str, variant: str, backend: str) -> Point:
-    return Point(pid, serve, "m", "local", serve, variant, backend, {}, None, None, [], [], 1)
+    return Point(
+        point_id=pid,
+        label=serve,
+        target="m",
+        kind="local",
+        serve_name=serve,
+        variant=variant,
+        backend=backend,
+    )
 
 
 def items(correct: dict[str, bool]) -> list[ItemRecord]:
@@ -48,12 +58,18 @@ def test_variant_recovery_per_area_is_stored_with_the_sweep(settings: Settings, 
     base_items = items({f"a-{k}": True for k in range(20)} | {f"b-{k}": True for k in range(20)})
     var_items = items({f"a-{k}": True for k in range(20)} | {f"b-{k}": k >= 4 for k in range(20)})
     with Store.open(store_path) as store:
-        sweep_id = store.start_sweep({}, [{"point_id": "p0"}, {"point_id": "p1"}])
+        sweep_id = store.start_sweep(
+            {}, [point("p0", "m", "base", "vllm"), point("p1", "m:int8", "int8", "hf")]
+        )
         runs = []
         for found in (base_items, var_items):
-            run = store.start_run("accuracy", {"name": "m"}, {"suite": "builtin:s"}, {})
+            run = store.start_run(
+                "accuracy", target("m"), accuracy_profile("builtin:s", target="m"), provenance()
+            )
             store.add_items(run, found)
-            store.finish_run(run, "complete", {"score": 1.0})
+            store.finish_run(
+                run, "complete", {"suite": "s", "target": "m", "score": 1.0, "n": 1, "correct": 1}
+            )
             runs.append(run)
     points = [point("p0", "m", "base", "vllm"), point("p1", "m:int8", "int8", "hf")]
     outcomes = {"p0": PointOutcome("complete", [runs[0]]), "p1": PointOutcome("complete", [runs[1]])}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from documents import point
 
 from bench.sweep.repeats import mean_ci, repeat_figures
 
@@ -46,7 +47,7 @@ def test_the_sweeps_report_shows_the_figures_over_repetitions(tmp_path: Path) ->
     with Store.open(path) as store:
         sweep_id = store.start_sweep(
             {"schema": "llmbench.sweep/1"},
-            [{"point_id": "a", "label": "tiny-skills:w8a8"}, {"point_id": "b", "label": "mock-mini"}],
+            [point("a").model_copy(update={"label": "tiny-skills:w8a8"}), point("b", "mock-mini")],
         )
         store.set_point(sweep_id, "a", "complete", detail={"repeats": [{"load": 0, "run": "c=4", **twice}]})
         store.set_point(sweep_id, "b", "complete", detail={"repeats": [{"load": 0, "run": "c=4", **once}]})

@@ -59,11 +59,12 @@ def test_a_run_whose_every_request_failed_is_failed_with_its_reason(
     (run,) = result.runs
     assert run.status == "failed" and run.summary.completed == 0 and run.summary.failed == 10
     (detail,) = run.summary.error_details
-    assert detail["kind"] == "http_400" and detail["http_status"] == 400 and detail["count"] == 10
-    assert "ignore_eos" in detail["first_message"]
+    assert detail.kind == "http_400" and detail.http_status == 400 and detail.count == 10
+    assert "ignore_eos" in detail.first_message
     assert run.summary.flags[0].kind == "failed"
     info, _ = stored(settings, run.run_id)
-    assert info.status == "failed" and info.summary["requests"]["error_details"][0]["kind"] == "http_400"
+    assert info.status == "failed" and info.load_summary is not None
+    assert info.load_summary.error_details[0].kind == "http_400"
 
 
 def test_crossing_the_error_cap_fails_the_run(registry: Registry, settings: Settings) -> None:
@@ -80,8 +81,7 @@ def test_a_strict_server_gets_no_ignore_eos_and_the_run_says_length_was_not_fixe
     result = load(registry, settings, target=strict_url, requests=6)
     (run,) = result.runs
     assert result.aborted is None and run.summary.completed == 6
-    sent = run.profile["sent"]
-    assert sent == {
+    assert run.profile.sent is not None and run.profile.sent.to_json() == {
         "length_unit": "reference",
         "output_scale": 1.0,
         "ignore_eos_requested": True,
@@ -98,7 +98,8 @@ def test_a_server_that_takes_extras_gets_fixed_lengths(
 ) -> None:
     result = load(registry, settings, target=lenient_url, requests=6, output_tokens="12")
     (run,) = result.runs
-    assert run.profile["sent"]["ignore_eos"] is True and run.summary.fixed_length is True
+    assert run.profile.sent is not None and run.profile.sent.ignore_eos is True
+    assert run.summary.fixed_length is True
     assert run.summary.output_tokens == 6 * 12
     assert "unfixed_length" not in {f.kind for f in run.summary.flags}
 
@@ -195,6 +196,6 @@ def test_recompute_reproduces_every_stored_summary_exactly(
         assert result.runs
         for run in result.runs:
             info, records = stored(settings, run.run_id)
-            assert info.summary is not None and info.summary["slo"]
-            again = recompute(records, info.profile, info.summary).to_json()
-            assert again == info.summary  # every field, SLO and client statistics included
+            assert info.load_summary is not None and info.load_summary.slo is not None
+            again = recompute(records, info.load_profile, info.load_summary)
+            assert again == info.load_summary  # every field, SLO and client statistics included

@@ -60,5 +60,5 @@ def test_the_table_says_unknown_for_unknown_throughput_and_shows_cut_off_and_err
 def test_an_accuracy_run_with_nothing_scored_has_no_score() -> None:
     failed = [ItemRecord(item_id=f"i{k}", status="error", area="a", error_text="boom") for k in range(3)]
     out = summarize_items(failed, suite="s", target="t", run_id=None)
-    assert out["score"] is None and out["ci95"] is None and out["n"] == 0 and out["failed"] == 3
-    assert out["areas"]["a"]["score"] is None
+    assert out.score is None and out.ci95 is None and out.n == 0 and out.failed == 3
+    assert out.areas["a"].score is None

@@ -40,16 +40,18 @@ def test_costs_match_hand_computation(store: tuple[Path, dict[str, str]]) -> Non
     assert local is not None and local.option.op.run is not None
     # c16 misses the 1,000 ms TTFT bound, so the operating point is c4, not the saturating c16.
     assert local.option.op.run.id == ids["local-c4"] and local.option.op.status == "not-searched"
-    s = local.option.op.run.summary or {}
-    steady = s["load"]["steady"]
+    s = local.option.op.run.load_summary
+    assert s is not None and s.load is not None and s.load.steady is not None
+    steady = s.load.steady
     # The tiny model counts every byte: its 64 output tokens are 16 reference tokens (64 bytes ÷ 4), so its
     # reference throughput is a quarter of its own, in the steady window.
-    ref_tps = steady["output_tokens_per_s"] * 16 / 64
+    assert steady.output_tokens_per_s is not None
+    ref_tps = steady.output_tokens_per_s * 16 / 64
     assert local.output_tok_s.value == pytest.approx(ref_tps)
-    assert local.output_tok_s_model.value == pytest.approx(steady["output_tokens_per_s"])
+    assert local.output_tok_s_model.value == pytest.approx(steady.output_tokens_per_s)
     per_1m = 0.0832 / (ref_tps * 3600) * 1e6  # cpu-2vcpu at $0.0832/h
     assert local.usd_per_1m_output.value == pytest.approx(per_1m)
-    assert local.usd_per_1k_requests.value == pytest.approx(0.0832 / (steady["requests_per_s"] * 3600) * 1000)
+    assert local.usd_per_1k_requests.value == pytest.approx(0.0832 / (steady.requests_per_s * 3600) * 1000)
     # Mix 128:64 bytes = 32:16 reference tokens = 2:1; in + out = 3 reference tokens per output token.
     assert local.mix == pytest.approx(2.0)
     per_total = 0.0832 / (ref_tps * 3 * 3600) * 1e6

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from documents import load_profile, provenance
 from report_fixtures import (
     FRONTIER,
     LOCAL,
@@ -17,6 +18,7 @@ from report_fixtures import (
 )
 
 from bench.errors import UsageError
+from bench.prompts import PromptSpec
 from bench.registry import load_registry
 from bench.report.compare import compare_runs, latency_delta
 from bench.report.gates import parse_gates
@@ -118,7 +120,8 @@ def test_different_suites_or_prompts_are_refused_with_the_reason(store: Path) ->
         b = add_accuracy_run(db, MINI, items({"arithmetic": 0.6}), suite="builtin:general")
         la = add_load_run(db, LOCAL, records(20, ttft_s=0.1, itl_s=0.01), profile=CONC)
         lb_profile = {**CONC, "label": "concurrent 4"}
-        lb = db.start_run("load", LOCAL, {**lb_profile, "prompts": {"kind": "file", "path": "x.jsonl"}}, {})
+        on_file = PromptSpec(kind="file", dataset=Path("x.jsonl"), output_tokens=None)
+        lb = db.start_run("load", LOCAL, load_profile(prompts=on_file, **lb_profile), provenance())
         db.finish_run(lb, "complete", None)
     with pytest.raises(UsageError, match="different suites"):
         compare_runs(store, a, b, PRICING)

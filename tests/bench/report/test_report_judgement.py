@@ -198,8 +198,8 @@ def test_latency_lines_are_drawn_in_load_order(trade_off: Path) -> None:
     report = build_report(ReportSpec(), trade_off, PRICING)
     row = report.row("tiny-skills@cpu-2vcpu")
     assert row is not None
-    by_load = sorted(row.option.load_runs, key=lambda r: r.profile["concurrency"])
-    expected = [(r.summary or {})["output_tokens_per_s"] for r in by_load]
+    by_load = sorted(row.option.load_runs, key=lambda r: r.load_profile.concurrency or 0)
+    expected = [r.load_summary.output_tokens_per_s if r.load_summary else None for r in by_load]
     assert expected != sorted(expected)  # the case that zig-zagged
     fig = latency_throughput(report)
     assert fig is not None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from documents import load_profile, provenance, target
+
+from bench.metrics import RunSummary
 from bench.report.operating import attainment, choose_operating_point
 from bench.store import RunInfo
 
@@ -24,12 +27,16 @@ def run(
     slo = {"ttft_ms": 500.0} if slo is None else slo
     share = {"value": met / total, "met": met, "n": total} if slo else None
     summary = {"requests": {"completed": total, "failed": 0}, "slo": slo or None, "slo_met": met,
-               "slo_attainment": share, "output_tokens_per_s": tps, "ttft_ms": {"p95": 100.0},
+               "slo_attainment": share, "output_tokens_per_s": tps, "ttft_ms": {"count": 1, "p95": 100.0},
                "flags": flags or []}  # fmt: skip
     key = "rate" if kind in ("constant", "poisson") else "concurrency"
-    profile = {"kind": kind, key: value, **(extra_profile or {})}
-    return RunInfo(rid, "load", "complete", "complete", started, None, None, {"name": "t", "kind": "local"},
-                   profile, {}, summary, None, None, None, 100, 0)  # fmt: skip
+    extra = dict(extra_profile or {})
+    if kind == "goodput":
+        extra.setdefault("pacing", {"kind": "concurrent", "concurrency": max(1, round(value))})
+    profile = load_profile(kind if kind != "goodput" else "goodput", label=kind, **{key: value}, **extra)
+    summ = RunSummary.from_json(summary)
+    return RunInfo(rid, "load", "complete", "complete", started, None, None, target("t", "local"),
+                   profile, provenance(), summ, None, None, None, 100, 0)  # fmt: skip
 
 
 def test_attainment_is_the_one_stored_figure() -> None:
@@ -37,9 +44,11 @@ def test_attainment_is_the_one_stored_figure() -> None:
     # (met ÷ every measured request, errors and cut-off requests as misses; bench.metrics.summary).
     stored = {"requests": {"completed": 90, "failed": 5, "cancelled": 5}, "slo": {"ttft_ms": 1},
               "slo_met": 85, "slo_attainment": {"value": 0.85, "met": 85, "n": 100}}  # fmt: skip
-    assert attainment(stored) == 0.85  # not 85 / (90 + 5) = 0.8947
-    assert attainment({"requests": {"completed": 90}, "slo": None, "slo_attainment": None}) is None
-    assert attainment({"slo": {"ttft_ms": 1}, "slo_attainment": {"value": None, "n": 0}}) is None
+    assert attainment(RunSummary.from_json(stored)) == 0.85  # not 85 / (90 + 5) = 0.8947
+    none = {"requests": {"completed": 90}, "slo": None, "slo_attainment": None}
+    assert attainment(RunSummary.from_json(none)) is None
+    empty = {"slo": {"ttft_ms": 1}, "slo_attainment": {"value": None, "n": 0}}
+    assert attainment(RunSummary.from_json(empty)) is None
 
 
 def test_an_invalid_run_is_never_the_operating_point() -> None:

@@ -1,0 +1,183 @@
+"""Stored documents that several layers write and read: a run's target and provenance, a sweep point's detail.
+
+Each JSON document the store keeps has one typed model that writes it (`to_json`) and reads it back
+(`from_json`), with `from_json(to_json(x)) == x`. Documents of the measurement layers live with their
+writers (bench.metrics.summary.RunSummary, bench.loadgen.documents, bench.accuracy.documents); these are
+written by the runs layer (bench.runs) and the sweep, and read by the report, so they live here, below
+the store. A document stored by an older llmbench is upgraded when it is read (a `before` validator maps
+its old shape to the current one); it is never re-derived by a second implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StoredModel(BaseModel):
+    """A stored document: unknown keys are an error (a renamed field fails loudly, not as None)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The document as stored (plain JSON data)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        """The document a `to_json` wrote (or an older llmbench stored), as this type."""
+        return cls.model_validate(data)
+
+
+class TargetDoc(StoredModel):
+    """What a run measured: the registry name or URL, its kind and protocol, the served model. No key:
+    `api_key_env` names the variable, `headers` only the header names (their values may be secrets)."""
+
+    name: str
+    kind: str  # local | api | mock | url
+    url: str
+    api: str  # openai-chat | openai-completions | anthropic
+    model: str
+    server_kind: str = "generic"
+    api_key_env: str | None = None
+    tokenizer: str | None = None
+    headers: list[str] = Field(default_factory=list)
+    server_kind_from: str | None = None
+
+
+class GitInfo(StoredModel):
+    sha: str | None = None
+    dirty: bool | None = None
+
+
+class LlmbenchInfo(StoredModel):
+    version: str | None = None
+    git: GitInfo = GitInfo()
+
+
+class ServerSaid(StoredModel):
+    """A part a server described about itself (its /llmbench/info): the fields llmbench reads are typed, and
+    anything else a server says is kept as it said it (a newer server may say more)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class EngineInfo(ServerSaid):
+    name: str | None = None
+    version: str | None = None
+
+
+class ServerInfo(ServerSaid):
+    """The server side as it described itself (/llmbench/info, or vLLM's /version) and how it was reached."""
+
+    kind: str | None = None
+    detected_by: str | None = None
+    # GPUs ({kind: gpu, name, ...}), or the CPU ({kind: cpu, name, cores}) of a machine without one
+    accelerators: list[dict[str, Any]] | None = None
+    backend: str | None = None
+    llmbench_version: str | None = None
+    same_host: bool = False  # reached over loopback: the load generator ran on the serving machine
+
+
+class ModelInfo(ServerSaid):
+    name: str | None = None
+    repo: str | None = None
+    revision: str | None = None
+    derived_from: str | None = None
+    variant: str | None = None
+    builtin: str | None = None  # a tiny model llmbench builds
+    folder: str | None = None  # the checkpoint folder served
+    registry: str | None = None  # a mock: the registry entry it is
+    stands_in_for: str | None = None  # a mock: the provider it imitates
+
+
+class CpuInfo(StoredModel):
+    model: str | None = None
+    count: int | None = None
+    usable: int | None = None
+
+
+class Provenance(StoredModel):
+    """Where a run's figures came from: the client machine (python, os, cpu, ram, gpus), llmbench and its git
+    sha, and the server side (engine, server, model, quantization, engine arguments, hardware profile)."""
+
+    llmbench: LlmbenchInfo = LlmbenchInfo()
+    python: dict[str, str] = Field(default_factory=dict)
+    os: dict[str, str] = Field(default_factory=dict)
+    cpu: CpuInfo = CpuInfo()
+    ram_bytes: int | None = None
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    engine: EngineInfo = EngineInfo()
+    collected_at: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    server: ServerInfo = ServerInfo()
+    model: ModelInfo = ModelInfo()
+    quantization: dict[str, Any] | None = None
+    engine_args: dict[str, Any] | None = None
+    hardware_profile: str | None = None
+    mock_answers: dict[str, Any] | None = None  # a mock endpoint's configured answers (simulated accuracy)
+
+    @property
+    def served_dtype(self) -> str | None:
+        """The dtype the engine served the model in, as its engine arguments say ('auto' is not one)."""
+        dtype = (self.engine_args or {}).get("dtype")
+        return dtype if isinstance(dtype, str) and dtype not in ("auto", "") else None
+
+
+class SweepPoint(StoredModel):
+    """One point of a sweep's plan: one serve configuration and everything measured against it."""
+
+    point_id: str
+    label: str  # e.g. "tiny-skills:w8a8 [max-num-seqs=16]"
+    target: str  # the registry name of the base entry
+    kind: str  # local, api or mock
+    serve_name: str  # what `serve` or `--target` is given: NAME or NAME:VARIANT
+    variant: str  # base or the variant name
+    backend: str  # local: auto, vllm, hf or mock; else the kind
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    hardware: str | None = None
+    quantize: dict[str, Any] | None = None  # {"method", "group_size"} when the variant is made first
+    loads: list[dict[str, Any]] = Field(default_factory=list)  # the sweep file's load steps, validated
+    suites: list[dict[str, Any]] = Field(default_factory=list)  # its suite steps, validated
+    repetitions: int = 1
+    estimate_s: float = 0.0
+    estimate_usd: float = 0.0  # real money: API targets
+    estimate_simulated_usd: float = 0.0  # mock targets' simulated prices
+    notes: list[str] = Field(default_factory=list)
+
+
+class RepeatFigures(StoredModel):
+    """One figure over a sweep point's repetitions: n, mean, std and the 95% t-interval of the mean."""
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    ci95: tuple[float, float] | None = None
+    na: str | None = None  # why there is no interval (one repetition, nothing measured)
+
+
+class RepeatStep(StoredModel):
+    """One load step of a point over its repetitions (a goodput search: at its operating point)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # one RepeatFigures per figure name
+
+    load: int
+    run: str
+
+    def figures(self) -> dict[str, RepeatFigures]:
+        """Figure name -> its figures over repetitions."""
+        extra = self.model_extra or {}
+        return {k: RepeatFigures.model_validate(v) for k, v in extra.items() if isinstance(v, dict)}
+
+
+class PointDetail(StoredModel):
+    """What a sweep point recorded beside its runs."""
+
+    url: str | None = None  # where its server answered
+    prefix_cache: str | None = None  # reset before each run, unsupported, or n/a
+    repeats: list[RepeatStep] = Field(default_factory=list)
+    spend_usd: float = 0.0
+    simulated_spend_usd: float = 0.0
+    cap_reached: str | None = None  # the spend cap stopped it
+    imported_runs: int | None = None  # on Ray: the runs its task sent back
