@@ -134,11 +134,12 @@ def test_goodput_search_against_a_server_with_a_capacity(
         )  # fmt: skip
         assert result.aborted is None
         final = result.runs[-1]
-        assert final.profile["kind"] == "goodput"
-        point = final.profile["operating_point"]
-        assert point["dimension"] == "concurrency" and 2 <= point["value"] <= 8
-        assert point["probes"] == [r.run_id for r in result.runs[:-1]]
-        assert final.profile["pacing"] == {"kind": "concurrent", "concurrency": int(point["value"])}
+        assert final.profile.kind == "goodput"
+        point = final.profile.operating_point
+        assert point is not None and point.dimension == "concurrency" and 2 <= point.value <= 8
+        assert point.probes == [r.run_id for r in result.runs[:-1]]
+        assert final.profile.pacing is not None
+        assert final.profile.pacing.model_dump() == {"kind": "concurrent", "concurrency": int(point.value)}
         assert final.summary.slo_attainment is not None and final.summary.slo_attainment.target == 0.99
         with Store.open(settings.results_path) as store:
             for run in result.runs:

@@ -88,7 +88,7 @@ def test_every_profile_runs(registry: Registry, settings: Settings) -> None:
         result = load(registry, settings, requests=10, **options)
         (run,) = result.runs
         assert run.status == "complete" and run.summary.completed == 10, options
-        assert run.profile["kind"] == options["profile"]
+        assert run.profile.kind == options["profile"]
 
 
 def test_open_loop_schedule_against_a_slow_server(registry: Registry, settings: Settings) -> None:

@@ -94,8 +94,8 @@ def test_a_point_is_measured_against_its_served_plan_and_its_server_is_stopped(
     with Store.open(store_path) as store:
         (run_id,) = outcome.run_ids
         info = store.get_run(run_id)
-    assert info.status == "complete" and info.point_id == "p0" and info.target["url"] == outcome.detail["url"]
-    assert info.provenance["server"]["backend"] == "mock"
+    assert info.status == "complete" and info.point_id == "p0" and info.target.url == outcome.detail.url
+    assert info.provenance.server.backend == "mock"
     assert not any(
         "serve" in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)
     )  # our own children only
@@ -114,7 +114,7 @@ def test_a_point_on_vllm_gets_its_typed_engine_arguments_and_no_engine_process_o
     assert outcome.status == "complete", outcome.error
     with Store.open(store_path) as store:
         info = store.get_run(outcome.run_ids[0])
-    args = info.provenance["engine_args"]
+    args = info.provenance.engine_args or {}
     assert args["max-num-seqs"] == 4 and args["enable-prefix-caching"] is False  # typed, not text
-    assert info.provenance["engine"]["name"] == "vllm"
+    assert info.provenance.engine.name == "vllm"
     assert not any("vllm" in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True))

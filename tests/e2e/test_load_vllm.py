@@ -48,7 +48,7 @@ def test_load_against_vllm(vllm_server: VllmServerInfo, tmp_path: Path) -> None:
             assert run["server_samples"] > 0  # vLLM's /metrics was sampled
             info = s.get_run(run["run_id"])
             assert info.status == "complete" and len(s.load_records(info.id)) == 14
-            assert info.provenance["engine"]["version"]  # from the server itself (llmbench info page)
+            assert info.provenance.engine.version  # from the server itself (llmbench info page)
             assert "vllm:num_requests_running" in {x.name for x in s.load_server_samples(info.id)}
 
 

@@ -113,8 +113,8 @@ suites:
     assert sorted(p.status for p in points) == ["complete", "complete", "failed"]
     failed = next(p for p in points if p.status == "failed")
     assert "did not start" in (failed.error or "") and "max-num-seqs" in (failed.error or "")
-    served = next(p for p in points if p.status == "complete" and p.detail.get("url"))
-    assert served.detail["prefix_cache"].startswith("not supported")  # the hf backend has no such endpoint
+    served = next(p for p in points if p.status == "complete" and p.detail.url)
+    assert (served.detail.prefix_cache or "").startswith("not supported")  # the hf backend has none
     assert {r.kind for r in runs} == {"load", "accuracy"} and len(runs) == 4
     assert all(r.point_id in {p.point_id for p in points} for r in runs)
     no_strays(tmp_path)

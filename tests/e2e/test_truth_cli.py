@@ -46,7 +46,8 @@ def test_a_local_entry_served_by_the_strict_mock(tmp_path: Path) -> None:
         runs = store.list_runs("load")
     assert sorted(r.status for r in runs) == ["complete", "failed"]
     done = next(r for r in runs if r.status == "complete")
-    assert done.profile["sent"]["ignore_eos"] is False and done.provenance["server"]["backend"] == "mock"
+    sent = done.load_profile.sent
+    assert sent is not None and sent.ignore_eos is False and done.provenance.server.backend == "mock"
 
 
 def test_detach_keeps_port_0_and_reports_the_real_port(tmp_path: Path) -> None:
