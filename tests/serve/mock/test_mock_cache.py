@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import anthropic
@@ -44,6 +45,13 @@ def text(tokens: int, seed: int) -> str:
 
 
 @pytest.fixture
+def closing() -> Iterator[ExitStack]:
+    """Closes the SDK clients a test opens (their sockets)."""
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
@@ -65,8 +73,10 @@ def chat_usage(client: openai.OpenAI, content: str) -> Any:
     return [c for c in stream if c.usage is not None][-1].usage
 
 
-def test_openai_cache_hits_in_128_token_steps_from_1024(url: str, clock: FakeClock) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k1", max_retries=0)
+def test_openai_cache_hits_in_128_token_steps_from_1024(
+    url: str, clock: FakeClock, closing: ExitStack
+) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k1", max_retries=0))
     prompt = text(1300, 1)
     first, second = chat_usage(client, prompt), chat_usage(client, prompt)
     assert (first.prompt_tokens, first.prompt_tokens_details.cached_tokens) == (1300, 0)
@@ -79,12 +89,12 @@ def test_openai_cache_hits_in_128_token_steps_from_1024(url: str, clock: FakeClo
     short = text(1000, 4)  # under 1,024 tokens: never cached
     assert [chat_usage(client, short).prompt_tokens_details.cached_tokens for _ in range(2)] == [0, 0]
     # Another API key has its own cache.
-    other = openai.OpenAI(base_url=url + "/v1", api_key="k2", max_retries=0)
+    other = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k2", max_retries=0))
     assert chat_usage(other, prompt).prompt_tokens_details.cached_tokens == 0
 
 
-def test_openai_cache_lifetime_is_refreshed_on_use(url: str, clock: FakeClock) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+def test_openai_cache_lifetime_is_refreshed_on_use(url: str, clock: FakeClock, closing: ExitStack) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
     prompt = text(1024, 5)
     assert chat_usage(client, prompt).prompt_tokens_details.cached_tokens == 0
     clock.now += 299
@@ -95,8 +105,8 @@ def test_openai_cache_lifetime_is_refreshed_on_use(url: str, clock: FakeClock) -
     assert chat_usage(client, prompt).prompt_tokens_details.cached_tokens == 0
 
 
-def test_completions_report_cached_tokens_only_when_there_are_some(url: str) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+def test_completions_report_cached_tokens_only_when_there_are_some(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
     prompt = text(1200, 6)
     first = client.completions.create(model="m", prompt=prompt, max_tokens=1)
     second = client.completions.create(model="m", prompt=prompt, max_tokens=1)
@@ -110,8 +120,8 @@ def messages_usage(client: anthropic.Anthropic, **kwargs: Any) -> Any:
         return stream.get_final_message().usage
 
 
-def test_anthropic_breakpoint_writes_then_reads(url: str) -> None:
-    client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+def test_anthropic_breakpoint_writes_then_reads(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
     system = [{"type": "text", "text": text(1100, 7), "cache_control": EPHEMERAL}]
     question = [{"role": "user", "content": text(10, 8)}]
     first = messages_usage(client, system=system, messages=question)
@@ -137,8 +147,8 @@ def test_anthropic_breakpoint_writes_then_reads(url: str) -> None:
     )
 
 
-def test_anthropic_minimum_length_and_lifetimes(url: str, clock: FakeClock) -> None:
-    client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+def test_anthropic_minimum_length_and_lifetimes(url: str, clock: FakeClock, closing: ExitStack) -> None:
+    client = closing.enter_context(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
     short = [{"type": "text", "text": text(1000, 10), "cache_control": EPHEMERAL}]  # under 1,024 tokens
     question = [{"role": "user", "content": "Why?"}]
     for _ in range(2):
@@ -156,9 +166,9 @@ def test_anthropic_minimum_length_and_lifetimes(url: str, clock: FakeClock) -> N
     assert messages_usage(client, system=hour, messages=question).cache_read_input_tokens == 1300
 
 
-def test_anthropic_breakpoint_on_the_latest_turn_finds_the_previous_one(url: str) -> None:
+def test_anthropic_breakpoint_on_the_latest_turn_finds_the_previous_one(url: str, closing: ExitStack) -> None:
     """Multi-turn: each turn marks its last message; the lookback finds the last turn's breakpoint."""
-    client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+    client = closing.enter_context(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
     doc, first_q, answer, second_q = text(1100, 13), text(30, 14), text(50, 15), text(40, 16)
 
     def turn(history: list[dict[str, Any]]) -> Any:
@@ -212,8 +222,8 @@ def test_message_start_usage_shape(url: str) -> None:
     assert events[-2]["usage"] == {"output_tokens": 2}
 
 
-def test_cache_counters_in_metrics(url: str) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+def test_cache_counters_in_metrics(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
     prompt = text(1300, 18)
     chat_usage(client, prompt)
     chat_usage(client, prompt)
@@ -222,10 +232,10 @@ def test_cache_counters_in_metrics(url: str) -> None:
     assert 'vllm:prefix_cache_hits_total{model_name="m"} 1280.0' in metrics
 
 
-def test_cache_can_be_turned_off() -> None:
+def test_cache_can_be_turned_off(closing: ExitStack) -> None:
     spec = MockSpec(model="m", port=0, cache=PromptCacheModel(enabled=False))
     with running_mock(spec) as base:
-        client = openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0)
+        client = closing.enter_context(openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0))
         prompt = text(1300, 19)
         assert [chat_usage(client, prompt).prompt_tokens_details.cached_tokens for _ in range(2)] == [0, 0]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import anthropic
@@ -18,14 +19,21 @@ from serve.specs import LatencyModel, MockSpec, ReasoningModel
 THINKING: Any = {"type": "enabled", "budget_tokens": 1024}
 
 
+@pytest.fixture
+def closing() -> Iterator[ExitStack]:
+    """Closes the SDK clients a test opens (their sockets)."""
+    with ExitStack() as stack:
+        yield stack
+
+
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     with running_mock(MockSpec(model="m", port=0, reasoning=ReasoningModel(tokens=6))) as base:
         yield base
 
 
-def test_openai_stream_reasons_first_and_reports_reasoning_tokens(url: str) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+def test_openai_stream_reasons_first_and_reports_reasoning_tokens(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
     chunks = list(
         client.chat.completions.create(
             model="m",
@@ -49,8 +57,8 @@ def test_openai_stream_reasons_first_and_reports_reasoning_tokens(url: str) -> N
     )
 
 
-def test_openai_budget_spent_on_reasoning_ends_with_length(url: str) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+def test_openai_budget_spent_on_reasoning_ends_with_length(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
     reply = client.chat.completions.create(
         model="m", messages=[{"role": "user", "content": "Hm"}], max_tokens=4
     )
@@ -61,15 +69,15 @@ def test_openai_budget_spent_on_reasoning_ends_with_length(url: str) -> None:
     assert reply.usage.completion_tokens_details.reasoning_tokens == 4
 
 
-def test_completions_never_reason(url: str) -> None:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
+def test_completions_never_reason(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
     reply = client.completions.create(model="m", prompt="Go", max_tokens=5)
     assert reply.usage is not None and reply.usage.completion_tokens == 5
     assert reply.usage.completion_tokens_details is None
 
 
-def test_anthropic_thinks_only_when_asked(url: str) -> None:
-    client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+def test_anthropic_thinks_only_when_asked(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
     with client.messages.stream(
         model="m", max_tokens=2000, thinking=THINKING, messages=[{"role": "user", "content": "Hm"}]
     ) as stream:
@@ -122,15 +130,15 @@ def test_anthropic_thinking_event_sequence(url: str) -> None:
     assert events[-2]["usage"] == {"output_tokens": 1026, "output_tokens_details": {"thinking_tokens": 6}}
 
 
-def test_thinking_budget_is_checked(url: str) -> None:
-    client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
+def test_thinking_budget_is_checked(url: str, closing: ExitStack) -> None:
+    client = closing.enter_context(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
     with pytest.raises(anthropic.BadRequestError, match="budget_tokens"):
         client.messages.create(
             model="m", max_tokens=1024, thinking=THINKING, messages=[{"role": "user", "content": "Hm"}]
         )
 
 
-def test_reasoning_with_latency_and_chunks() -> None:
+def test_reasoning_with_latency_and_chunks(closing: ExitStack) -> None:
     """Timed streams chunk reasoning and answer apart, each in runs of tokens_per_chunk."""
     spec = MockSpec(
         model="m",
@@ -139,7 +147,7 @@ def test_reasoning_with_latency_and_chunks() -> None:
         reasoning=ReasoningModel(tokens=6, openai_field="reasoning"),
     )
     with running_mock(spec) as base:
-        client = openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0)
+        client = closing.enter_context(openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0))
         chunks = list(
             client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "Hm"}], max_tokens=11, stream=True
