@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, overload
+from typing import Annotated, Any, Literal, NamedTuple, overload
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -93,8 +93,7 @@ class Window(BaseModel):
         return kept, [(times_s[i] - first) * self.time_scale for i in kept]
 
 
-@dataclass(frozen=True, slots=True)
-class TimedRequest:
+class TimedRequest(NamedTuple):
     """One request of an open-loop schedule: when to send it (s after the run's origin) and what."""
 
     offset_s: float

@@ -59,6 +59,7 @@ def test_workload_builds_an_open_loop_schedule() -> None:
     built = workload.build()
     assert workload.duration_s == 20 and len(built) == 120
     assert built.offsets_s[60] == 10.0  # the second round starts at 10 s
-    request = built[5].request
+    offset, request = built[5]
+    assert offset == built.offsets_s[5] == 2.5
     assert request.request_id == 5 and request.max_tokens == 9 and request.messages is not None
     assert reference_tokens(len(str(request.messages[0]["content"]).encode())) == 40
