@@ -65,6 +65,7 @@ class MockServer:
         self.counter = TokenCounter(spec.tokenizer)
         self.answerer = Answerer(spec.answers, self.counter)
         self.cache = PromptCache(spec.cache, self.counter, clock or time.monotonic)
+        self._key_digests: dict[str, str] = {}
         self.plan = LatencyPlan(spec.latency)
         self.capacity = Capacity(spec.latency.capacity, self.stats)
         self.dialects: dict[str, ApiDialect] = {
@@ -168,14 +169,22 @@ class MockServer:
         """Look the prompt up in the cache of its API key and model; count it as vLLM's counters do."""
         if gen.batch or gen.prompt_tokens is not None:
             return  # batched or token-id prompts: not cached
-        key_digest = hashlib.sha256(_given_key(req).encode()).hexdigest()[:16]
-        namespace = f"{key_digest}\x00{gen.model}"
-        if gen.cache == "explicit":
-            gen.cache_use = self.cache.explicit(namespace, gen.cache_blocks)
-        else:
-            gen.cache_use = self.cache.automatic(namespace, gen.prompt_text, prompt_tokens)
         self.stats.prefix_cache_queries += prompt_tokens
+        if gen.cache == "explicit":
+            if any(b.ttl is not None for b in gen.cache_blocks):
+                gen.cache_use = self.cache.explicit(self._namespace(req, gen.model), gen.cache_blocks)
+        elif prompt_tokens >= self.spec.cache.auto_min_tokens:  # shorter prompts never touch the cache
+            namespace = self._namespace(req, gen.model)
+            gen.cache_use = self.cache.automatic(namespace, gen.prompt_text, prompt_tokens)
         self.stats.prefix_cache_hits += gen.cache_use.read
+
+    def _namespace(self, req: HttpRequest, model: str) -> str:
+        """Whose cache a request uses: its API key (by digest) and model."""
+        given = _given_key(req)
+        digest = self._key_digests.get(given)
+        if digest is None:
+            digest = self._key_digests[given] = hashlib.sha256(given.encode()).hexdigest()[:16]
+        return f"{digest}\x00{model}"
 
     def _reasoning(self, gen: Generation) -> int:
         """Reasoning tokens for this request: the mock's setting, capped by the request's budget."""
