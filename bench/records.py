@@ -62,6 +62,14 @@ class GenRequest:
     ignore_eos: bool = False  # ask the server to generate exactly max_tokens (sent only where supported)
     temperature: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    session_id: str | None = None  # the conversation or user session this request belongs to
+    turn: int | None = None  # 0-based turn of the request within its session
+    # Indices into `messages` (system messages included; 0 is the user message made of `prompt`) whose
+    # content ends a prefix to cache: the Anthropic client marks them with cache_control breakpoints, as an
+    # app does on a shared document or system prompt and on the latest message of a conversation. OpenAI
+    # and vLLM cache prefixes without being asked: other clients ignore this.
+    cache_breakpoints: tuple[int, ...] = ()
+    cache_ttl: Literal["5m", "1h"] = "5m"  # lifetime asked for at each breakpoint (Anthropic)
 
     def prompt_bytes(self) -> int:
         """UTF-8 bytes of the prompt's text: the completion prompt, or every message's text content."""

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import ConfigError, UnknownNameError
 from bench.validation import Problem, config_error, read_text
-from serve.specs import AnswerModel, LatencyModel
+from serve.specs import AnswerModel, LatencyModel, PromptCacheModel, ReasoningModel
 
 SCHEMA = "llmbench.models/1"
 KINDS = ("local", "api", "hardware", "mock")
@@ -200,6 +200,12 @@ class MockEndpoint(_Entry):
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     latency: LatencyModel = LatencyModel()
     answers: AnswerModel = AnswerModel()
+    cache: PromptCacheModel = Field(
+        PromptCacheModel(), description="prompt caching as the provider does it (on by default)"
+    )
+    reasoning: ReasoningModel = Field(
+        ReasoningModel(), description="reasoning tokens streamed before each answer (off by default)"
+    )
     prices: Prices | None = Field(None, description="simulated prices, for cost reports")
     tokenizer: str | None = Field(None, description="registry name or path of a tokenizer to size prompts")
     strict: bool = Field(

@@ -4,7 +4,11 @@ Token-bearing events: `content_block_delta` with a `text_delta` (visible), `thin
 `input_json_delta` (a tool call being written; visible, no text kept). Usage: `message_start` carries the
 input tokens, `message_delta` the cumulative output tokens. The record's `input_tokens` is the whole prompt
 (input + cache read + cache creation, as OpenAI's prompt_tokens counts it), `cached_input_tokens` the
-cache reads and `cache_write_tokens` the cache creation, so cost can price the three apart.
+cache reads and `cache_write_tokens` the cache creation, so cost can price the three apart; thinking
+tokens (`output_tokens_details.thinking_tokens`, part of output_tokens) become `reasoning_tokens`.
+
+Prompt caching: a request's `cache_breakpoints` (message indices) get `cache_control: {"type":
+"ephemeral"}` (with `"ttl": "1h"` when asked) on their last content block, as an app marks a shared prefix.
 """
 
 from __future__ import annotations
@@ -129,6 +133,9 @@ class AnthropicStream:
         # message_start's output_tokens is a placeholder (often 1); message_delta's is the cumulative count.
         if final and isinstance(output, int):
             rec.output_tokens = output
+        details = usage.get("output_tokens_details")
+        if final and isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
+            rec.reasoning_tokens = details["thinking_tokens"]  # part of output_tokens
 
     def keep_text(self) -> None:
         """Put the text received so far on the record (after a complete or a broken stream)."""
@@ -143,6 +150,22 @@ class AnthropicStream:
                 "protocol",
                 f"stream ended before message_stop (unparsed bytes: {self._parser.pending[:80]!r})",
             )
+
+
+def _text_blocks(content: Any) -> list[dict[str, Any]]:
+    """Message content as a list of content blocks (a string becomes one text block)."""
+    if isinstance(content, list):
+        return [dict(b) if isinstance(b, dict) else {"type": "text", "text": str(b)} for b in content]
+    return [{"type": "text", "text": str(content or "")}]
+
+
+def _with_cache_control(message: dict[str, Any], control: dict[str, str]) -> dict[str, Any]:
+    """A copy of `message` whose last content block carries `cache_control` (a prompt-cache breakpoint)."""
+    blocks = _text_blocks(message.get("content"))
+    if not blocks:
+        return message
+    blocks[-1]["cache_control"] = dict(control)
+    return {**message, "content": blocks}
 
 
 class AnthropicClient(BaseClient):
@@ -164,16 +187,24 @@ class AnthropicClient(BaseClient):
         messages = request.messages
         if messages is None:
             messages = [{"role": "user", "content": request.prompt or ""}]
+        marked = set(request.cache_breakpoints)
+        if marked:
+            control = (
+                {"type": "ephemeral"} if request.cache_ttl == "5m" else {"type": "ephemeral", "ttl": "1h"}
+            )
+            messages = [_with_cache_control(m, control) if i in marked else m for i, m in enumerate(messages)]
         # Anthropic takes the system prompt as a top-level field, not as a message.
-        system = [str(m.get("content") or "") for m in messages if m.get("role") == "system"]
+        system = [m.get("content") or "" for m in messages if m.get("role") == "system"]
         body: dict[str, Any] = {
             "model": self.config.model,
             "max_tokens": request.max_tokens,
             "messages": [m for m in messages if m.get("role") != "system"],
             "stream": True,
         }
-        if system:
+        if system and all(isinstance(s, str) for s in system):
             body["system"] = "\n\n".join(system)
+        elif system:  # a breakpoint on a system prompt: the system prompt as text blocks
+            body["system"] = [b for s in system for b in _text_blocks(s)]
         return self.sampling_fields(request, body)
 
     async def check(self) -> None:

@@ -36,6 +36,10 @@ class Usage:
         """Every prompt token, however billed."""
         return self.fresh_input + self.cache_read + self.cache_write
 
+    def as_uncached(self) -> Usage:
+        """The same tokens billed as if nothing were cached: every prompt token at the base input price."""
+        return Usage(fresh_input=self.input_total, output=self.output, reasoning=self.reasoning)
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.fresh_input + other.fresh_input,

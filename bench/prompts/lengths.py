@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from bench.errors import UsageError
 
@@ -70,3 +70,19 @@ def parse_length(text: str | int, *, flag: str = "--input-tokens") -> LengthDist
     if kind == "uniform" and values[1] < values[0]:
         raise UsageError(f"{flag} {text!r}: uniform:LO:HI needs LO <= HI", flag=flag)
     return LengthDist(kind=kind, a=values[0], b=values[1] if len(values) > 1 else 0)
+
+
+def coerce_length(value: Any) -> Any:
+    """A pydantic before-validator for LengthDist fields: `128`, `"uniform:64:256"` or a mapping.
+
+    A bad string raises ValueError (not UsageError), so the error names the file's key, not a flag.
+    """
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            return parse_length(value, flag="length")
+        except UsageError as exc:
+            raise ValueError(str(exc).removeprefix("length ")) from None
+    return value
+
+
+Length = Annotated[LengthDist, BeforeValidator(coerce_length)]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from serve.errors import ServerStartError
+from serve.mock.cache import NO_USE, CacheBlock, CacheUse
 from serve.specs import AnswerModel
 
 Finish = Literal["stop", "length", "stop_sequence"]
@@ -24,6 +27,7 @@ _FILLER_WORDS = (
     "most made after also did many before must through back years where much your way well down should"
 )
 _FILLER_LEN = 4096
+_REASONING_OFFSET = 1000  # reasoning filler starts this many words into the sequence
 
 
 @dataclass(slots=True)
@@ -43,6 +47,11 @@ class Generation:
     min_tokens: int = 0
     prompt_tokens: int | None = None  # known when the prompt came as token ids
     batch: list[str] = field(default_factory=list)  # further prompts of a batched /v1/completions
+    cache: Literal["auto", "explicit"] = "auto"  # OpenAI's automatic cache or Anthropic's breakpoints
+    cache_blocks: list[CacheBlock] = field(default_factory=list)  # the prompt's blocks (explicit cache)
+    cache_use: CacheUse = NO_USE  # what the cache did for this request (set by the server)
+    reasoning_cap: int | None = 0  # reasoning tokens allowed: 0 none, None up to the mock's setting
+    thinking: bool = False  # Anthropic: the request enabled extended thinking
 
 
 @dataclass(slots=True)
@@ -54,6 +63,13 @@ class Answer:
     finish: Finish
     stop_sequence: str | None = None
     plain: bool = False  # no piece needs JSON escaping
+    reasoning: list[str] = field(default_factory=list)  # reasoning pieces streamed before `pieces`
+    reasoning_tokens: int = 0  # tokens of `reasoning`, billed as output on top of `tokens`
+
+    @property
+    def output_tokens(self) -> int:
+        """Every generated token: reasoning and answer."""
+        return self.tokens + self.reasoning_tokens
 
 
 def normalize(text: str) -> str:
@@ -80,6 +96,21 @@ class TokenCounter:
         if self._tok is None:
             return max(1, -(-len(text) // 4))
         return max(1, len(self._tok.encode(text, add_special_tokens=False).ids))
+
+    def block_keys(self, text: str, step: int) -> list[bytes]:
+        """The bytes of each whole run of `step` tokens of `text`, in order (no partial last run)."""
+        if self._tok is None:
+            width = 4 * step
+            return [text[i : i + width].encode() for i in range(0, len(text) - width + 1, width)]
+        ids = self._tok.encode(text, add_special_tokens=False).ids
+        return [array("I", ids[i : i + step]).tobytes() for i in range(0, len(ids) - step + 1, step)]
+
+    def prefix_counts(self, text: str, ends: list[int]) -> list[int]:
+        """Tokens of `text[:end]` for each character position in `ends` (as counted inside the whole text)."""
+        if self._tok is None:
+            return [-(-end // 4) for end in ends]
+        token_ends = [end for _, end in self._tok.encode(text, add_special_tokens=False).offsets]
+        return [bisect_right(token_ends, end) for end in ends]
 
     def pieces(self, text: str, limit: int) -> tuple[list[str], int, bool]:
         """Split `text` into token pieces, keeping at most `limit` tokens: (pieces, tokens, truncated)."""
@@ -224,9 +255,20 @@ class Answerer:
             assert spec.oracle_file is not None
             self.oracle = Oracle.load(spec.oracle_file, spec.accuracy, spec.seed, spec.area_accuracy)
 
-    def answer(self, gen: Generation, match_text: str | None = None) -> Answer:
-        """The answer to `gen` (or to one prompt of its batch, given as `match_text`)."""
+    def answer(self, gen: Generation, match_text: str | None = None, reasoning: int = 0) -> Answer:
+        """The answer to `gen` (or to one prompt of its batch, given as `match_text`), after `reasoning`
+        tokens of reasoning that come out of the same output budget."""
         limit = gen.max_tokens if gen.max_tokens is not None else self.spec.default_output_tokens
+        thought = min(reasoning, limit)
+        out = self._answer(gen, match_text, limit - thought)
+        if thought:
+            out.reasoning = self.filler.tokens(thought, _REASONING_OFFSET + (gen.seed or 0))
+            out.reasoning_tokens = thought
+            if thought == limit:
+                out.finish = "length"
+        return out
+
+    def _answer(self, gen: Generation, match_text: str | None, limit: int) -> Answer:
         item = None
         if self.oracle is not None:
             item = self.oracle.lookup(gen.match_text if match_text is None else match_text)

@@ -46,6 +46,8 @@ class MockStats:
     waiting: int = 0  # queued behind `capacity`
     prompt_tokens: int = 0
     generation_tokens: int = 0
+    prefix_cache_queries: int = 0  # prompt tokens looked up in the prompt cache
+    prefix_cache_hits: int = 0  # of which served from it
     chunks: int = 0  # streamed content chunks sent
     finished: dict[str, int] = field(default_factory=lambda: {"stop": 0, "length": 0})
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
@@ -81,6 +83,18 @@ def render_prometheus(stats: MockStats, model: str, capacity: int | None) -> str
         "counter",
         "Number of generation tokens processed.",
         stats.generation_tokens,
+    )
+    metric(
+        "vllm:prefix_cache_queries_total",
+        "counter",
+        "Prefix cache queries, in terms of number of queried tokens.",
+        stats.prefix_cache_queries,
+    )
+    metric(
+        "vllm:prefix_cache_hits_total",
+        "counter",
+        "Prefix cache hits, in terms of number of cached tokens.",
+        stats.prefix_cache_hits,
     )
     for reason, count in stats.finished.items():
         help_text = "Count of successfully processed requests."

@@ -104,13 +104,26 @@ def _common(body: Any, strict: bool, known: frozenset[str]) -> Generation:
     return gen
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
-    return {
+def _usage(gen: Generation, prompt: int, answers: list[Answer]) -> dict[str, Any]:
+    """OpenAI's usage object: cached tokens inside prompt_tokens, reasoning inside completion_tokens."""
+    completion = sum(a.output_tokens for a in answers)
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0},
     }
+    cached = gen.cache_use.read
+    if gen.api == "chat":
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+        usage["completion_tokens_details"] = {
+            "reasoning_tokens": sum(a.reasoning_tokens for a in answers),
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        }
+    elif cached:  # vLLM's completions usage carries the details only when it has something to say
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
 
 
 def _dumps(obj: Any) -> bytes:
@@ -150,7 +163,7 @@ class _OpenAIBase:
         usage_null = b',"usage":null' if gen.include_usage else b""
         out = b"data: " + env + last_choice + b"]" + usage_null + b"}\n\n"
         if gen.include_usage:
-            out += b"data: " + env + b'],"usage":' + _dumps(_usage(prompt_tokens, answer.tokens)) + b"}\n\n"
+            out += b"data: " + env + b'],"usage":' + _dumps(_usage(gen, prompt_tokens, [answer])) + b"}\n\n"
         return out + b"data: [DONE]\n\n"
 
 
@@ -159,6 +172,9 @@ class OpenAIChat(_OpenAIBase):
 
     object_name = "chat.completion"
     id_prefix = "chatcmpl-"
+
+    def __init__(self, reasoning_field: str = "reasoning_content") -> None:
+        self.reasoning_field = reasoning_field  # vLLM streams reasoning as reasoning_content or reasoning
 
     def parse(self, body: Any, strict: bool) -> Generation:
         """Check a chat request."""
@@ -197,6 +213,7 @@ class OpenAIChat(_OpenAIBase):
             if not (isinstance(content, str | list) or (content is None and role == "assistant")):
                 raise type_error(f"messages[{i}].content", "one of a string or array of objects", content)
         gen.api = "chat"
+        gen.reasoning_cap = None  # a reasoning model reasons on every chat request
         gen.prompt_text = "".join(content_text(m.get("content")) for m in messages)
         gen.match_text = last_user_text(messages)
         return gen
@@ -206,7 +223,9 @@ class OpenAIChat(_OpenAIBase):
     ) -> bytes:
         """A chat.completion object."""
         answer = answers[0]
-        message = {"role": "assistant", "content": "".join(answer.pieces), "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(answer.pieces), "refusal": None}
+        if answer.reasoning:
+            message[self.reasoning_field] = "".join(answer.reasoning)
         return _dumps(
             {
                 "id": f"{self.id_prefix}{rid:024x}",
@@ -221,12 +240,12 @@ class OpenAIChat(_OpenAIBase):
                         "finish_reason": _FINISH[answer.finish],
                     }
                 ],
-                "usage": _usage(prompt_tokens, answer.tokens),
+                "usage": _usage(gen, prompt_tokens, answers),
             }
         )
 
     def stream(self, gen: Generation, answer: Answer, prompt_tokens: int, rid: int, created: int) -> Rendered:
-        """chat.completion.chunk events: role, content…, finish, usage, [DONE]."""
+        """chat.completion.chunk events: role, reasoning…, content…, finish, usage, [DONE]."""
         env = self._envelope(gen, rid, created, ".chunk")
         usage_null = b',"usage":null' if gen.include_usage else b""
         end = b"]" + usage_null + b"}\n\n"
@@ -242,6 +261,7 @@ class OpenAIChat(_OpenAIBase):
             prefix=b"data: " + env + b'{"index":0,"delta":{"content":"',
             suffix=b'"},"logprobs":null,"finish_reason":null}' + end,
             tail=self._tail(gen, answer, prompt_tokens, env, last),
+            reasoning_prefix=b"data: " + env + b'{"index":0,"delta":{"%b":"' % self.reasoning_field.encode(),
         )
 
 
@@ -295,8 +315,7 @@ class OpenAICompletions(_OpenAIBase):
             {"text": "".join(a.pieces), "index": i, "logprobs": None, "finish_reason": _FINISH[a.finish]}
             for i, a in enumerate(answers)
         ]
-        usage = _usage(prompt_tokens, sum(a.tokens for a in answers))
-        del usage["prompt_tokens_details"]
+        usage = _usage(gen, prompt_tokens, answers)
         return _dumps(
             {
                 "id": f"{self.id_prefix}{rid:024x}",

@@ -37,6 +37,11 @@ class Rendered:
     prefix: bytes
     suffix: bytes
     tail: bytes  # after the last content chunk (finish, usage, [DONE] / message_stop)
+    # Reasoning chunks, before the content: reasoning_prefix + text + (reasoning_suffix or suffix); `switch`
+    # goes between the last reasoning chunk and the first content chunk (Anthropic's block change).
+    reasoning_prefix: bytes = b""
+    reasoning_suffix: bytes | None = None
+    switch: bytes = b""
 
 
 class ApiDialect(Protocol):

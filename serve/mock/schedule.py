@@ -48,12 +48,18 @@ class LatencyPlan:
         return None
 
     def ttft_s(self, prompt_tokens: int) -> float:
-        """Time to first token once generation starts (s)."""
+        """Time to first token once generation starts (s), for `prompt_tokens` uncached prompt tokens."""
         m = self.model
         return (m.ttft_ms + m.ttft_per_prompt_token_ms * prompt_tokens) / 1000.0
 
     def chunk_offsets(self, tokens: int, prompt_tokens: int, request_no: int) -> list[float]:
         """When each chunk is due, in s after generation starts; one entry even for zero tokens."""
+        times = self.token_times(tokens, prompt_tokens, request_no)
+        per = self.model.tokens_per_chunk
+        return [times[min(c + per, tokens) - 1] for c in range(0, tokens, per)] or [times[0]]
+
+    def token_times(self, tokens: int, prompt_tokens: int, request_no: int) -> list[float]:
+        """When each token is due, in s after generation starts (at least one entry: the first token's)."""
         m = self.model
         t = self.ttft_s(prompt_tokens)
         times = [t]
@@ -66,8 +72,7 @@ class LatencyPlan:
                 times.append(t)
         else:
             times.extend(t + itl * k for k in range(1, tokens))
-        per = m.tokens_per_chunk
-        return [times[min(c + per, tokens) - 1] for c in range(0, tokens, per)] or [times[0]]
+        return times
 
 
 class TimedJob:

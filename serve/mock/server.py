@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import hmac
 import json
 import signal
@@ -21,6 +22,7 @@ from serve.errors import PortInUseError, ServerStartError
 from serve.info import INFO_PATH, info_json, llmbench_version, runtime_info
 from serve.mock.answers import Answer, Answerer, Generation, TokenCounter
 from serve.mock.anthropic import AnthropicMessages
+from serve.mock.cache import PromptCache
 from serve.mock.http import HttpConnection, HttpRequest, encode_chunk
 from serve.mock.metrics import MockStats, render_prometheus
 from serve.mock.openai import OpenAIChat, OpenAICompletions
@@ -56,17 +58,20 @@ _UNAUTHORIZED = ApiError(
 class MockServer:
     """A mock LLM server on asyncio; `start()` binds (port 0 picks a free port)."""
 
-    def __init__(self, spec: MockSpec) -> None:
+    def __init__(self, spec: MockSpec, clock: Callable[[], float] | None = None) -> None:
+        """`clock` (s) times the prompt cache's lifetimes; the default is time.monotonic."""
         self.spec = spec
         self.stats = MockStats()
         self.counter = TokenCounter(spec.tokenizer)
         self.answerer = Answerer(spec.answers, self.counter)
+        self.cache = PromptCache(spec.cache, self.counter, clock or time.monotonic)
+        self._key_digests: dict[str, str] = {}
         self.plan = LatencyPlan(spec.latency)
         self.capacity = Capacity(spec.latency.capacity, self.stats)
         self.dialects: dict[str, ApiDialect] = {
-            "/v1/chat/completions": OpenAIChat(),
+            "/v1/chat/completions": OpenAIChat(spec.reasoning.openai_field),
             "/v1/completions": OpenAICompletions(),
-            "/v1/messages": AnthropicMessages(),
+            "/v1/messages": AnthropicMessages(spec.cache.max_breakpoints),
         }
         self.pages: dict[str, Callable[[], tuple[bytes, bytes]]] = {
             "/health": lambda: (b"", JSON),
@@ -158,9 +163,33 @@ class MockServer:
         """With a key set: OpenAI sends `Authorization: Bearer K`, Anthropic `x-api-key: K`."""
         if self._key is None:
             return True
-        bearer = req.headers.get("authorization", "")
-        given = bearer[7:] if bearer.lower().startswith("bearer ") else req.headers.get("x-api-key", "")
-        return hmac.compare_digest(given.encode(), self._key.encode())
+        return hmac.compare_digest(_given_key(req).encode(), self._key.encode())
+
+    def _use_cache(self, req: HttpRequest, gen: Generation, prompt_tokens: int) -> None:
+        """Look the prompt up in the cache of its API key and model; count it as vLLM's counters do."""
+        if gen.batch or gen.prompt_tokens is not None:
+            return  # batched or token-id prompts: not cached
+        self.stats.prefix_cache_queries += prompt_tokens
+        if gen.cache == "explicit":
+            if any(b.ttl is not None for b in gen.cache_blocks):
+                gen.cache_use = self.cache.explicit(self._namespace(req, gen.model), gen.cache_blocks)
+        elif prompt_tokens >= self.spec.cache.auto_min_tokens:  # shorter prompts never touch the cache
+            namespace = self._namespace(req, gen.model)
+            gen.cache_use = self.cache.automatic(namespace, gen.prompt_text, prompt_tokens)
+        self.stats.prefix_cache_hits += gen.cache_use.read
+
+    def _namespace(self, req: HttpRequest, model: str) -> str:
+        """Whose cache a request uses: its API key (by digest) and model."""
+        given = _given_key(req)
+        digest = self._key_digests.get(given)
+        if digest is None:
+            digest = self._key_digests[given] = hashlib.sha256(given.encode()).hexdigest()[:16]
+        return f"{digest}\x00{model}"
+
+    def _reasoning(self, gen: Generation) -> int:
+        """Reasoning tokens for this request: the mock's setting, capped by the request's budget."""
+        tokens = self.spec.reasoning.tokens
+        return tokens if gen.reasoning_cap is None else min(tokens, gen.reasoning_cap)
 
     def _models(self) -> tuple[bytes, bytes]:
         model = {
@@ -210,30 +239,40 @@ class MockServer:
         rid = self._next_id
         created = int(time.time())
         prompt_tokens = gen.prompt_tokens or self.counter.count(gen.prompt_text)
+        self._use_cache(req, gen, prompt_tokens)
+        uncached = prompt_tokens - gen.cache_use.read  # the prompt-length term of TTFT counts only these
         if gen.batch:
             answers = [self.answerer.answer(gen, text) for text in gen.batch]
         else:
-            answers = [self.answerer.answer(gen)]
+            answers = [self.answerer.answer(gen, reasoning=self._reasoning(gen))]
         if gen.stream:
-            rendered = dialect.stream(gen, answers[0], prompt_tokens, rid, created)
-            texts = _chunk_texts(answers[0], self.spec.latency.tokens_per_chunk)
+            answer = answers[0]
+            rendered = dialect.stream(gen, answer, prompt_tokens, rid, created)
+            per = self.spec.latency.tokens_per_chunk
+            texts = _chunk_texts(answer.pieces, answer.plain, per)
+            thoughts = _chunk_texts(answer.reasoning, True, per)
             if self.plan.instant:
-                body_bytes = _whole_stream(rendered, texts)
+                if thoughts:
+                    body_bytes = rendered.head + b"".join(_frames(rendered, thoughts, texts))
+                else:
+                    body_bytes = _whole_stream(rendered, texts)
                 conn.write(conn.stream_head(200, SSE) + encode_chunk(body_bytes) + b"0\r\n\r\n")
                 conn.finish()
-                self._done(gen, answers, prompt_tokens, len(texts), arrival, arrival)
+                self._done(gen, answers, prompt_tokens, len(thoughts) + len(texts), arrival, arrival)
                 return
-            self._timed_stream(conn, gen, answers[0], rendered, texts, prompt_tokens, rid, arrival)
+            self._timed_stream(
+                conn, gen, answer, rendered, (thoughts, texts), prompt_tokens, uncached, rid, arrival
+            )
             return
         payload = dialect.body(gen, answers, prompt_tokens, rid, created)
         if self.plan.instant:
             conn.respond(200, payload, JSON)
             self._done(gen, answers, prompt_tokens, 0, arrival, arrival)
             return
-        total = max(len(a.pieces) for a in answers)
-        offsets = self.plan.chunk_offsets(total, prompt_tokens, rid)
+        total = max(len(a.reasoning) + len(a.pieces) for a in answers)
+        offsets = self.plan.chunk_offsets(total, uncached, rid)
         # Not streamed: the whole answer arrives when its last token would have.
-        ttft = self.plan.ttft_s(prompt_tokens)
+        ttft = self.plan.ttft_s(uncached)
 
         def emit(data: bytes, last: bool) -> None:
             conn.respond(200, data, JSON)
@@ -249,15 +288,20 @@ class MockServer:
         gen: Generation,
         answer: Answer,
         rendered: Rendered,
-        texts: list[bytes],
+        chunks: tuple[list[bytes], list[bytes]],
         prompt_tokens: int,
+        uncached: int,
         rid: int,
         arrival: float,
     ) -> None:
-        frames = [rendered.prefix + t + rendered.suffix for t in texts] or [b""]
-        frames[0] = rendered.first + frames[0]
-        frames[-1] += rendered.tail
-        offsets = self.plan.chunk_offsets(len(answer.pieces), prompt_tokens, rid)  # one per frame
+        thoughts, texts = chunks
+        frames = _frames(rendered, thoughts, texts)
+        per = self.spec.latency.tokens_per_chunk
+        if thoughts:  # reasoning and content are chunked apart: one offset per frame, each part's own runs
+            times = self.plan.token_times(len(answer.reasoning) + len(answer.pieces), uncached, rid)
+            offsets = _group_offsets(times, [len(answer.reasoning), len(answer.pieces)], per)
+        else:
+            offsets = self.plan.chunk_offsets(len(answer.pieces), uncached, rid)  # one per frame
         # Headers (and Anthropic's message_start) go out on acceptance, as real servers send them early.
         conn.write(conn.stream_head(200, SSE) + encode_chunk(rendered.head))
 
@@ -269,7 +313,7 @@ class MockServer:
         assert self._timer is not None
         job = TimedJob(self._timer, frames, offsets, emit, lambda j: None)
         job.on_done = lambda j: self._job_done(
-            j, gen, [answer], prompt_tokens, len(texts), arrival, offsets[0]
+            j, gen, [answer], prompt_tokens, len(thoughts) + len(texts), arrival, offsets[0]
         )
         self._admit(conn, job)
 
@@ -310,20 +354,51 @@ class MockServer:
         stats.chunks += chunks
         stats.prompt_tokens += prompt_tokens
         for answer in answers:
-            stats.generation_tokens += answer.tokens
+            stats.generation_tokens += answer.output_tokens
             stats.finished["length" if answer.finish == "length" else "stop"] += 1
         stats.ttft.observe(max(0.0, first - arrival))
         stats.e2e.observe(self._loop.time() - arrival)
 
 
-def _chunk_texts(answer: Answer, per_chunk: int) -> list[bytes]:
+def _given_key(req: HttpRequest) -> str:
+    """The API key a request presents: `Authorization: Bearer K` (OpenAI) or `x-api-key: K` (Anthropic)."""
+    bearer = req.headers.get("authorization", "")
+    return bearer[7:] if bearer.lower().startswith("bearer ") else req.headers.get("x-api-key", "")
+
+
+def _chunk_texts(pieces: list[str], plain: bool, per_chunk: int) -> list[bytes]:
     """The JSON-escaped text of each streamed chunk (`per_chunk` pieces each)."""
-    pieces = answer.pieces
     if per_chunk > 1:
         pieces = ["".join(pieces[i : i + per_chunk]) for i in range(0, len(pieces), per_chunk)]
-    if answer.plain:
+    if plain:
         return [p.encode() for p in pieces]
     return [json.dumps(p)[1:-1].encode() for p in pieces]
+
+
+def _frames(rendered: Rendered, thoughts: list[bytes], texts: list[bytes]) -> list[bytes]:
+    """Every frame of a timed stream after the head: reasoning chunks, the switch, content chunks."""
+    r_suffix = rendered.suffix if rendered.reasoning_suffix is None else rendered.reasoning_suffix
+    frames = [rendered.reasoning_prefix + t + r_suffix for t in thoughts]
+    content = [rendered.prefix + t + rendered.suffix for t in texts]
+    if thoughts and content:
+        content[0] = rendered.switch + content[0]
+    elif thoughts:
+        frames[-1] += rendered.switch
+    frames += content
+    frames = frames or [b""]
+    frames[0] = rendered.first + frames[0]
+    frames[-1] += rendered.tail
+    return frames
+
+
+def _group_offsets(times: list[float], parts: list[int], per_chunk: int) -> list[float]:
+    """The send time of each frame: the time of its last token, each part chunked on its own."""
+    out: list[float] = []
+    start = 0
+    for n in parts:
+        out += [times[start + min(c + per_chunk, n) - 1] for c in range(0, n, per_chunk)]
+        start += n
+    return out or times[:1]
 
 
 def _whole_stream(rendered: Rendered, texts: list[bytes]) -> bytes:
@@ -356,9 +431,9 @@ def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
 
 
 @contextmanager
-def running_mock(spec: MockSpec) -> Iterator[str]:
-    """Run a MockServer on a background thread's event loop; yields its base URL."""
-    server = MockServer(spec)
+def running_mock(spec: MockSpec, clock: Callable[[], float] | None = None) -> Iterator[str]:
+    """Run a MockServer on a background thread's event loop; yields its base URL (`clock`: see MockServer)."""
+    server = MockServer(spec, clock)
     loop = asyncio.new_event_loop()
     ready: Future[str] = Future()
 

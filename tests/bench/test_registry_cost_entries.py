@@ -33,3 +33,15 @@ def test_a_profile_names_its_gpu_or_its_cpu() -> None:
     with pytest.raises(ValidationError, match="gpu_memory_gib"):
         Hardware.model_validate({**base, "gpu": "L4"})
     assert Hardware.model_validate({**base, "gpu": "L4", "gpu_memory_gib": 22.5}).count == 1
+
+
+def test_mock_entries_take_cache_and_reasoning_blocks() -> None:
+    from bench.registry import MockEndpoint
+
+    entry = MockEndpoint.model_validate(
+        {"provider": "anthropic", "model": "m", "cache": {"explicit_min_tokens": 2048},
+         "reasoning": {"tokens": 64}}
+    )  # fmt: skip
+    assert (entry.cache.explicit_min_tokens, entry.cache.enabled, entry.reasoning.tokens) == (2048, True, 64)
+    with pytest.raises(ValidationError, match="min_token"):
+        MockEndpoint.model_validate({"provider": "openai", "model": "m", "cache": {"min_tokens": 1}})
