@@ -15,6 +15,8 @@ from typing import Any
 
 from bench.accuracy.embedding import Embedder
 from bench.accuracy.judge import Judge, JudgeError
+from bench.accuracy.logprobs import EXTRA_KEY as LOGPROBS_KEY
+from bench.accuracy.logprobs import summarize_logprobs
 from bench.accuracy.scorers import Verdict, score_deterministic
 from bench.accuracy.suite import EmbeddingSpec, JudgeSpec, Suite, SuiteItem
 from bench.cost.api import api_cost
@@ -155,7 +157,7 @@ def question_text(item: SuiteItem) -> str:
 def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> dict[str, Any]:
     """The ItemRecord fields every outcome shares: ids, output, tokens, latency and cost."""
     ttft = None if record.first_token_s is None else (record.first_token_s - record.start_s) * 1000
-    return {
+    measured: dict[str, Any] = {
         "item_id": item.id,
         "area": item.area,
         "output": record.output_text,
@@ -182,3 +184,7 @@ def _measured(item: SuiteItem, record: RequestRecord, prices: Prices | None) -> 
             "output_bytes": record.output_bytes,
         },
     }
+    if record.token_logprobs is not None:  # asked for (ClientConfig.logprobs): a summary, not the list
+        summary = summarize_logprobs(record.token_logprobs)
+        measured["extra"][LOGPROBS_KEY] = None if summary is None else summary.model_dump()
+    return measured
