@@ -113,6 +113,21 @@ class CacheRun:
 
 
 @dataclass(frozen=True)
+class ProviderCache:
+    """The provider's own prompt caching as a load run measured it (cached input tokens in usage)."""
+
+    requests: int
+    reported: int  # requests whose usage said how many input tokens came from the cache
+    input_tokens: int
+    cached_input_tokens: int
+
+    @property
+    def share(self) -> float | None:
+        """Share of input tokens read from the provider's cache; None when no request reported it."""
+        return self.cached_input_tokens / self.input_tokens if self.reported and self.input_tokens else None
+
+
+@dataclass(frozen=True)
 class CacheReport:
     """Both caches on one log."""
 
@@ -124,6 +139,7 @@ class CacheReport:
     semantic: list[CacheRun]
     chosen_threshold: float | None
     notes: list[str] = field(default_factory=list)
+    provider: ProviderCache | None = None  # shown beside: the provider's prompt caching, where measured
 
 
 def judge_asks(log: Sequence[LoggedRequest], replays: Sequence[Replay]) -> list[JudgeAsk]:
@@ -244,6 +260,7 @@ def summarize_cache(
     spec: CacheSpec,
     replays: Sequence[Replay],
     judged: Mapping[HitKey, bool] | None = None,
+    provider: ProviderCache | None = None,
 ) -> CacheReport:
     """Figures per cache on the fill and measured parts; the semantic threshold chosen on the fill part."""
     order, _, _, notes = timeline(log)
@@ -261,7 +278,7 @@ def summarize_cache(
         notes.append(
             f"{unjudged} hits could not be judged (no reference and no --judge, or no stored answer)"
         )
-    return CacheReport(len(log), cut, is_timed(log), spec, runs[0], semantic, chosen, notes)
+    return CacheReport(len(log), cut, is_timed(log), spec, runs[0], semantic, chosen, notes, provider)
 
 
 def _choose(runs: Sequence[CacheRun], limit: float) -> float | None:
@@ -284,6 +301,7 @@ def analyse_cache(
     *,
     embedder: TextEmbedder | None = None,
     judged: Mapping[HitKey, bool] | None = None,
+    provider: ProviderCache | None = None,
 ) -> CacheReport:
     """Replay and summarize in one call (`judged`: the judge's verdicts on `judge_asks`, if any)."""
-    return summarize_cache(log, spec, replay_all(log, spec, embedder), judged)
+    return summarize_cache(log, spec, replay_all(log, spec, embedder), judged, provider)

@@ -84,3 +84,4 @@ class JudgedAnswer:
     passed: bool
     score: float  # 0..1
     cost_usd: float | None  # the judge call's own cost; None when its price is unknown
+    latency_ms: float = 0.0  # how long the call took

@@ -211,7 +211,9 @@ def _judge(spec: Any, inputs: SignalInputs, _train: Sequence[str]) -> Fitted:
 
 def _judge_cost(_spec: Any, inputs: SignalInputs, item_id: str) -> SignalCost:
     verdict = (inputs.judged or {}).get(item_id)
-    return SignalCost(usd=None if verdict is None else verdict.cost_usd)
+    if verdict is None:  # the judge failed: the fallback escalates, the call's cost is unknown
+        return SignalCost(usd=None)
+    return SignalCost(usd=verdict.cost_usd, ms=verdict.latency_ms)
 
 
 def _no_format(_spec: Any, inputs: SignalInputs) -> str | None:
