@@ -27,6 +27,7 @@ COMMANDS = {
     "compare": "bench.cli.compare:compare",
     "quantize": "bench.cli.quantize:quantize",
     "sweep": "bench.cli.sweep:sweep",
+    "whatif": "bench.cli.whatif:whatif",
 }
 
 
