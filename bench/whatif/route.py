@@ -25,7 +25,7 @@ from bench.whatif.export import Fit, HeldOut, ModelRef, RoutePolicy
 from bench.whatif.folds import split, stratified_folds
 from bench.whatif.model import JudgedAnswer, Option, RouteData
 from bench.whatif.policy import Figures, ItemResult, by_area, cascaded, figures, oracle, routed, single
-from bench.whatif.signals import DEFAULT_SIGNALS, SIGNALS, SignalInputs, SignalSpec, label
+from bench.whatif.signals import DEFAULT_SIGNALS, SIGNALS, Fitted, SignalInputs, SignalSpec, label
 
 
 class RouteSpec(BaseModel):
@@ -178,14 +178,32 @@ class _Evaluator:
         known = all(o.items[i].cost_usd is not None for o in pair for i in self.ids)
         return known and all(kind.cost(signal, self.inputs, i).usd is not None for i in self.ids)
 
+    def training_scores(
+        self, signal: SignalSpec, fitted: Fitted, train: Sequence[str]
+    ) -> dict[str, float | None]:
+        """Scores of the training items to choose a threshold on. A trained signal's own training items
+        score too well (it has seen their labels), so they are cross-fitted: each inner fold of `train` is
+        scored by the signal fitted on the other inner folds."""
+        kind = SIGNALS[signal.kind]
+        if not kind.trained:
+            return {i: fitted.score(i) for i in train}
+        k = min(self.spec.folds, len(train))
+        inner = stratified_folds({i: self.inputs.data.area(i) for i in train}, k, self.spec.seed + 1)
+        scores: dict[str, float | None] = {}
+        for rest, part in split(inner, k, list(train)):
+            refit = kind.fit(signal, self.inputs, rest)
+            scores.update({i: refit.score(i) for i in part})
+        return scores
+
     def choose(
-        self, signal: SignalSpec, score: Callable[[str], float | None], train: Sequence[str]
+        self, signal: SignalSpec, scores: Mapping[str, float | None], train: Sequence[str]
     ) -> tuple[float, Figures]:
         """The training fold's threshold: the cheapest within max_drop of strong, else the most accurate."""
+        score = scores.__getitem__
         floor = _accuracy(self.inputs.strong, train) - self.spec.max_drop_points / 100 - 1e-12
         by_cost = self.by_cost(signal)
         best: tuple[tuple[bool, float, float, float], float, Figures] | None = None
-        for t in thresholds.candidates(score(i) for i in train):
+        for t in thresholds.candidates(scores[i] for i in train):
             fig = figures(self.outcome(signal, score, t, i) for i in train)
             acc = fig.accuracy.score or 0.0
             key = (acc < floor, _cost_key(fig, by_cost) if acc >= floor else -acc, -acc, -t)
@@ -207,7 +225,8 @@ class _Evaluator:
         strong_costs: list[float] = []
         for train, test in self.splits:
             fitted = kind.fit(signal, self.inputs, train)
-            t, fig = self.choose(signal, fitted.score, train)
+            train_scores = self.training_scores(signal, fitted, train)
+            t, fig = self.choose(signal, train_scores, train)
             chosen.append(t)
             drops.append(100 * ((fig.accuracy.score or 0.0) - _accuracy(self.inputs.strong, train)))
             costs.append(_cost_key(fig, by_cost))
@@ -216,12 +235,11 @@ class _Evaluator:
                     figures(single(self.inputs.strong.items[i], strong_call=True) for i in train), by_cost
                 )
             )
-            train_scores = [fitted.score(i) for i in train]
             for i in test:
                 held[i] = self.outcome(signal, fitted.score, t, i)
                 fallback += fitted.score(i) is None
             for g, share in enumerate(shares):
-                tq = thresholds.for_share(train_scores, share)
+                tq = thresholds.for_share(train_scores.values(), share)
                 for i in test:
                     swept[g][i] = self.outcome(signal, fitted.score, tq, i)
         results = {i: held[i] for i in self.ids}
@@ -232,7 +250,7 @@ class _Evaluator:
         points = [CurvePoint(p.figures.strong_share, p.figures.accuracy.score or 0.0) for p in sweep]
         fig = figures(results.values())
         final = kind.fit(signal, self.inputs, self.ids)
-        final_t, _ = self.choose(signal, final.score, self.ids)
+        final_t, _ = self.choose(signal, self.training_scores(signal, final, self.ids), self.ids)
         export = RoutePolicy(
             kind=kind.stage,
             signal=signal,

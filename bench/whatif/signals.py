@@ -122,6 +122,7 @@ class SignalKind:
     missing: Callable[[Any, SignalInputs], str | None]
     fit: Callable[[Any, SignalInputs, Sequence[str]], Fitted]
     cost: Callable[[Any, SignalInputs, str], SignalCost] = lambda _s, _i, _id: FREE
+    trained: bool = False  # learns from labels: its thresholds are chosen on cross-fitted scores
 
 
 def _no_prompts(_spec: Any, inputs: SignalInputs) -> str | None:
@@ -161,7 +162,8 @@ def _classifier(spec: Any, inputs: SignalInputs, train: Sequence[str]) -> Fitted
     def score(i: str) -> float | None:
         return model.probability(vectors[i]) if i in vectors else None
 
-    params = {"l2": spec.l2, "bias": model.bias, "weights": list(model.weights), "trained_on": len(ids)}
+    weights = [round(w, 6) for w in model.weights]
+    params = {"l2": spec.l2, "bias": round(model.bias, 6), "weights": weights, "trained_on": len(ids)}
     return Fitted(score, params)
 
 
@@ -229,7 +231,7 @@ def _format(_spec: Any, inputs: SignalInputs, _train: Sequence[str]) -> Fitted:
 SIGNALS: dict[str, SignalKind] = {
     "prompt_length": SignalKind("router", _no_prompts, _length),
     "keyword": SignalKind("router", _no_prompts, _keyword),
-    "classifier": SignalKind("router", _no_embeddings, _classifier),
+    "classifier": SignalKind("router", _no_embeddings, _classifier, trained=True),
     "logprob": SignalKind("cascade", _no_logprobs, _logprob),
     "agreement": SignalKind("cascade", _no_repeats, _agreement),
     "judge": SignalKind("cascade", _no_judge, _judge, _judge_cost),
