@@ -161,7 +161,10 @@ def to_request(index: int, line: LogLine) -> LoggedRequest:
 
 def read_request_log(path: Path) -> list[LoggedRequest]:
     """Read a request-log JSONL; ConfigError naming file:line for the first malformed line."""
-    text = read_text(path, what="the request log")
+    try:
+        text = read_text(path, what="the request log")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no request log at {path}", file=str(path), fix="check the path") from exc
     out: list[LoggedRequest] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
