@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import pytest
 
@@ -100,7 +101,7 @@ class TableEmbedder:
     cos(disable, turn on) = .76."""
 
     name = "table"
-    VECTORS = {
+    VECTORS: ClassVar[dict[str, list[float]]] = {
         "How do I enable 2FA?": [1.0, 0.0, 0.0],
         "How do I disable 2FA?": [0.95, math.sqrt(1 - 0.95**2), 0.0],
         "How can I turn on two-factor authentication?": [0.8, 0.0, 0.6],
@@ -140,19 +141,8 @@ def test_semantic_cache_near_duplicate_of_opposite_meaning_is_a_false_hit() -> N
 def test_the_threshold_is_chosen_on_the_fill_part_within_the_false_hit_limit() -> None:
     """Log = the 2FA trio twice (times +100 s). Fill: the first trio; at .75 and .9 'disable' is a false
     hit there (rate 1/2 and 1/1), over the .02 limit; .98 has no hits (rate 0): chosen."""
-    later = [
-        LoggedRequest(
-            r.index + 3,
-            r.body,
-            r.arrival_s + 100,
-            r.completion_s + 100,
-            r.cost_usd,
-            r.latency_ms,  # type: ignore[operator]
-            r.answer,
-            r.check,
-        )  # fmt: skip
-        for r in TWO_FA
-    ]
+    later = [replace(r, index=r.index + 3, arrival_s=r.arrival_s + 100, completion_s=r.completion_s + 100)  # type: ignore[operator]
+             for r in TWO_FA]  # fmt: skip
     spec = CacheSpec(fill_share=0.5, thresholds=(0.75, 0.9, 0.98))
     report = analyse_cache([*TWO_FA, *later], spec, embedder=TableEmbedder())
     assert report.chosen_threshold == 0.98

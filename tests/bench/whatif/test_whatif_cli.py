@@ -42,9 +42,10 @@ def store(tmp_path: Path) -> tuple[Path, str, str]:
         right = not hard or rng.random() < 0.2
         p10 = -0.05 if right else -2.0
         lp = {"n": 4, "min": p10, "p05": p10, "p10": p10, "p25": p10, "p50": p10, "mean": p10}
-        tiny.append(ItemRecord(f"q{k}", "ok", "hard" if hard else "easy", correct=right, output="x" if right else "y",
+        area = "hard" if hard else "easy"
+        tiny.append(ItemRecord(f"q{k}", "ok", area, correct=right, output="x" if right else "y",
                                latency_ms=100.0, cost_usd=0.0001, extra={"logprobs": lp}))  # fmt: skip
-        api.append(ItemRecord(f"q{k}", "ok", "hard" if hard else "easy", correct=rng.random() > 0.05, output="x",
+        api.append(ItemRecord(f"q{k}", "ok", area, correct=rng.random() > 0.05, output="x",
                               latency_ms=600.0, cost_usd=0.001))  # fmt: skip
     suite = tmp_path / "suite.jsonl"
     suite.write_text("\n".join(lines) + "\n")
@@ -175,7 +176,5 @@ def test_cache_semantic_on_the_support_log(capsys: pytest.CaptureFixture[str]) -
     )
     assert code == 0, err
     assert "semantic ≥ 0.9" in out
-    assert (
-        "false hit at ≥ 0.9: 'How do I turn off dark mode?' served the answer to 'How do I turn on dark mode?'"
-        in out
-    )
+    off, on = "'How do I turn off dark mode?'", "'How do I turn on dark mode?'"
+    assert f"false hit at ≥ 0.9: {off} served the answer to {on}" in out

@@ -14,6 +14,7 @@ from bench.records import ItemRecord, RequestRecord, Status
 from bench.store import Store
 from bench.whatif.source import TokenPrice, load_route_data, load_run_log
 
+NO_NUMBER = "no number in the answer"
 SUITE_LINES = [
     {"id": "a1", "area": "math", "prompt": "What is 2 + 2?", "reference": "4"},
     {"id": "a2", "area": "math", "prompt": "What is 3 + 3?", "reference": "6", "scorer": "numeric"},
@@ -52,7 +53,7 @@ def test_accuracy_runs_become_route_data(tmp_path: Path) -> None:
         tiny = accuracy_run(store, "tiny", suite, [
             item("a1", "math", True, cost_usd=None, extra={"logprobs": lp}),
             item("a1", "math", False, cost_usd=None, repeat=1, output="5"),
-            item("a2", "math", False, cost_usd=None, extra={"scorer": "numeric", "detail": "no number in the answer"}),
+            item("a2", "math", False, cost_usd=None, extra={"scorer": "numeric", "detail": NO_NUMBER}),
             item("b1", "geo", None, status="error", cost_usd=None),
         ])  # fmt: skip
         api = accuracy_run(
