@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from bench.accuracy.driver import client_config, target_prices
 from bench.accuracy.judge import Judge, JudgeError
-from bench.accuracy.runner import token_cost
-from bench.clients import make_client
-from bench.registry import Registry
-from bench.settings import Settings
-from bench.targets import identify_target, resolve_target, serving
 from bench.whatif.cache import HitKey, JudgeAsk
 from bench.whatif.model import JudgedAnswer
+
+if TYPE_CHECKING:
+    from bench.registry import Registry
+    from bench.settings import Settings
 
 T = TypeVar("T")
 CONCURRENCY = 8
@@ -73,6 +71,11 @@ async def judge_served(
 
 def with_judge(name: str, registry: Registry, settings: Settings, work: Callable[[Judge], Awaitable[T]]) -> T:
     """Resolve and serve the judge named in the registry, check it, and run `work` with it."""
+    from bench.accuracy.driver import client_config, target_prices
+    from bench.accuracy.runner import token_cost
+    from bench.clients import make_client
+    from bench.targets import identify_target, resolve_target, serving
+
     target = resolve_target(name, registry, settings)
     with serving(target, settings) as served:
         judge_target = identify_target(served)
