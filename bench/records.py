@@ -107,6 +107,7 @@ class RequestRecord:
     cache_write_tokens: int | None = None
     input_bytes: int | None = None  # UTF-8 bytes of the prompt's text (reference tokens: bench.records)
     output_bytes: int | None = None  # UTF-8 bytes of the generated text, reasoning included
+    token_logprobs: list[float] | None = None  # each generated token's logprob (ClientConfig.logprobs)
 
     @property
     def ok(self) -> bool:

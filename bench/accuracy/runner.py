@@ -16,6 +16,8 @@ from typing import Any
 
 from bench.accuracy.embedding import Embedder
 from bench.accuracy.judge import Judge, JudgeError
+from bench.accuracy.logprobs import EXTRA_KEY as LOGPROBS_KEY
+from bench.accuracy.logprobs import summarize_logprobs
 from bench.accuracy.scorers import Verdict, score_deterministic
 from bench.accuracy.suite import EmbeddingSpec, JudgeSpec, Suite, SuiteItem
 from bench.errors import UsageError
@@ -135,7 +137,7 @@ def _measured(item: SuiteItem, record: RequestRecord) -> dict[str, Any]:
     """The ItemRecord fields every outcome shares: ids, output, tokens and latency (the cost is added by
     the caller that knows the prices, from the tokens here)."""
     ttft = None if record.first_token_s is None else (record.first_token_s - record.start_s) * 1000
-    return {
+    measured: dict[str, Any] = {
         "item_id": item.id,
         "area": item.area,
         "output": record.output_text,
@@ -155,3 +157,7 @@ def _measured(item: SuiteItem, record: RequestRecord) -> dict[str, Any]:
             "output_bytes": record.output_bytes,
         },
     }
+    if record.token_logprobs is not None:  # asked for (ClientConfig.logprobs): a summary, not the list
+        summary = summarize_logprobs(record.token_logprobs)
+        measured["extra"][LOGPROBS_KEY] = None if summary is None else summary.model_dump()
+    return measured

@@ -26,7 +26,9 @@ COMMANDS = {
     "card": "bench.cli.card:card",
     "compare": "bench.cli.compare:compare",
     "quantize": "bench.cli.quantize:quantize",
+    "suite": "bench.cli.suite:suite",
     "sweep": "bench.cli.sweep:sweep",
+    "whatif": "bench.cli.whatif:whatif",
 }
 
 

@@ -121,6 +121,8 @@ class ClientConfig:
     tokenizer: Counter | None = None  # counts output tokens when the server gives no usage
     keep_text: bool = True  # keep output_text / reasoning_text on records
     trust_env: bool = False  # use HTTP(S)_PROXY from the environment (a proxy adds latency; off by default)
+    # Ask OpenAI-style servers for each token's logprob with N alternatives (0: none); None: not asked
+    logprobs: int | None = None
 
     @property
     def sends_extras(self) -> bool:

@@ -33,6 +33,7 @@ _CHAT_FAST = re.compile(
     rb'"delta": ?\{"content": ?"([^"\\]*)"\}, ?(?:"logprobs": ?null, ?)?"finish_reason": ?null'
 )
 _TEXT_FAST = re.compile(rb'"text": ?"([^"\\]*)", ?(?:"logprobs": ?null, ?)?"finish_reason": ?null')
+_NEVER = re.compile(rb"(?!)")  # asked for logprobs: every chunk is parsed, so none is missed
 
 
 def apply_usage(record: RequestRecord, usage: dict[str, Any]) -> None:
@@ -54,12 +55,23 @@ def apply_usage(record: RequestRecord, usage: dict[str, Any]) -> None:
 class OpenAIStream:
     """Consumes a chat or completions event stream into a record."""
 
-    __slots__ = ("_chat", "_content", "_done", "_finished", "_keep", "_parser", "_reasoning", "_rec")
+    __slots__ = (
+        "_chat",
+        "_content",
+        "_done",
+        "_finished",
+        "_keep",
+        "_logprobs",
+        "_parser",
+        "_reasoning",
+        "_rec",
+    )
 
-    def __init__(self, record: RequestRecord, *, chat: bool, keep_text: bool) -> None:
+    def __init__(self, record: RequestRecord, *, chat: bool, keep_text: bool, logprobs: bool = False) -> None:
         self._rec = record
         self._chat = chat
         self._keep = keep_text
+        self._logprobs = logprobs
         self._parser = SSEParser()
         self._content: list[str] = []
         self._reasoning: list[str] = []
@@ -70,7 +82,7 @@ class OpenAIStream:
         """Parse the bytes of one read; `now` is when they were read (perf_counter s)."""
         rec = self._rec
         loads = json.loads
-        fast = _CHAT_FAST.search if self._chat else _TEXT_FAST.search
+        fast = _NEVER.search if self._logprobs else _CHAT_FAST.search if self._chat else _TEXT_FAST.search
         for _event, payload in self._parser.feed(data):
             match = fast(payload)
             if match is not None:
@@ -109,6 +121,8 @@ class OpenAIStream:
                             self._content.append(content)
                         if reasoning:
                             self._reasoning.append(reasoning)
+                if self._logprobs and choice.get("logprobs"):
+                    add_logprobs(rec, choice["logprobs"], chat=self._chat)
                 if choice.get("finish_reason"):
                     self._finished = True
             usage = obj.get("usage")
@@ -132,6 +146,18 @@ class OpenAIStream:
             )
 
 
+def add_logprobs(record: RequestRecord, logprobs: dict[str, Any], *, chat: bool) -> None:
+    """Append a chunk's token logprobs: chat `logprobs.content[].logprob`, completions `token_logprobs`."""
+    if chat:
+        values = [t.get("logprob") for t in logprobs.get("content") or [] if isinstance(t, dict)]
+    else:
+        values = list(logprobs.get("token_logprobs") or [])
+    found = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if record.token_logprobs is None:
+        record.token_logprobs = []
+    record.token_logprobs.extend(found)
+
+
 def _stream_error_text(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)
@@ -145,7 +171,8 @@ class _OpenAIBase(BaseClient):
         return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
 
     def stream(self, record: RequestRecord) -> OpenAIStream:
-        return OpenAIStream(record, chat=self.chat, keep_text=self.keeps_text)
+        logprobs = self.config.logprobs is not None
+        return OpenAIStream(record, chat=self.chat, keep_text=self.keeps_text, logprobs=logprobs)
 
     async def check(self) -> None:
         """GET {base}/models and look for the model; a 1-token request where /models is absent."""
@@ -213,6 +240,10 @@ class OpenAIChatClient(_OpenAIBase):
         # Real OpenAI deprecates max_tokens (reasoning models reject it); others know only max_tokens.
         budget = "max_completion_tokens" if self.config.server_kind == "openai" else "max_tokens"
         body[budget] = request.max_tokens
+        if self.config.logprobs is not None:
+            body["logprobs"] = True
+            if self.config.logprobs > 0:
+                body["top_logprobs"] = self.config.logprobs
         return self.sampling_fields(request, body)
 
 
@@ -235,4 +266,6 @@ class OpenAICompletionsClient(_OpenAIBase):
             "stream_options": {"include_usage": True},
             "max_tokens": request.max_tokens,
         }
+        if self.config.logprobs is not None:
+            body["logprobs"] = self.config.logprobs
         return self.sampling_fields(request, body)
