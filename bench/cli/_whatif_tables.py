@@ -11,7 +11,7 @@ from bench.cli._tables import folding, table_console
 from bench.report.value import fmt_number, fmt_signed, fmt_usd
 
 if TYPE_CHECKING:
-    from bench.accuracy.stats import PairedComparison
+    from bench.stats import PairedComparison
     from bench.whatif.cache import CacheFigures, CacheReport
     from bench.whatif.policy import Figures
     from bench.whatif.route import PolicyResult, RouteReport

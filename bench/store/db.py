@@ -308,6 +308,7 @@ class Store(SweepRows):
         run_id = uuid.uuid4().hex
         me = psutil.Process()
         blobs = [to_json(scrub(from_json(to_json(plain(v))))) for v in (target, profile, provenance)]
+        _check_documents(kind, from_json(blobs[0]), from_json(blobs[1]), from_json(blobs[2]), None)
         self._write(
             "INSERT INTO runs (id, kind, status, started_at, pid, pid_started, group_id, target, profile,"
             " provenance, note, sweep_id, point_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -413,6 +414,10 @@ class Store(SweepRows):
         """Close a run as 'complete', 'partial' or 'failed', with its summary (JSON) and error text."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"a finished run's status is one of {FINAL_STATUSES}, not {status!r}")
+        if summary is not None and not isinstance(summary, (RunSummary, AccuracySummary)):
+            row = self._conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                _check_documents(row[0], None, None, None, plain(summary))
         self._write(
             "UPDATE runs SET status = ?, ended_at = ?, summary = ?, error = ?, note = COALESCE(?, note)"
             " WHERE id = ?",
@@ -586,3 +591,20 @@ class Store(SweepRows):
             )
             for r in rows
         ]
+
+
+def _check_documents(kind: str, target: Any, profile: Any, provenance: Any, summary: Any) -> None:
+    """Refuse to write a document its typed model would not read back (None: not checked here)."""
+    loaders: list[tuple[Any, Any]] = [
+        (TargetDoc.from_json, target),
+        (LoadRunProfile.from_json if kind == "load" else AccuracyRunProfile.from_json, profile),
+        (Provenance.from_json, provenance),
+        (RunSummary.from_json if kind == "load" else AccuracySummary.from_json, summary),
+    ]
+    for load, document in loaders:
+        if document is None:
+            continue
+        try:
+            load(document)
+        except Exception as exc:
+            raise ValueError(f"a {kind} run's document does not match its typed model: {exc}") from exc

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.accuracy.scorers import score_deterministic
-from bench.accuracy.stats import Proportion, wilson
 from bench.records import reference_tokens
+from bench.stats import Proportion, wilson
 from bench.whatif.embed import TextEmbedder
 from bench.whatif.replay import CacheKind, Hit, Replay, replay_exact, replay_semantic, timeline
 from bench.whatif.requestlog import LoggedRequest, Scope, is_timed, scope_text

@@ -7,7 +7,7 @@ import dataclasses
 import math
 from typing import Any
 
-from bench.accuracy.stats import PairedComparison
+from bench.stats import PairedComparison
 from bench.whatif.cache import CacheFigures, CacheReport, CacheRun
 from bench.whatif.policy import Figures
 from bench.whatif.route import OptionResult, PolicyResult, RouteReport

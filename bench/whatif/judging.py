@@ -71,10 +71,11 @@ async def judge_served(
 
 def with_judge(name: str, registry: Registry, settings: Settings, work: Callable[[Judge], Awaitable[T]]) -> T:
     """Resolve and serve the judge named in the registry, check it, and run `work` with it."""
-    from bench.accuracy.driver import client_config, target_prices
-    from bench.accuracy.runner import token_cost
     from bench.clients import make_client
-    from bench.targets import identify_target, resolve_target, serving
+    from bench.runs.accuracy import target_prices
+    from bench.runs.opening import client_config
+    from bench.runs.pricing import token_cost
+    from bench.runs.targets import identify_target, resolve_target, serving
 
     target = resolve_target(name, registry, settings)
     with serving(target, settings) as served:

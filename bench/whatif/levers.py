@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.accuracy.stats import wilson
+from bench.stats import wilson
 from bench.whatif.cache import CacheReport, CacheRun
 from bench.whatif.route import PolicyResult, RouteReport
 

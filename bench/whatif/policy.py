@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bench.accuracy.stats import Proportion, wilson
 from bench.metrics.distribution import percentile
+from bench.stats import Proportion, wilson
 from bench.whatif.model import ItemOutcome
 
 

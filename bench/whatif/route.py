@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.accuracy.stats import PairedComparison, paired_compare
 from bench.errors import UsageError
+from bench.stats import PairedComparison, paired_compare
 from bench.whatif import thresholds
 from bench.whatif.curve import CurvePoint, apgr, cpt
 from bench.whatif.export import Fit, HeldOut, ModelRef, RoutePolicy

@@ -1,8 +1,8 @@
 """The one place the what-if analyses read the results store: stored accuracy runs become RouteData, a
 stored load or accuracy run becomes a request log. Everything else in bench.whatif is pure.
 
-Reads `Store.open(path, create=False)`, `get_run`, `load_items`, `load_records` and the run's `target`,
-`profile` and `provenance` documents (kept to the keys named here, so a typed store is one edit away).
+Reads `Store.open(path, create=False)`, `get_run`, `load_items`, `load_records` and the run's typed
+`target`, `profile` and `provenance` documents.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from bench.accuracy.logprobs import EXTRA_KEY as LOGPROBS_KEY
 from bench.accuracy.logprobs import LogprobSummary
-from bench.accuracy.runner import DEFAULT_MAX_TOKENS, question_text, token_cost
+from bench.accuracy.runner import DEFAULT_MAX_TOKENS, question_text
 from bench.accuracy.suite import Suite, load_suite
 from bench.errors import ConfigError, UsageError
-from bench.prompts import PromptSpec, build_requests
+from bench.prompts import build_requests
 from bench.records import ItemRecord, RequestRecord
 from bench.registry import Prices
+from bench.runs.pricing import token_cost
 from bench.store import RunInfo, Store
 from bench.whatif.cache import ProviderCache
 from bench.whatif.model import ItemOutcome, Option, RouteData
@@ -60,13 +61,13 @@ def _accuracy_run(store: Store, run_id: str, flag: str) -> RunInfo:
 
 
 def _name(run: RunInfo) -> str:
-    return str(run.target.get("name") or run.id[:8])
+    return run.target.name or run.id[:8]
 
 
 def _suite(run: RunInfo, override: str | None, notes: list[str]) -> Suite | None:
     """The run's suite, when it is at hand and still the one the run scored (same sha256)."""
-    ref = override or run.profile.get("suite")
-    if not isinstance(ref, str) or ref.startswith("lm-eval:"):
+    ref = override or run.accuracy_profile.suite
+    if ref.startswith("lm-eval:"):
         notes.append(f"run {run.id[:8]} names no suite file: prompt-based signals are off")
         return None
     try:
@@ -74,7 +75,7 @@ def _suite(run: RunInfo, override: str | None, notes: list[str]) -> Suite | None
     except ConfigError as exc:
         notes.append(f"suite {ref} of run {run.id[:8]} is not at hand ({exc}): prompt-based signals are off")
         return None
-    stored = run.profile.get("suite_sha256")
+    stored = run.accuracy_profile.suite_sha256
     if stored and stored != suite.sha256:
         notes.append(f"suite {ref} changed since run {run.id[:8]} scored it (sha256 differs): not used")
         return None
@@ -164,8 +165,8 @@ def load_route_data(
 
 def _from_items(run: RunInfo, items: Sequence[ItemRecord], suite: Suite) -> list[LoggedRequest]:
     by_id = {i.id: i for i in suite.items}
-    model = run.target.get("model")
-    max_tokens = run.profile.get("max_tokens") or DEFAULT_MAX_TOKENS
+    model = run.target.model
+    max_tokens = run.accuracy_profile.max_tokens or DEFAULT_MAX_TOKENS
     out: list[LoggedRequest] = []
     for item in items:
         question = by_id.get(item.item_id)
@@ -190,18 +191,13 @@ def _from_records(
     run: RunInfo, records: Sequence[RequestRecord], prices: Prices | None, notes: list[str]
 ) -> list[LoggedRequest]:
     """Rebuild each record's request from the run's prompt spec and seed (the store keeps no bodies)."""
-    try:
-        spec = PromptSpec.model_validate(run.profile["prompts"])
-        seed = int(run.profile["prompt_seed"])
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
-        raise UsageError(
-            f"run {run.id[:8]} stores no prompt spec to rebuild its requests from", flag="--run"
-        ) from exc
+    profile = run.load_profile
+    spec, seed = profile.prompts, profile.prompt_seed
     if spec.unit == "model":
         notes.append("prompts sized in the target's own tokens were rebuilt with the approximate tokenizer")
     kept = [r for r in records if not r.warmup]
     sent = build_requests(spec, max((r.request_id for r in kept), default=-1) + 1, seed)
-    model = run.target.get("model")
+    model = run.target.model
     out: list[LoggedRequest] = []
     for r in kept:
         request = sent[r.request_id]

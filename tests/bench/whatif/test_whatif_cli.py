@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.accuracy.documents import AccuracySummary
 from bench.cli import main
 from bench.records import ItemRecord
 from bench.store import Store
+from tests.documents import accuracy_profile, provenance, target
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "whatif"
 
@@ -56,11 +58,13 @@ def store(tmp_path: Path) -> tuple[Path, str, str]:
     ids = []
     with Store.open(db) as s:
         for name, items in (("tiny", tiny), ("api", api)):
-            run = s.start_run(
-                "accuracy", {"name": name, "model": name}, {"suite": str(suite), "suite_sha256": sha}, {}
-            )
+            profile = accuracy_profile(str(suite), target=name, suite_sha256=sha)
+            run = s.start_run("accuracy", target(name), profile, provenance())
             s.add_items(run, items)
-            s.finish_run(run, "complete", {})
+            right = sum(1 for i in items if i.correct)
+            summary = AccuracySummary(suite=str(suite), target=name, score=right / len(items), n=len(items),
+                                      correct=right)  # fmt: skip
+            s.finish_run(run, "complete", summary)
             ids.append(run)
     return db, ids[0], ids[1]
 

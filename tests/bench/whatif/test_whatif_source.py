@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.accuracy.documents import AccuracySummary
 from bench.errors import UnknownIdError, UsageError
 from bench.prompts import PromptSpec
 from bench.records import ItemRecord, RequestRecord, Status
 from bench.store import Store
 from bench.whatif.source import TokenPrice, load_route_data, load_run_log
+from tests.documents import accuracy_profile, load_profile, provenance, target
 
 NO_NUMBER = "no number in the answer"
 SUITE_LINES = [
@@ -37,11 +39,14 @@ def item(i: str, area: str, ok: bool, **kw: object) -> ItemRecord:
 
 
 def accuracy_run(store: Store, name: str, suite: tuple[str, str], items: list[ItemRecord]) -> str:
-    target = {"name": name, "model": f"{name}-model"}
-    profile = {"suite": suite[0], "suite_sha256": suite[1], "max_tokens": 64}
-    run_id = store.start_run("accuracy", target, profile, {})
+    profile = accuracy_profile(suite[0], target=name, suite_sha256=suite[1], max_tokens=64)
+    run_id = store.start_run("accuracy", target(name, model=f"{name}-model"), profile, provenance())
     store.add_items(run_id, items)
-    store.finish_run(run_id, "complete", {})
+    right = sum(1 for i in items if i.correct)
+    summary = AccuracySummary(
+        suite=suite[0], target=name, score=right / len(items), n=len(items), correct=right
+    )
+    store.finish_run(run_id, "complete", summary)
     return run_id
 
 
@@ -62,7 +67,7 @@ def test_accuracy_runs_become_route_data(tmp_path: Path) -> None:
             suite,
             [item(i, a, True) for i, a in (("a1", "math"), ("a2", "math"), ("b1", "geo"))],
         )
-        load = store.start_run("load", {"name": "x"}, {}, {})
+        load = store.start_run("load", target("x"), load_profile(), provenance())
     data = load_route_data(db, [tiny[:6], api], prices={tiny[:4]: TokenPrice(1.0, 10.0)})
     small, big = data.options
     assert (small.name, big.name) == ("tiny", "api") and data.shared_ids() == ["a1", "a2"]
@@ -115,12 +120,7 @@ def test_a_load_run_rebuilds_its_requests_from_the_prompt_spec(tmp_path: Path) -
     spec = PromptSpec(kind="file", dataset=prompts, shuffle=False, output_tokens="8")
     db = tmp_path / "r.sqlite"
     with Store.open(db) as store:
-        run = store.start_run(
-            "load",
-            {"name": "api", "model": "m"},
-            {"prompts": spec.model_dump(mode="json"), "prompt_seed": 0},
-            {},
-        )
+        run = store.start_run("load", target("api", model="m"), load_profile(prompts=spec), provenance())
         recs = [
             RequestRecord(i, Status.OK, i * 1.0, i * 1.0, i * 1.0 + 0.5, input_tokens=100, output_tokens=10,
                           cached_input_tokens=40 if i else 0, output_text=f"ans{i % 2}")
