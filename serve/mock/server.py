@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from typing import Any
 
 from serve.errors import PortInUseError, ServerStartError
 from serve.info import INFO_PATH, info_json, llmbench_version, runtime_info
@@ -56,9 +57,15 @@ _UNAUTHORIZED = ApiError(
 class MockServer:
     """A mock LLM server on asyncio; `start()` binds (port 0 picks a free port)."""
 
-    def __init__(self, spec: MockSpec) -> None:
+    def __init__(
+        self, spec: MockSpec, *, reuse_port: bool = False, process: dict[str, Any] | None = None
+    ) -> None:
+        """`reuse_port` and `process` (pid, worker index): one worker of several (serve.mock.workers)."""
         self.spec = spec
         self.stats = MockStats()
+        # What GET /metrics renders: this process's counters, or (workers) every worker's summed.
+        self.metrics_stats: Callable[[], MockStats] = lambda: self.stats
+        self._reuse_port = reuse_port
         self.counter = TokenCounter(spec.tokenizer)
         self.answerer = Answerer(spec.answers, self.counter)
         self.plan = LatencyPlan(spec.latency)
@@ -84,6 +91,7 @@ class MockServer:
                     "model": {"name": spec.model},
                     **spec.info,
                     "engine": {"name": "llmbench-mock", **dict(spec.info.get("engine") or {})},
+                    **({"process": process} if process is not None else {}),
                 },
                 engine_version=llmbench_version(),
             )
@@ -112,6 +120,7 @@ class MockServer:
                 self.spec.host,
                 self.spec.port,
                 backlog=2048,
+                reuse_port=True if self._reuse_port else None,
             )
         except OSError as e:
             where = f"{self.spec.host}:{self.spec.port}"
@@ -172,7 +181,7 @@ class MockServer:
         return json.dumps({"object": "list", "data": [model]}).encode(), JSON
 
     def _metrics(self) -> tuple[bytes, bytes]:
-        text = render_prometheus(self.stats, self.spec.model, self.spec.latency.capacity)
+        text = render_prometheus(self.metrics_stats(), self.spec.model, self.spec.latency.capacity)
         return text.encode(), b"text/plain; version=0.0.4; charset=utf-8"
 
     def _error(self, conn: HttpConnection, dialect: ApiDialect, err: ApiError) -> None:
@@ -335,7 +344,13 @@ def _whole_stream(rendered: Rendered, texts: list[bytes]) -> bytes:
 
 
 def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound."""
+    """Serve until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound (once every
+    worker process listens, with `spec.workers` > 1: serve.mock.workers)."""
+    if spec.workers > 1:
+        from serve.mock.workers import serve_workers
+
+        serve_workers(spec, on_ready)
+        return
 
     async def main() -> None:
         server = MockServer(spec)
@@ -357,7 +372,10 @@ def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
 
 @contextmanager
 def running_mock(spec: MockSpec) -> Iterator[str]:
-    """Run a MockServer on a background thread's event loop; yields its base URL."""
+    """Run a MockServer on a background thread's event loop; yields its base URL (one process: use
+    serve_mock for `spec.workers` > 1)."""
+    if spec.workers > 1:
+        raise ServerStartError("running_mock serves from one thread; serve several workers with serve_mock")
     server = MockServer(spec)
     loop = asyncio.new_event_loop()
     ready: Future[str] = Future()
