@@ -157,6 +157,9 @@ class RunCoordinator:
             for part in self._live():
                 part.link.send(wire.Start(self._start))
             await self._until(lambda: all(p.finished for p in self.parts.values()))
+        except BaseException:  # the caller's task was cancelled, or its callback raised: stop the workers
+            self._halt_all("interrupted", "the run was stopped by its caller")
+            raise
         finally:
             watcher.cancel()
             if ticker is not None:

@@ -229,7 +229,11 @@ async def _jobs(reader: asyncio.StreamReader, out: _Outbox, client: StreamingCli
                     job.halt(wire.Halt("interrupted", "the parent process went away"))
                 await inbox.put(wire.Close())
                 return
-            if isinstance(message, wire.Job | wire.Close):
+            if isinstance(message, wire.Close):  # leave now, even in the middle of a run
+                for job in current:
+                    job.halt(wire.Halt("interrupted", "the parent closed the pool"))
+                await inbox.put(message)
+            elif isinstance(message, wire.Job):
                 await inbox.put(message)
             elif current:
                 current[-1].handle(message)

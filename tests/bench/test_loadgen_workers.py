@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,6 +59,17 @@ def slow_mock_url() -> Iterator[str]:
     spec = MockSpec(model=MODEL, port=0, strict=False, latency=LatencyModel(ttft_ms=300, itl_ms=20))
     with running_mock(spec) as url:
         yield url
+
+
+def served(url: str) -> float:
+    """Generation requests the mock has received, from its /metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("vllm:request_success_total{")
+    )
 
 
 def factory(url: str) -> Callable[[], Any]:
@@ -299,3 +311,24 @@ def test_a_worker_that_cannot_start_fails_the_pool(mock_url: str) -> None:
         asyncio.run(start(broken_client))
     with pytest.raises(WorkerStartError, match="cannot be sent to worker processes"):
         asyncio.run(start(lambda: mock_client(mock_url, MODEL)))
+
+
+def test_a_caller_that_fails_mid_run_stops_every_worker(slow_mock_url: str) -> None:
+    plan = make_plan(ConstantProfile(rate=40.0), Limits(requests=2000))  # 50 s if nobody stopped it
+    pids: list[int] = []
+
+    def on_record(record: RequestRecord) -> None:
+        raise RuntimeError("the store is gone")
+
+    async def go() -> None:
+        async with WorkerPool(factory(slow_mock_url), 2) as pool:
+            pids.extend(pool.pids)
+            await pool.run(plan, requests(), on_record=on_record)
+
+    before = served(slow_mock_url)
+    with pytest.raises(RuntimeError, match="the store is gone"):
+        asyncio.run(go())
+    assert served(slow_mock_url) - before < 100  # halted: nowhere near the 2,000 planned were sent
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
