@@ -52,6 +52,7 @@ class ClientRun:
     cmd: list[str]
     result: Path
     env: dict[str, str] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()  # environment variables to remove
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,10 @@ def _aiperf(w: Workload, tmp: Path) -> ClientRun:
         str(w.tokenizer),
     ]
     cmd += ["--random-seed", str(w.seed), "--output-artifact-dir", str(out), "--ui", "none"]
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return ClientRun(cmd, out / "profile_export_aiperf.json", env)
+    # AIPerf 0.13 in offline mode looks a tokenizer up in the hub cache only, never at a local path; online
+    # it takes an absolute path as local and asks the hub nothing.
+    offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # any value, even 0, means offline to AIPerf
+    return ClientRun(cmd, out / "profile_export_aiperf.json", unset=offline)
 
 
 def _parse_aiperf(path: Path) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """One open-loop run through llmbench's worker processes, for scripts/bench-rate-accuracy.
 
 The engine alone (bench.loadgen.workers.WorkerPool with N workers; no store, no /metrics sampling): the
-pool starts before the clock does, the parent only gathers records. Prints the run's summary and the
+pool starts before the clock does, the parent only gathers records. `--worker-cpus` pins each worker to a
+CPU of its own (the caller pins this parent elsewhere). Prints the run's summary and the
 workers' own figures as one JSON object.
 
     .venv/bin/python scripts/_rate_workers.py --url URL --model M --rate 1000 --duration 15 --workers 2
@@ -40,7 +41,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     spec = PromptSpec(input_tokens=str(args.input_tokens), output_tokens=str(args.output_tokens))
     requests = build_requests(spec, len(plan.offsets_s), args.seed)
     make = functools.partial(worker_client, args.url, args.model, 60.0, None)
-    async with WorkerPool(make, args.workers) as pool:
+    cpus = [int(c) for c in args.worker_cpus.split(",")] if args.worker_cpus else None
+    async with WorkerPool(make, args.workers, cpus=cpus) as pool:
         outcome = await pool.run(plan, iter(requests))
     summary = summarize(outcome.records, client=outcome.client).to_json()
     return {
@@ -69,6 +71,7 @@ def main() -> int:
     parser.add_argument("--input-tokens", type=int, default=32)
     parser.add_argument("--output-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker-cpus", default=None, help="pin worker i to the i-th of these CPUs")
     args = parser.parse_args()
     try:
         import uvloop

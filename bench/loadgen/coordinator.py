@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import math
 import os
 import time
@@ -24,6 +25,7 @@ from typing import Protocol
 from bench.loadgen import wire
 from bench.loadgen.runner import (
     ERROR_RATE_MIN_SAMPLE,
+    GC_FREEZE_EVERY_S,
     Ended,
     Phase,
     Progress,
@@ -151,6 +153,9 @@ class RunCoordinator:
             link.send(job)
         watcher = asyncio.create_task(self._watch_stop())
         ticker = asyncio.create_task(self._tick()) if self._on_progress else None
+        # The parent keeps every record too: a full GC over them would stall its intake (and, on a small
+        # box, the core it shares with a worker), as in the runner.
+        freezer = asyncio.create_task(self._freeze_gc())
         try:
             await self._until(lambda: all(p.loaded or p.finished for p in self.parts.values()))
             self._start = time.perf_counter() + START_MARGIN_S
@@ -161,10 +166,11 @@ class RunCoordinator:
             self._halt_all("interrupted", "the run was stopped by its caller")
             raise
         finally:
-            watcher.cancel()
-            if ticker is not None:
-                ticker.cancel()
-            await asyncio.gather(watcher, *([ticker] if ticker else []), return_exceptions=True)
+            for task in (watcher, ticker, freezer):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(watcher, freezer, *([ticker] if ticker else []), return_exceptions=True)
+            gc.unfreeze()
         self._emit("done")
         return self._outcome(time.process_time() - proc0)
 
@@ -323,6 +329,12 @@ class RunCoordinator:
         else:
             warmup = nth < part.share.plan.warmup_count
         return died, warmup  # a closed loop's send time is not planned: the loss is stamped when seen
+
+    @staticmethod
+    async def _freeze_gc() -> None:
+        while True:
+            await asyncio.sleep(GC_FREEZE_EVERY_S)
+            gc.freeze()
 
     # --- progress ----------------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from bench.errors import LlmbenchError, UsageError
@@ -196,7 +196,15 @@ class _Link:
 class WorkerPool:
     """`workers` processes, each with its own client made by `client_factory`; runs plans one at a time."""
 
-    def __init__(self, client_factory: ClientFactory, workers: int, *, feed_chunk: int = FEED_CHUNK) -> None:
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        workers: int,
+        *,
+        feed_chunk: int = FEED_CHUNK,
+        cpus: Sequence[int] | None = None,
+    ) -> None:
+        """`cpus`: pin worker i to CPU cpus[i % len(cpus)] (Linux; benchmarks that keep a core apart)."""
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         self._factory = client_factory
@@ -205,6 +213,7 @@ class WorkerPool:
         self._links: list[_Link] = []
         self._runs = 0
         self._feed_chunk = feed_chunk  # requests per shipment to a worker of an open-ended closed loop
+        self._cpus = list(cpus or [])
 
     @property
     def pids(self) -> list[int]:
@@ -228,6 +237,8 @@ class WorkerPool:
         try:
             for link in self._links:
                 await link.start(factory_frame)
+                if self._cpus:
+                    os.sched_setaffinity(link.pid, {self._cpus[link.index % len(self._cpus)]})
             await asyncio.wait_for(self._ready(), START_TIMEOUT_S)
         except BaseException as exc:
             await self.__aexit__(None, None, None)
