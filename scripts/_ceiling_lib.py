@@ -5,6 +5,11 @@ what the CLI's extras cost. Prompts are built before the clock starts, as the CL
 object (the run's summary plus the wall time of the send loop) on stdout.
 
     .venv/bin/python scripts/_ceiling_lib.py --url URL --model M --tokenizer DIR --concurrency 16 --requests N
+        [--workers W]
+
+With `--workers W` the run goes through W worker processes (bench.loadgen.workers.WorkerPool) instead of
+one in-process LoadRunner; the pool starts before the clock does. Prompts are sized in the tokenizer's own
+tokens, chat template included (`--length-unit model`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,23 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def worker_client(url: str, model: str, timeout_s: float, tokenizer: str | None) -> Any:
+    """A worker process's client: the same configuration as in process (module level: it pickles)."""
+    from bench.clients import ClientConfig, make_client
+    from bench.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    config = ClientConfig(
+        base_url=url,
+        model=model,
+        server_kind="generic",
+        timeout_s=timeout_s,
+        tokenizer=None if tok.approximate else tok,
+        keep_text=False,
+    )
+    return make_client("openai-chat", config)
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,6 +62,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         input_tokens=str(args.input_tokens),
         output_tokens=str(args.output_tokens),
         tokenizer=args.tokenizer,
+        length_unit="model",
         seed=args.seed,
     )
     tokenizer = load_tokenizer(args.tokenizer)
@@ -54,6 +77,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         tokenizer=None if tokenizer.approximate else tokenizer,
         keep_text=False,
     )
+    if args.workers > 1:
+        return await _run_workers(args, plan, requests, spec.timeout_s)
     async with make_client("openai-chat", config) as client:
         await client.check()
         t0 = time.perf_counter()
@@ -61,6 +86,31 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         wall = time.perf_counter() - t0
     summary = summarize(outcome.records, client=outcome.client).to_json()
     return {"summary": summary, "wall_s": wall, "ended": outcome.ended}
+
+
+async def _run_workers(
+    args: argparse.Namespace, plan: Any, requests: list[Any], timeout_s: float
+) -> dict[str, Any]:
+    import functools
+
+    from bench.loadgen.workers import WorkerPool
+    from bench.metrics import summarize
+
+    make = functools.partial(worker_client, args.url, args.model, timeout_s, args.tokenizer)
+    async with WorkerPool(make, args.workers) as pool:
+        t0 = time.perf_counter()
+        outcome = await pool.run(plan, iter(requests))
+        wall = time.perf_counter() - t0
+    summary = summarize(outcome.records, client=outcome.client).to_json()
+    total = outcome.client_total
+    return {
+        "summary": summary,
+        "wall_s": wall,
+        "ended": outcome.ended,
+        "workers": args.workers,
+        "client_total_cpu_s": None if total is None else total.cpu_s,
+        "worker_cpu_shares": [w.client.cpu_share for w in outcome.workers],
+    }
 
 
 def main() -> int:
@@ -73,6 +123,7 @@ def main() -> int:
     parser.add_argument("--input-tokens", type=int, default=128)
     parser.add_argument("--output-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (1: in process)")
     args = parser.parse_args()
     try:
         import uvloop

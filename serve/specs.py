@@ -116,3 +116,6 @@ class MockSpec(_Spec):
         None, description="when set, requests without this key get the provider's 401 (never logged)"
     )
     info: dict[str, Any] = Field(default_factory=dict, description="static part of GET /llmbench/info")
+    workers: int = Field(
+        1, ge=1, le=256, description="processes answering on one port (SO_REUSEPORT), counters summed"
+    )

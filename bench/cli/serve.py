@@ -70,6 +70,12 @@ from serve.vllm.config import VllmSpec
     help="Mock backend: reject fields the imitated provider rejects (vLLM extras) [the entry's: strict].",
 )
 @click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Mock backend: processes answering on one port (SO_REUSEPORT), counters summed [1].",
+)
+@click.option(
     "--pull", is_flag=True, help="Pull a hub model that is not in the cache first (as `llmbench pull`)."
 )
 @click.pass_obj
@@ -132,6 +138,7 @@ def _options(flags: dict[str, Any]) -> ServeOptions:
         device=flags["device"] or "auto",
         strict=flags["strict"],
         pull=flags["pull"],
+        workers=flags["workers"],
     )
 
 

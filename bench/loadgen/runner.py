@@ -8,25 +8,34 @@ task, so a stop can cancel the stragglers and still account for each one (a CANC
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bench.errors import TargetError
 from bench.loadgen.protocol import StreamingClient
 from bench.loadgen.schedule import Plan
+from bench.loadgen.timer import DueTimer
 from bench.metrics import ClientStats
 from bench.records import GenRequest, RequestRecord, Status
 
-Ended = Literal["complete", "interrupted", "server_down", "error_rate"]
+# worker_lost: a worker process of a multi-process run died (bench.loadgen.workers); the run is partial.
+Ended = Literal["complete", "interrupted", "server_down", "error_rate", "worker_lost"]
 Phase = Literal["warmup", "measuring", "cooldown", "done"]
 PROGRESS_EVERY_S = 0.5
 PROBE_TIMEOUT_S = 5.0
 ERROR_RATE_MIN_SAMPLE = 10  # measured requests finished before --max-error-rate is judged
 _TTFT_WINDOW = 256  # running TTFT p50 over the latest this many successes
+# Why freeze: the records a run keeps are long-lived objects that Python's cyclic GC would scan again and
+# again; at 1,000 requests/s a full collection over them stopped the loop for ~30 ms and the middle
+# generation for ~3.6 ms (measured), so sends went late. Every this many seconds the run moves what is
+# alive out of the collector's sight (gc.freeze; reference counting still frees it), and gives it back
+# at the end of the run (gc.unfreeze).
+GC_FREEZE_EVERY_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class Progress:
     ttft_p50_ms: float | None  # over the latest successes
     planned: int | None  # requests to send including warm-up, when known
     duration_s: float | None  # measured duration limit (s), when set
+    workers: int = 1  # processes sending (a multi-process run sums theirs)
 
 
 @dataclass(slots=True)
@@ -57,6 +67,31 @@ class RunOutcome:
     client: ClientStats  # CPU of the event loop's thread over the run
     max_in_flight: int
     process_cpu_s: float = 0.0  # the whole process (store writer, display, an in-process mock)
+    # Multi-process runs (bench.loadgen.workers): `client` is then the busiest worker's event loop (the
+    # client_bound rule is about one saturated loop), `client_total` the sum over workers (cores used),
+    # `workers` each worker's own figures. An in-process run leaves them empty.
+    client_total: ClientStats | None = None
+    workers: list[WorkerStats] = field(default_factory=list)
+    start_s: float | None = None  # perf_counter when sending began (the workers' shared start)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """One worker process of a multi-process run: its event loop's CPU, its sends and their lag (ms)."""
+
+    index: int
+    pid: int
+    client: ClientStats  # CPU of the worker's event-loop thread over its run
+    process_cpu_s: float
+    sent: int  # requests it launched, warm-up included
+    assigned: int | None  # requests it was given (None: fed on demand)
+    max_in_flight: int
+    lag_p50_ms: float | None  # scheduling lag of its measured sends (start − scheduled)
+    lag_p99_ms: float | None
+    lag_max_ms: float | None
+    client_bound_reasons: list[str]  # the client_bound rule applied to this worker alone
+    ended: str  # how its own runner ended ("lost" when the process died)
+    reason: str | None = None
 
 
 RecordSink = Callable[[RequestRecord], None]
@@ -77,7 +112,13 @@ class LoadRunner:
         stop: asyncio.Event | None = None,
         progress_every_s: float = PROGRESS_EVERY_S,
         origin_s: float | None = None,
+        measure_barrier: Callable[[], Awaitable[float]] | None = None,
+        first_measured_offset_s: float | None = None,
     ) -> None:
+        """`measure_barrier` (multi-process runs): awaited once the warm-up has finished; returns the
+        perf_counter time at which every worker starts measuring. `first_measured_offset_s`: when `plan`
+        is one worker's share of an open-loop plan, the whole plan's first measured offset, so that the
+        share keeps the plan's absolute spacing."""
         self.client = client
         self.plan = plan
         self._requests = requests
@@ -103,8 +144,17 @@ class LoadRunner:
         self._probe: asyncio.Task[None] | None = None
         self._last_probe = 0.0
         self._deadline: float | None = None
-        self._warming = self._has_warmup()  # the warm-up phase runs (and completes) before measuring
+        # The warm-up phase runs (and completes) before measuring; a worker of several with no warm-up
+        # share of its own still waits in it for the others.
+        self._warming = self._has_warmup() or measure_barrier is not None
         self.measure_start_s: float | None = None  # perf_counter when the measured phase began
+        self._barrier = measure_barrier
+        self._first_measured = first_measured_offset_s
+
+    @property
+    def sent(self) -> int:
+        """Requests launched so far, warm-up included."""
+        return self._sent
 
     def _has_warmup(self) -> bool:
         warm = self.plan.limits.warmup
@@ -118,6 +168,7 @@ class LoadRunner:
             self._origin = wall0
         producer = asyncio.create_task(self._produce())
         ticker = asyncio.create_task(self._tick()) if self._on_progress else None
+        freezer = asyncio.create_task(self._freeze_gc())
         waiters = {producer, asyncio.create_task(self._stop.wait()), asyncio.create_task(self._halt.wait())}
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -141,6 +192,9 @@ class LoadRunner:
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
+            freezer.cancel()
+            await asyncio.gather(freezer, return_exceptions=True)
+            gc.unfreeze()
         wall = time.perf_counter() - wall0
         self._emit_progress("done")
         return RunOutcome(
@@ -162,41 +216,55 @@ class LoadRunner:
         kernels, connections), and a warm-up sent with the measured burst warms nothing and adds load the
         measurement does not count.
         """
-        if not self._warming:
-            self.measure_start_s = self._origin  # no warm-up: measuring starts with the run
-        else:
+        if self._warming:
             await (self._open_loop(warmup=True) if self.plan.open_loop else self._closed_loop())
             if self._inflight:
                 await asyncio.wait(set(self._inflight))
+        if self._barrier is not None:
+            # One worker of several: every worker measures from the same instant, after all warm-ups.
+            start = await self._barrier() if self._sending else time.perf_counter()
             self._warming = False
-            if not self._sending:
-                return
+            self.measure_start_s = start
+            if start > time.perf_counter():  # a closed loop must not start before the others
+                await asyncio.sleep(start - time.perf_counter())
+        elif self._warming:
+            self._warming = False
             self.measure_start_s = time.perf_counter()
+        else:
+            self.measure_start_s = self._origin  # no warm-up: measuring starts with the run
+        if not self._sending:
+            return
         if self.plan.limits.duration_s is not None:
             self._deadline = self.measure_start_s + self.plan.limits.duration_s
         await (self._open_loop(warmup=False) if self.plan.open_loop else self._closed_loop())
 
     async def _open_loop(self, *, warmup: bool) -> None:
-        """Send the warm-up offsets from the origin, or the measured ones from the measured phase's start."""
+        """Send the warm-up offsets from the origin, or the measured ones from the measured phase's start.
+
+        Each send waits on a DueTimer (bench.loadgen.timer): a timerfd wake-up just before it is due, then
+        a short yield-spin, so the send is neither early nor late by the loop's millisecond timers.
+        """
         assert self.plan.offsets_s is not None
         warm = self.plan.warmup_count
         offsets = self.plan.offsets_s[:warm] if warmup else self.plan.offsets_s[warm:]
         if not offsets:
             return
-        origin = self._origin if warmup else (self.measure_start_s or self._origin) - offsets[0]
-        clock = time.perf_counter
-        for offset in offsets:
-            request = next(self._requests, None)
-            if request is None:
-                return
-            target = origin + offset
-            delay = target - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if not self._sending:
-                return
-            self._launch(request, target, warmup=warmup)
-            await self._let_it_go_out()
+        first = offsets[0] if self._first_measured is None else self._first_measured
+        origin = self._origin if warmup else (self.measure_start_s or self._origin) - first
+        timer = DueTimer()
+        try:
+            for offset in offsets:
+                request = next(self._requests, None)
+                if request is None:
+                    return
+                target = origin + offset
+                await timer.wait_until(target)
+                if not self._sending:
+                    return
+                self._launch(request, target, warmup=warmup)
+                await self._let_it_go_out()
+        finally:
+            timer.close()
 
     async def _closed_loop(self) -> None:
         assert self.plan.concurrency is not None
@@ -336,6 +404,11 @@ class LoadRunner:
             share = self._measured_failed / self._measured_done
             self._end("error_rate", f"stopped: {share:.0%} of requests failed (--max-error-rate {cap:g})")
 
+    def halt(self, ended: Ended, reason: str) -> None:
+        """End the run from outside (a multi-process run stopping every worker): stop sending, then cool
+        down as `ended` says (with the grace time for complete and error_rate, without for the rest)."""
+        self._end(ended, reason)
+
     def _end(self, ended: Ended, reason: str) -> None:
         if self._ended == "complete":
             self._ended, self._reason = ended, reason
@@ -388,6 +461,12 @@ class LoadRunner:
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    @staticmethod
+    async def _freeze_gc() -> None:
+        while True:
+            await asyncio.sleep(GC_FREEZE_EVERY_S)
+            gc.freeze()
 
     # --- progress -----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ FLAGS = {
     "max_model_len": "--max-model-len",
     "vllm_python": "--vllm-python",
     "strict": "--strict/--no-strict",
+    "workers": "--workers",
 }
 HF_DTYPES = ("bfloat16", "float32", "auto")  # what the transformers backend loads
 HF_ENGINE_ARGS = frozenset({"dtype", "max-model-len"})  # --engine-arg keys the hf backend honours
@@ -43,6 +44,7 @@ def check_backend_flags(options: Any, backend: str, device: str) -> None:
     """Refuse what `backend` (on `device`) would not honour."""
     if backend != "mock":
         refuse_given(options, ["strict"], "field strictness is a mock-backend setting")
+        refuse_given(options, ["workers"], "worker processes on one port are a mock-backend setting")
     if backend == "mock":
         refuse_given(
             options,

@@ -69,6 +69,7 @@ class ServeOptions(BaseModel):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     strict: bool | None = None  # mock backend: imitate the provider's field checks (None: the entry's)
     pull: bool = False  # pull a hub model that is not in the cache before serving it
+    workers: int | None = Field(None, ge=1, le=256)  # mock backend: processes on one port (None: 1)
 
 
 # --engine-arg values that become typed VllmSpec fields: checked here so that a bad value names its flag.
@@ -215,6 +216,7 @@ def plan_serve(
             strict=True if options.strict is None else options.strict,
             api_key=SecretStr(api_key) if api_key else None,
             info=serve_info(resolved, entry, backend="mock", folder=folder),
+            workers=options.workers or 1,
         )
         return ServePlan(resolved, resolved, "mock", spec, log_file, variant=entry.variant, model_dir=folder,
                          notes=["mock backend: filler answers under this model's name"])  # fmt: skip
@@ -499,10 +501,17 @@ def _mock_entry_plan(
         port=options.port if options.port is not None else entry.port,
         strict=options.strict,
         api_key=api_key,
+        workers=options.workers or 1,
     )
     probe: ProbeKind = "messages" if entry.provider == "anthropic" else "chat"
     log_file = options.log_file or default_log_file(settings, name)
-    return ServePlan(name, entry.model, "mock", spec, log_file, probe=probe)
+    notes = []
+    if spec.workers > 1 and spec.cache.enabled:
+        notes.append(
+            f"{spec.workers} mock processes each keep their own prompt cache: a request that lands on"
+            " another process than the one that cached its prefix misses (as a provider's cache may)"
+        )
+    return ServePlan(name, entry.model, "mock", spec, log_file, probe=probe, notes=notes)
 
 
 def mock_spec(
@@ -515,6 +524,7 @@ def mock_spec(
     port: int = 0,
     strict: bool | None = None,
     api_key: str | None = None,
+    workers: int = 1,
 ) -> MockSpec:
     """The mock server a registry mock entry describes (its tokenizer resolved to a local folder)."""
     tokenizer: Path | None = None
@@ -527,8 +537,11 @@ def mock_spec(
         port=port,
         latency=entry.latency,
         answers=resolve_answers(entry.answers),
+        cache=entry.cache,
+        reasoning=entry.reasoning,
         tokenizer=tokenizer,
         strict=entry.strict if strict is None else strict,
         api_key=SecretStr(api_key) if api_key else None,
         info={"model": {"name": entry.model, "registry": name, "stands_in_for": entry.provider}},
+        workers=workers,
     )

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from typing import Any
 
 from serve.errors import PortInUseError, ServerStartError
 from serve.info import INFO_PATH, info_json, llmbench_version, runtime_info
@@ -58,10 +59,21 @@ _UNAUTHORIZED = ApiError(
 class MockServer:
     """A mock LLM server on asyncio; `start()` binds (port 0 picks a free port)."""
 
-    def __init__(self, spec: MockSpec, clock: Callable[[], float] | None = None) -> None:
-        """`clock` (s) times the prompt cache's lifetimes; the default is time.monotonic."""
+    def __init__(
+        self,
+        spec: MockSpec,
+        clock: Callable[[], float] | None = None,
+        *,
+        reuse_port: bool = False,
+        process: dict[str, Any] | None = None,
+    ) -> None:
+        """`clock` (s) times the prompt cache's lifetimes (default time.monotonic); `reuse_port` and
+        `process` (pid, worker index): one worker of several (serve.mock.workers)."""
         self.spec = spec
         self.stats = MockStats()
+        # What GET /metrics renders: this process's counters, or (workers) every worker's summed.
+        self.metrics_stats: Callable[[], MockStats] = lambda: self.stats
+        self._reuse_port = reuse_port
         self.counter = TokenCounter(spec.tokenizer)
         self.answerer = Answerer(spec.answers, self.counter)
         self.cache = PromptCache(spec.cache, self.counter, clock or time.monotonic)
@@ -89,6 +101,7 @@ class MockServer:
                     "model": {"name": spec.model},
                     **spec.info,
                     "engine": {"name": "llmbench-mock", **dict(spec.info.get("engine") or {})},
+                    **({"process": process} if process is not None else {}),
                 },
                 engine_version=llmbench_version(),
             )
@@ -117,6 +130,7 @@ class MockServer:
                 self.spec.host,
                 self.spec.port,
                 backlog=2048,
+                reuse_port=True if self._reuse_port else None,
             )
         except OSError as e:
             where = f"{self.spec.host}:{self.spec.port}"
@@ -201,7 +215,7 @@ class MockServer:
         return json.dumps({"object": "list", "data": [model]}).encode(), JSON
 
     def _metrics(self) -> tuple[bytes, bytes]:
-        text = render_prometheus(self.stats, self.spec.model, self.spec.latency.capacity)
+        text = render_prometheus(self.metrics_stats(), self.spec.model, self.spec.latency.capacity)
         return text.encode(), b"text/plain; version=0.0.4; charset=utf-8"
 
     def _error(self, conn: HttpConnection, dialect: ApiDialect, err: ApiError) -> None:
@@ -410,7 +424,13 @@ def _whole_stream(rendered: Rendered, texts: list[bytes]) -> bytes:
 
 
 def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound."""
+    """Serve until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound (once every
+    worker process listens, with `spec.workers` > 1: serve.mock.workers)."""
+    if spec.workers > 1:
+        from serve.mock.workers import serve_workers
+
+        serve_workers(spec, on_ready)
+        return
 
     async def main() -> None:
         server = MockServer(spec)
@@ -432,7 +452,10 @@ def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
 
 @contextmanager
 def running_mock(spec: MockSpec, clock: Callable[[], float] | None = None) -> Iterator[str]:
-    """Run a MockServer on a background thread's event loop; yields its base URL (`clock`: see MockServer)."""
+    """Run a MockServer on a background thread's event loop; yields its base URL (`clock`: see MockServer;
+    one process: use serve_mock for `spec.workers` > 1)."""
+    if spec.workers > 1:
+        raise ServerStartError("running_mock serves from one thread; serve several workers with serve_mock")
     server = MockServer(spec, clock)
     loop = asyncio.new_event_loop()
     ready: Future[str] = Future()

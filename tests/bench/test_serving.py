@@ -231,3 +231,21 @@ def test_parse_engine_args() -> None:
     }
     with pytest.raises(UsageError):
         parse_engine_args(["novalue"])
+
+
+def test_a_mock_entry_serves_its_cache_and_reasoning_and_workers_note_their_own_caches(
+    tmp_path: Path,
+) -> None:
+    overlay = tmp_path / "models.yaml"
+    overlay.write_text(
+        "schema: llmbench.models/1\nmock:\n  m:\n    provider: anthropic\n    model: m-1\n"
+        "    cache: {explicit_min_tokens: 256}\n    reasoning: {tokens: 12}\n"
+    )
+    registry = load_registry([overlay])
+    plan = plan_serve(registry, Settings(home=tmp_path), "m", ServeOptions(workers=3))
+    spec = plan.spec
+    assert spec.cache.explicit_min_tokens == 256 and spec.reasoning.tokens == 12 and spec.workers == 3
+    assert plan.probe == "messages"
+    assert any("each keep their own prompt cache" in n for n in plan.notes)
+    single = plan_serve(registry, Settings(home=tmp_path), "m", ServeOptions())
+    assert single.notes == []
