@@ -196,7 +196,21 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-_ON_THE_FLY_SCALE = {"fp8": 0.5, "bitsandbytes": 0.3}
+# Bytes per parameter as served, by quantization format (scales and zero points included, roughly): the one
+# table. None is the 16-bit served dtype. bench.serving.fit_table reads it for registry variants; the vLLM
+# check below reads it for on-the-fly quantization of a 16-bit checkpoint.
+BYTES_PER_PARAM: dict[str | None, float] = {
+    None: 2.0, "fp8": 1.02, "w8a8": 1.02, "bnb-int8": 1.02, "w4a16": 0.53, "awq": 0.53, "gptq": 0.53,
+    "bnb-nf4": 0.56,
+}  # fmt: skip
+# vLLM's `--quantization` quantizing a 16-bit checkpoint as it loads (bitsandbytes in flight is 4-bit NF4).
+_ON_THE_FLY = {"fp8": "fp8", "bitsandbytes": "bnb-nf4"}
+
+
+def on_the_fly_scale(quantization: str | None) -> float:
+    """Served weight bytes over the 16-bit checkpoint's, for vLLM quantizing it in flight (1.0: none)."""
+    method = _ON_THE_FLY.get(quantization or "")
+    return 1.0 if method is None else BYTES_PER_PARAM[method] / BYTES_PER_PARAM[None]
 
 
 def check_vllm_fit(
@@ -225,7 +239,7 @@ def check_vllm_fit(
         source = "hub safetensors metadata"
     else:
         return f"fit check skipped: {spec.model} is not pulled (offline); run `llmbench pull` for the check"
-    scale = _ON_THE_FLY_SCALE.get(spec.quantization or "", 1.0) if not _prequantized(config) else 1.0
+    scale = on_the_fly_scale(spec.quantization) if not _prequantized(config) else 1.0
     if scale != 1.0:
         weights = int(weights * scale)
         source += f", × {scale} for on-the-fly {spec.quantization}"

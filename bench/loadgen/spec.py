@@ -109,10 +109,10 @@ class LoadOptions(BaseModel):
         DEFAULT_SEARCH_STEPS, ge=0, le=12, description="goodput: bisection steps after doubling"
     )
     workload: str | None = Field(
-        None, description="a llmbench.workload/1 file: the traffic the run sends (instead of the prompt flags)"
+        None, description="a llmbench.workload/1 file: the traffic to send (instead of the prompt flags)"
     )
     skip_invalid: bool = Field(
-        False, description="request logs: skip lines that are not valid requests (counted) instead of refusing"
+        False, description="request logs: skip lines that are not valid requests (counted), not refuse"
     )
     workers: int | Literal["auto"] | None = Field(
         None, description="load-generator processes (None: 1, in process; auto: one per spare core)"

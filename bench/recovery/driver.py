@@ -211,7 +211,7 @@ def _speeds(
         load = LoadSpec(
             target=name, url=url + "/v1", profile="concurrent", concurrency=[level],
             requests=spec.requests_at(level), input_tokens=str(spec.input_tokens),
-            output_tokens=str(spec.output_tokens), ignore_eos=True, store=spec.store,
+            output_tokens=str(spec.output_tokens), length_unit="model", ignore_eos=True, store=spec.store,
         )  # fmt: skip
         result = run_load(load, settings, registry, handle_sigint=False)
         for run in result.runs:

@@ -33,8 +33,10 @@ class RecoverySpec(BaseModel):
     speed_requests: int = Field(
         64, ge=1, description="measured requests per level (at least 4 × concurrency)"
     )
-    input_tokens: int = Field(64, ge=1)
-    output_tokens: int = Field(32, ge=1)
+    # In the model's own tokens: base and variant share the tokenizer, and the prompt must fit the served
+    # context (reference tokens of the tiny models' small vocabulary are about twice as many model tokens).
+    input_tokens: int = Field(64, ge=1, description="speed prompts' length, model tokens")
+    output_tokens: int = Field(32, ge=1, description="speed answers' length, model tokens")
     saturation_share: float = Field(
         0.9,
         gt=0,

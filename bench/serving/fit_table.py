@@ -21,6 +21,7 @@ from bench.registry import Hardware, LocalModel, Registry
 from bench.serving.plan import local_model_dir
 from bench.settings import Settings
 from serve.fit import (
+    BYTES_PER_PARAM,
     DTYPE_BYTES,
     GIB,
     OVERHEAD_BYTES_PER_DEVICE,
@@ -31,12 +32,6 @@ from serve.fit import (
     safetensors_header,
 )
 
-# Bytes per parameter as served, by the registry's quantization method (scales and zero points included,
-# roughly); None = the served dtype (2 bytes for bf16/fp16).
-BYTES_PER_PARAM: dict[str | None, float] = {
-    None: 2.0, "fp8": 1.02, "w8a8": 1.02, "bnb-int8": 1.02, "w4a16": 0.53, "awq": 0.53, "gptq": 0.53,
-    "bnb-nf4": 0.56,
-}  # fmt: skip
 HubInputs = Callable[[str, str | None], tuple[int, dict[str, Any]]]
 
 

@@ -202,7 +202,8 @@ def worker_main() -> None:
         await server.start()
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        print(READY, server.url, flush=True)
+        sys.stdout.write(f"{READY} {server.url}\n")  # to the parent, which reads it in _all_ready
+        sys.stdout.flush()
         try:
             while not stop.is_set() and os.getppid() == parent:  # the parent gone: leave
                 shared.publish()

@@ -29,7 +29,7 @@ def test_load_against_vllm(vllm_server: VllmServerInfo, tmp_path: Path) -> None:
         vllm_server,
         "--target", "tiny-random", "--url", vllm_server.base_url,
         "--profile", "concurrent", "--concurrency", "1,4", "--requests", "12", "--warmup", "2",
-        "--input-tokens", "32", "--output-tokens", "16", "--slo", "ttft_ms=5000",
+        "--input-tokens", "32", "--output-tokens", "16", "--length-unit", "model", "--slo", "ttft_ms=5000",
         "--out", str(out), "--store", str(store),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -87,11 +87,13 @@ def test_a_url_target_that_is_vllm_gets_fixed_lengths_and_its_provenance(
         vllm_server,
         "--target", vllm_server.base_url, "--tokenizer", str(vllm_server.model_dir),
         "--profile", "concurrent", "--concurrency", "4", "--requests", "30", "--output-tokens", "64",
-        "--out", str(out), "--store", str(store), "--hardware", "h100-80gb-x1",
+        "--length-unit", "model", "--out", str(out), "--store", str(store), "--hardware", "h100-80gb-x1",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(out.read_text(encoding="utf-8"))["runs"]
     assert run["profile"]["sent"] == {
+        "length_unit": "model",
+        "output_scale": 1.0,
         "ignore_eos_requested": True,
         "ignore_eos": True,
         "server_kind": "vllm",
@@ -100,7 +102,7 @@ def test_a_url_target_that_is_vllm_gets_fixed_lengths_and_its_provenance(
     assert run["summary"]["tokens"]["output"] == 30 * 64 and run["summary"]["fixed_length"] is True
     with Store.open(store) as s:
         prov = s.get_run(run["run_id"]).provenance
-    assert prov["engine"]["name"] == "vllm" and "0.32" in prov["engine"]["version"]
-    assert prov["server"]["backend"] == "vllm" and prov["server"]["accelerators"]
-    assert prov["model"]["name"] == "tiny-random" and prov["model"]["builtin"] == "tiny-random"
-    assert prov["engine_args"]["max-model-len"] and prov["hardware_profile"] == "h100-80gb-x1"
+    assert prov.engine.name == "vllm" and "0.32" in (prov.engine.version or "")
+    assert prov.server.backend == "vllm" and prov.server.accelerators
+    assert prov.model.name == "tiny-random" and prov.model.builtin == "tiny-random"
+    assert (prov.engine_args or {})["max-model-len"] and prov.hardware_profile == "h100-80gb-x1"

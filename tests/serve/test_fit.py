@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from serve.fit import (
     GIB,
     MemoryBudget,
@@ -97,3 +99,14 @@ def test_skips_without_local_files_or_hub() -> None:
     spec = VllmSpec(model="org/unpulled", served_model_name="x")
     note = check_vllm_fit(spec, model_dir=None, gpus=[H100])
     assert isinstance(note, str) and "skipped" in note
+
+
+def test_on_the_fly_quantization_reads_the_one_bytes_per_param_table() -> None:
+    """vLLM quantizing a 16-bit checkpoint as it loads: fp8 keeps 1.02 of 2 bytes a parameter (0.51),
+    in-flight bitsandbytes is 4-bit NF4 at 0.56 of 2 (0.28); no quantization keeps them all."""
+    from serve.fit import BYTES_PER_PARAM, on_the_fly_scale
+
+    assert on_the_fly_scale("fp8") == pytest.approx(0.51)
+    assert on_the_fly_scale("bitsandbytes") == pytest.approx(0.28)
+    assert on_the_fly_scale(None) == on_the_fly_scale("compressed-tensors") == 1.0
+    assert BYTES_PER_PARAM["bnb-nf4"] / BYTES_PER_PARAM[None] == on_the_fly_scale("bitsandbytes")
