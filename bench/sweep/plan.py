@@ -12,19 +12,22 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.errors import ConfigError, LlmbenchError
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry
 from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
+from quantize.methods import method_for_registry
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
 START_S = {"vllm": 60.0, "hf": 20.0, "mock": 2.0, "api": 0.0, "auto": 60.0}
 REQUEST_S = {"local": 0.5, "api": 1.5, "mock": 0.5}  # one request of about 128 output tokens, alone
 PROMPT_TOKENS_PER_ITEM = 60  # a suite item's prompt, for the spend estimate
 DEFAULT_OUTPUT = 128
+# (serve name, quantization method, backend) -> why it cannot be served here, or None.
+ServableFn = Callable[[str, str, str], str | None]
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,17 @@ def _point_id(definition: Mapping[str, Any]) -> str:
 
 
 def expand(
-    sweep: SweepFile, registry: Registry, env: Mapping[str, str] | None = None, *, check_keys: bool = True
+    sweep: SweepFile,
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_keys: bool = True,
+    servable: ServableFn | None = None,
 ) -> SweepPlan:
     """Every point of the sweep, checked; ConfigError lists every problem at once.
 
     With `check_keys=False` (a dry run) a missing API key is a note on its point instead of an error.
+    `servable` refuses quantized variants the engine here cannot serve (e.g. a kernel its CPU build lacks).
     """
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -135,6 +144,11 @@ def expand(
                 except LlmbenchError as exc:
                     problems.append(f"{where}.variants: {exc}; or make it with {{quantize: METHOD}}")
                     continue
+            method = _method_of(registry, serve_name, quantize) if kind == "local" else None
+            problem = servable(serve_name, method, backend or target.backend) if servable and method else None
+            if problem is not None:
+                problems.append(f"{where}.variants: {problem}")
+                continue
             for args in _combinations(target) if kind == "local" else [{}]:
                 points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize, args))
         for point in points[first:]:
@@ -150,6 +164,18 @@ def expand(
         head = problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
         raise ConfigError(head, fix="fix the sweep file (or the environment) and run it again")
     return SweepPlan(sweep.name, points)
+
+
+def _method_of(registry: Registry, serve_name: str, quantize: dict[str, Any] | None) -> str | None:
+    """The quantization method (CLI name) a local point serves, or None for full precision."""
+    if quantize is not None:
+        return str(quantize["method"])
+    try:
+        _, entry = registry.local(serve_name)
+    except LlmbenchError:
+        return None
+    method = method_for_registry(entry.quantization.method) if entry.quantization is not None else None
+    return method.name if method is not None else None
 
 
 def _check_target(
