@@ -50,11 +50,19 @@ SKILLS_ARCH = Arch(hidden=64, intermediate=256, layers=4, heads=2, head_dim=32, 
 SKILLS_TRAIN = TrainSettings()
 
 
-def recipe_fingerprint(generator: str) -> str:
-    """A short hash of everything that shapes `generator`'s files besides the code and the seed."""
+def recipe_fingerprint(generator: str, steps: int | None = None) -> str:
+    """A short hash of everything that shapes `generator`'s files besides the code and the seed.
+
+    `steps` stands for a tiny-skills build trained for another number of steps than the recipe's.
+    """
+    from serve.tiny.pinned import PINNED_ENV
+    from serve.tiny.skills_data import TRAIN_MIX
+
     recipe: dict[str, object] = {"arch": asdict(RANDOM_ARCH), "vocab": RANDOM_VOCAB}
     if generator == "tiny-skills":
         train = {k: v for k, v in asdict(SKILLS_TRAIN).items() if k != "log_every"}
-        recipe = {"arch": asdict(SKILLS_ARCH), "vocab": "bytes", "train": train}
+        train["steps"] = steps or SKILLS_TRAIN.steps
+        recipe = {"arch": asdict(SKILLS_ARCH), "vocab": "bytes", "train": train, "mix": TRAIN_MIX,
+                  "numerics": dict(PINNED_ENV)}  # fmt: skip
     text = json.dumps({"generator": generator, **recipe}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
