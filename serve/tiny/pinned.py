@@ -73,25 +73,25 @@ def run_pinned(
     child_env = {**base, **PINNED_ENV, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
     argv = [sys.executable, "-m", "serve.tiny.pinned", generator, str(folder), str(seed), str(steps or 0)]
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=child_env, text=True
-        )
         result: dict[str, Any] | None = None
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if not line.startswith(_TAG):
-                    continue
-                kind, _, payload = line[len(_TAG) :].rstrip("\n").partition(" ")
-                if kind == "say":
-                    say(payload)
-                elif kind == "result":
-                    result = json.loads(payload)
-            code = proc.wait()
-        finally:
-            if proc.poll() is None:  # the caller's progress callback raised: stop the build
-                proc.kill()
-                proc.wait()
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=child_env, text=True
+        ) as proc:
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    if not line.startswith(_TAG):
+                        continue
+                    kind, _, payload = line[len(_TAG) :].rstrip("\n").partition(" ")
+                    if kind == "say":
+                        say(payload)
+                    elif kind == "result":
+                        result = json.loads(payload)
+                code = proc.wait()
+            finally:
+                if proc.poll() is None:  # the caller's progress callback raised: stop the build
+                    proc.kill()
+                    proc.wait()
         if code != 0 or result is None:
             errors.seek(0)
             tail = errors.read().decode("utf-8", errors="replace").strip().splitlines()[-15:]

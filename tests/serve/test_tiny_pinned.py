@@ -52,3 +52,24 @@ def test_a_pinned_build_is_the_same_whatever_kernels_the_host_offers(tmp_path: P
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert content_sha256(folder) != content_sha256(tmp_path / "here")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_pinned_build_stopped_by_its_caller_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
+    import psutil
+
+    from serve.tiny import build_builtin
+
+    def stop_when_training(message: str) -> None:
+        if message.startswith("training"):
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        build_builtin("tiny-skills", tmp_path / "model", steps=STEPS, progress=stop_when_training)
+    assert list(tmp_path.iterdir()) == []
+    assert not [
+        p for p in psutil.Process().children(recursive=True) if "serve.tiny.pinned" in " ".join(p.cmdline())
+    ]
