@@ -11,6 +11,7 @@ whether a build matches the canonical one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -240,11 +241,9 @@ def build_builtin(
         say(f"reusing the complete {generator} build in {dest}")
         return existing
     _check_dest(dest)
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ModelBuildError(f"building {generator} needs the hf extra: pip install 'llmbench[hf]'") from exc
+    # Found, not imported: tiny-skills trains in a subprocess, and importing them here costs seconds.
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "transformers")):
+        raise ModelBuildError(f"building {generator} needs the hf extra: pip install 'llmbench[hf]'")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
