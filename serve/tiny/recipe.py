@@ -29,8 +29,8 @@ class TrainSettings:
 
     # Pinned (serve.tiny.pinned), seed 0 scores 88.75% on the held-out suite at 1,800 steps (addition 80,
     # lookup 79, string 100, comparison 96); on the way: 900 steps 41%, 1,200 52%, 1,500 69% (addition
-    # 21). Addition is learned last and is the seed-sensitive area. Pinned steps cost about 1.8x unpinned
-    # ones (MKL's COMPATIBLE GEMM), so 1,800 pinned steps take about what 2,250 unpinned ones did + 40 s.
+    # 21). Addition is learned last and is the seed-sensitive area. Pinned steps cost about 1.9x unpinned
+    # ones (MKL's COMPATIBLE GEMM): the build takes about 1.65x the CPU of 2,250 unpinned steps (README).
     steps: int = 1800
     batch_size: int = 16
     lr: float = 3e-3
