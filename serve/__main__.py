@@ -47,7 +47,7 @@ def main() -> None:
             assert isinstance(spec, HfServeSpec)
             serve_hf(spec, on_ready)
         else:
-            from serve.mock.server import serve_mock
+            from serve.mock.launch import serve_mock
             from serve.specs import MockSpec
 
             assert isinstance(spec, MockSpec)

@@ -84,7 +84,9 @@ def prepare(plan: ServePlan, say: Say) -> None:
         ensure_port_free(spec.host, spec.port)
     if plan.build and plan.model_dir is not None:
         say(f"building {plan.name} into {plan.model_dir} (first use)")
-        pull_builtin(plan.name, plan.build, plan.model_dir, progress=lambda m: say(f"  {m}"))
+        built = pull_builtin(plan.name, plan.build, plan.model_dir, progress=lambda m: say(f"  {m}"))
+        for line in built.build.warnings if built.build is not None else []:
+            say(f"warning: {line}")  # not the canonical build: its scores differ from the reference
     if plan.pull is not None:
         say(f"pulling {plan.pull.repo}@{plan.pull.revision or 'main'} before serving (--pull)")
         pull_hub(plan.pull, progress=lambda m: say(f"  {m}"))
@@ -143,7 +145,7 @@ def run_foreground(
 def run_in_process(plan: ServePlan, on_ready: Callable[[str], None], say: Say) -> None:
     """hf and mock run in this process: log to the file, probe readiness from a thread, then announce."""
     from serve.hf.server import HfServeSpec, serve_hf
-    from serve.mock.server import serve_mock
+    from serve.mock.launch import serve_mock
 
     plan.log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(plan.log_file)

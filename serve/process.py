@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -120,6 +121,68 @@ def read_tail(path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+# An engine's log lines carry a process tag and vLLM's logger prefix; the first error is read without them.
+_PROCESS_TAG = re.compile(r"^\([\w.:-]+ pid=\d+\)\s?")
+_LOGGER_PREFIX = re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \d\d-\d\d [\d:.]+ \[[^\]]*\]\s?")
+# `AttributeError: …`, `vllm.v1.engine.exceptions.EngineDeadError: …`, `Error: …`; never a `…Warning:`.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception)(?::\s.*|:?)$")
+_SERVER_ERROR = re.compile(r"^ERROR:\s+\S")  # uvicorn's own errors (e.g. the port is taken)
+_TRACEBACK = "Traceback (most recent call last):"
+FIRST_ERROR_MAX_BYTES = 8 * 1024**2  # read at most this much of a log when looking for its first error
+_CONTEXT_LINES = 12  # traceback lines kept before the first error
+
+
+def _bare(line: str) -> str:
+    """A log line without its process tag and logger prefix."""
+    return _LOGGER_PREFIX.sub("", _PROCESS_TAG.sub("", line.rstrip()), count=1)
+
+
+def _ends_message(line: str) -> bool:
+    """Whether a line after an exception line starts something new rather than continuing its message."""
+    return (
+        not line.strip()
+        or line == _TRACEBACK
+        or line.startswith(("The above exception", "During handling", "  File "))
+        or bool(_EXCEPTION_LINE.match(line))
+    )
+
+
+def first_error(text: str) -> tuple[str, str] | None:
+    """(the first exception or `Error:` line, the traceback lines that lead to it) in an engine's log.
+
+    Noise such as nanobind's leak report, warnings and the engine's later "see the root cause above"
+    errors come after or are not exception lines, so the root cause is the first match.
+    """
+    lines = [_bare(line) for line in text.splitlines()]
+    for i, line in enumerate(lines):
+        if not (_EXCEPTION_LINE.match(line) or _SERVER_ERROR.match(line)):
+            continue
+        start = i
+        for j in range(i - 1, max(-1, i - 400), -1):
+            if lines[j] == _TRACEBACK:
+                start = j
+                break
+        end = i + 1  # a message that goes on over a few more lines
+        while end < min(len(lines), i + 6) and not _ends_message(lines[end]):
+            end += 1
+        first = max(start, i - _CONTEXT_LINES)
+        while first < i and start < first and not lines[first].startswith("  File "):
+            first += 1  # start the shortened traceback at a frame, not in the middle of one
+        head = [lines[start]] if start < first else []
+        return line.strip(), "\n".join(head + lines[first:end])
+    return None
+
+
+def read_log(path: Path, offset: int = 0, limit: int = FIRST_ERROR_MAX_BYTES) -> str:
+    """Up to `limit` bytes of a log file from `offset` ('' when it cannot be read)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 class EngineProcess:
     """A server subprocess started in a new session; its output goes to a log file."""
 
@@ -144,6 +207,7 @@ class EngineProcess:
         self._follow_stop = threading.Event()
         self._follower: threading.Thread | None = None
         self.stopping = False
+        self._log_offset = 0  # where this run's output starts in the (appended) log file
 
     @property
     def pid(self) -> int:
@@ -154,6 +218,7 @@ class EngineProcess:
         """Start the process in its own session (so the group can be signalled as one)."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_fh = self.log_file.open("ab")
+        self._log_offset = self._log_fh.tell()
         env = (
             {**os.environ, **self.env_add}
             if self.inherit_env
@@ -202,6 +267,10 @@ class EngineProcess:
         """The last lines of the log."""
         return read_tail(self.log_file, lines)
 
+    def first_error(self) -> tuple[str, str] | None:
+        """The first exception line of this run's log, with its traceback (see `first_error`)."""
+        return first_error(read_log(self.log_file, self._log_offset))
+
     def wait_ready(
         self,
         root_url: str,
@@ -220,19 +289,23 @@ class EngineProcess:
         code = self.poll()
         if code is not None:
             tail = self.tail()
+            found = self.first_error()
+            reason = f": {found[0]}" if found else ""
             raise ServerStartError(
-                f"the engine exited with code {code} before it was ready (log: {self.log_file})",
-                log_tail=tail,
-                hint=hint_for(tail) or hint_for(read_tail(self.log_file, 400)),
+                f"the engine exited with code {code} before it was ready{reason} (full log: {self.log_file})",
+                log_tail=found[1] if found else tail,
+                hint=hint_for(found[1] if found else tail) or hint_for(read_tail(self.log_file, 400)),
             )
 
     def died_error(self) -> ServerDiedError:
         """The error for an engine that exited on its own after it was ready."""
         code = self.poll()
+        found = self.first_error()
+        reason = f": {found[0]}" if found else ""
         return ServerDiedError(
-            f"the engine exited unexpectedly after it was ready (log: {self.log_file})",
+            f"the engine exited unexpectedly after it was ready{reason} (full log: {self.log_file})",
             returncode=code,
-            log_tail=self.tail(),
+            log_tail=found[1] if found else self.tail(),
         )
 
     def stop(self, grace_s: float = 15.0) -> int | None:

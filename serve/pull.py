@@ -43,6 +43,26 @@ class PullSpec(BaseModel):
     offline: bool | None = Field(None, description="None: follow HF_HUB_OFFLINE")
 
 
+class BuiltinBuild(BaseModel):
+    """A builtin model's build and how it compares with the canonical one (serve.tiny.reference)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator: str
+    seed: int
+    sha256: str
+    reused: bool
+    seconds: float = Field(description="build time (s); of the original build when reused")
+    cpu_capability: str | None = Field(None, description="torch's CPU kernel set during the build")
+    overall: float | None = Field(None, description="exact match on the held-out questions (tiny-skills)")
+    n: int | None = None
+    per_area: dict[str, float] | None = None
+    reference_sha256: str | None = None
+    reference_per_area: dict[str, float] | None = None
+    matches_reference: bool | None = Field(None, description="None: no reference for this recipe and seed")
+    warnings: list[str] = Field(default_factory=list, description="what differs from the reference")
+
+
 class PullResult(BaseModel):
     """Where the files are and which commit they come from."""
 
@@ -57,6 +77,7 @@ class PullResult(BaseModel):
     bytes: int
     source: Literal["hub", "cache", "builtin"]
     manifest: Path | None = None
+    build: BuiltinBuild | None = None  # builtin models: the build's sha256, scores and reference check
 
 
 class HubApi(Protocol):
@@ -335,7 +356,8 @@ def _gib(n: float) -> str:
 def pull_builtin(
     name: str, generator: str, dest: Path, *, seed: int = 0, progress: Progress | None = None
 ) -> PullResult:
-    """Build a builtin tiny model into dest (reused when an identical build is there)."""
+    """Build a builtin tiny model into dest (reused when an identical build is there), checked against the
+    canonical build: `build.warnings` says what differs from it."""
     from serve.tiny import build_builtin
 
     if generator not in ("tiny-random", "tiny-skills"):
@@ -344,5 +366,35 @@ def pull_builtin(
                           progress=progress)  # fmt: skip
     files = sorted(str(p.relative_to(built.path)) for p in built.path.rglob("*") if p.is_file())
     return PullResult(
-        name=name, repo=None, revision=None, path=built.path, files=files, bytes=built.bytes, source="builtin"
+        name=name, repo=None, revision=None, path=built.path, files=files, bytes=built.bytes,
+        source="builtin", build=builtin_build(built),
+    )  # fmt: skip
+
+
+def builtin_build(built: Any) -> BuiltinBuild:
+    """The pull result's view of a serve.tiny BuildResult, compared with the reference build."""
+    from serve.tiny.recipe import recipe_fingerprint
+    from serve.tiny.reference import check_build
+
+    check = check_build(
+        built.generator, seed=built.seed, builder_version=built.builder_version,
+        recipe=recipe_fingerprint(built.generator), sha256=built.sha256, scores=built.scores,
+        numerics=built.numerics,
+    )  # fmt: skip
+    scores = built.scores or {}
+    ref = check.reference
+    return BuiltinBuild(
+        generator=built.generator,
+        seed=built.seed,
+        sha256=built.sha256,
+        reused=built.reused,
+        seconds=built.seconds,
+        cpu_capability=check.cpu_capability,
+        overall=scores.get("overall"),
+        n=scores.get("n"),
+        per_area=check.per_area or None,
+        reference_sha256=ref.sha256 if ref else None,
+        reference_per_area=(ref.per_area or None) if ref else None,
+        matches_reference=check.matches if ref else None,
+        warnings=check.warning_lines(),
     )

@@ -100,7 +100,7 @@ def tiny_random_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_skills_build() -> BuildResult:
-    """The builtin tiny-skills checkpoint (trained for about 2 minutes of CPU), built once."""
+    """The builtin tiny-skills checkpoint (about 2 minutes of pinned training on idle cores), built once."""
     from serve.tiny import build_builtin
 
     return build_builtin("tiny-skills", MODEL_CACHE / "tiny-skills", seed=0)

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from bench.cli._context import AppContext
-from serve.pull import PullResult, PullSpec, pull_builtin, pull_hub
+from serve.pull import BuiltinBuild, PullResult, PullSpec, pull_builtin, pull_hub
 
 
 @click.command("pull")
@@ -52,6 +52,8 @@ def _report(result: PullResult, *, pinned: str | None, as_json: bool) -> None:
         click.echo(json.dumps(result.model_dump(mode="json"), indent=2))
         return
     click.echo(f"{result.name}: {result.path} ({len(result.files)} files, {result.bytes / 1e6:.1f} MB)")
+    if result.build is not None:
+        _report_build(result.build)
     if result.repo is not None:
         click.echo(f"repo: {result.repo}@{result.revision}")
         if pinned is None:
@@ -59,3 +61,23 @@ def _report(result: PullResult, *, pinned: str | None, as_json: bool) -> None:
                 f"unpinned in models.yaml: resolved commit {result.revision}; "
                 f"pin it with `revision: {result.revision}`"
             )
+
+
+def _report_build(build: BuiltinBuild) -> None:
+    """A builtin build's sha256, held-out scores and reference check; what differs goes to stderr."""
+    how = "reused" if build.reused else f"built in {build.seconds:.1f} s"
+    click.echo(f"build: sha256 {build.sha256} (seed {build.seed}, {how}, torch CPU capability "
+               f"{build.cpu_capability or 'unknown'})")  # fmt: skip
+    if build.per_area:
+        areas = ", ".join(f"{area} {score:.3f}" for area, score in sorted(build.per_area.items()))
+        click.echo(f"held-out exact match ({build.n} items): overall {build.overall:.3f}; {areas}")
+    if build.matches_reference is None:
+        click.echo("reference: none for this recipe and seed")
+    elif build.matches_reference:
+        click.echo("reference: matches the canonical build (sha256 and every area's score)")
+    else:
+        click.echo("warning: " + build.warnings[0], err=True)
+        for line in build.warnings[1:]:
+            click.echo(f"  {line}", err=True)
+        click.echo("  (remove the folder and pull again to rebuild; if it still differs, please report this "
+                   "output)", err=True)  # fmt: skip

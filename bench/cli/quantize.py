@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bench.cli._context import AppContext
+from bench.errors import ConfigError
 from bench.settings import Settings
 from bench.validation import usage_error
 from bench.variants import DEFAULT_CALIBRATION, QuantizeRequest, VariantResult, plan_variant, quantize_variant
@@ -67,6 +68,8 @@ def quantize(app: AppContext, /, name: str, **flags: Any) -> None:  # fmt: skip
         planned = plan_variant(request, app.registry, app.settings)
         click.echo("\n".join(["dry run: nothing is written", *planned.lines()]))
         return
+    if evaluate:
+        _refuse_unservable(app.settings, request)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_file = app.settings.home / "logs" / f"quantize-{name}-{request.method}-{stamp}.log"
     done = quantize_variant(request, app.registry, app.settings, say, log_file=log_file)
@@ -77,6 +80,19 @@ def quantize(app: AppContext, /, name: str, **flags: Any) -> None:  # fmt: skip
         # The overlay just written joins the registry the report resolves names from.
         settings = _with_overlay(app.settings, done.overlay)
         run_and_print(settings, done.target.base, done.target.label, evaluate, out=None, threshold=None)
+
+
+def _refuse_unservable(settings: Settings, request: QuantizeRequest) -> None:
+    """--evaluate serves the variant: refuse before quantizing when vLLM here cannot serve the method."""
+    from bench.serving.plan import cpu_kernel_problem
+
+    problem = cpu_kernel_problem(settings, f"{request.name}:{request.method}", request.method)
+    if problem is not None:
+        raise ConfigError(
+            f"--evaluate: {problem}",
+            key=problem.key,
+            fix=f"{problem.fix}; without --evaluate the checkpoint is still made here",
+        )
 
 
 def summary_lines(done: VariantResult) -> list[str]:

@@ -64,7 +64,7 @@ def sweep(
     if dry_run:
         if file is None:
             raise UsageError("--dry-run plans a sweep FILE", flag="--dry-run")
-        spec, plan = plan_sweep(file, app.registry, check_keys=False)
+        spec, plan = plan_sweep(file, app.registry, check_keys=False, settings=app.settings)
         click.echo("\n".join(plan_lines(plan, only)))
         if spec.max_usd is not None and plan.estimate_usd > spec.max_usd:
             click.echo(f"the API estimate is above max_usd ${spec.max_usd:g}: a run would be refused")

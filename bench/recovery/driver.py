@@ -71,10 +71,13 @@ def resolve_pair(registry: Registry, spec: RecoverySpec) -> tuple[str, LocalMode
 
 
 def choose_backend(registry: Registry, settings: Settings, variant: str, spec: RecoverySpec) -> str:
-    """The backend that serves the variant here (as `llmbench serve NAME:VARIANT` would pick it)."""
-    if spec.backend is not None:
-        return spec.backend
-    return plan_serve(registry, settings, variant, ServeOptions()).backend
+    """The backend that serves the variant here (as `llmbench serve NAME:VARIANT` would pick it).
+
+    The variant's serve plan is made before anything is served, so what `serve` refuses here (a kernel the
+    vLLM CPU build lacks, a checkpoint the backend cannot load) is refused before the base is scored.
+    """
+    options = ServeOptions(backend=spec.backend) if spec.backend is not None else ServeOptions()
+    return plan_serve(registry, settings, variant, options).backend
 
 
 def served_dtype(store: Store, run_ids: Iterable[str]) -> str | None:

@@ -1,7 +1,8 @@
 """What `serve` checks before it starts anything, and what the server will say about itself.
 
 A flag the chosen backend would ignore is refused (never dropped silently); a hub model that is not in any
-local cache is refused with the command that pulls it; `serve_info` is the static part of the server's
+local cache is refused with the command that pulls it; a quantized checkpoint whose GEMM the vLLM CPU build
+here lacks is refused with the alternatives; `serve_info` is the static part of the server's
 GET /llmbench/info document (llmbench.serve-info/1), from the registry entry and the model folder.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 
 from bench.errors import ConfigError, UsageError
 from bench.registry import LocalModel
+from quantize.methods import METHODS, Method
+from serve.vllm.kernels import CpuKernels
 
 FLAGS = {
     "gpus": "--gpus",
@@ -85,6 +88,33 @@ def check_backend_flags(options: Any, backend: str, device: str) -> None:
             "on the head node) and pass --ray-address HEAD_IP:6379",
             flag="--ray-address",
         )
+
+
+def missing_cpu_kernels(name: str, method: Method, kernels: CpuKernels | None) -> ConfigError | None:
+    """The error for a `method` checkpoint whose vLLM CPU kernels this build lacks here, else None.
+
+    Nothing is refused when the probe could not run (`kernels` None or unknown): the engine then says.
+    """
+    missing = kernels.missing(method.vllm_cpu_ops) if kernels is not None else []
+    if not missing or kernels is None:
+        return None
+    others = [m.name for m in METHODS.values() if m.vllm_cpu_ops and not kernels.missing(m.vllm_cpu_ops)]
+    fixes = []
+    if method.hf_serves:
+        fixes.append("serve it with --backend hf")
+    if method.vllm_cpu_where:
+        fixes.append(f"serve it on a CPU with AVX-512 ({method.vllm_cpu_where})")
+    fixes.append("serve it with vLLM on an NVIDIA GPU (--device cuda)")
+    if others:
+        fixes.append(f"quantize with a method vLLM serves on this CPU ({', '.join(others)})")
+    hf = "" if method.hf_serves else f"; the hf backend cannot load {method.format} checkpoints"
+    return ConfigError(
+        f"{name} is a {method.name} checkpoint ({method.summary}) and vLLM cannot serve it on this CPU: "
+        f"{kernels.describe()}, which have no {', '.join(missing)} (the engine would die at its first "
+        "forward pass)",
+        key=name,
+        fix="; or ".join(fixes) + hf,
+    )
 
 
 def hub_cached(repo: str, revision: str | None, cache_dir: Path | None = None) -> bool:

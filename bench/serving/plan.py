@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from bench.errors import ConfigError, MissingKeyError, UsageError
 from bench.registry import LocalModel, MockEndpoint, Registry
 from bench.serving.answers import resolve_answers
-from bench.serving.checks import HF_DTYPES, check_backend_flags, not_pulled, serve_info
+from bench.serving.checks import HF_DTYPES, check_backend_flags, missing_cpu_kernels, not_pulled, serve_info
 from bench.settings import Settings
 from bench.validation import problems
+from quantize.errors import UnknownMethod
+from quantize.methods import Method, get_method, method_for_registry
 from serve.errors import EngineNotFound, ServeError
 from serve.gpus import Gpu, QueryFn, list_gpus, parse_gpu_list, run_nvidia_smi, select_gpus
 from serve.lifecycle import Backend, ServePlan
@@ -28,9 +30,13 @@ from serve.pull import PullSpec, read_manifest
 from serve.specs import MockSpec
 from serve.vllm.command import VllmEngine, build_launch, find_vllm
 from serve.vllm.config import CHATML_TEMPLATE, EngineValue, VllmSpec, render_config
+from serve.vllm.kernels import CpuKernels, probe_cpu_kernels
 
 if TYPE_CHECKING:
     pass
+
+# Which kernels a vLLM installation runs on this CPU (the seam where tests put a fake capability table).
+KernelsFn = Callable[[VllmEngine], CpuKernels | None]
 
 BackendChoice = Literal["auto", "vllm", "hf", "mock"]
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding .venv-vllm (bench/serving/plan.py)
@@ -164,6 +170,17 @@ def discover_engine(options: ServeOptions, cwd: Path, env: Mapping[str, str]) ->
     return find_vllm(options.vllm_python, env=env, search_dirs=dirs)
 
 
+def probe_kernels(settings: Settings) -> KernelsFn:
+    """The kernel probe of a vLLM installation, cached under settings.home/cache (None: no interpreter)."""
+
+    def probe(engine: VllmEngine) -> CpuKernels | None:
+        if engine.python is None:
+            return None  # a `vllm` console script on PATH: its interpreter is not known here
+        return probe_cpu_kernels(engine.python, cache_dir=settings.home / "cache")
+
+    return probe
+
+
 def plan_serve(
     registry: Registry,
     settings: Settings,
@@ -174,9 +191,11 @@ def plan_serve(
     cwd: Path | None = None,
     gpu_query: QueryFn = run_nvidia_smi,
     find_engine: Callable[[ServeOptions, Path, Mapping[str, str]], VllmEngine] = discover_engine,
+    cpu_kernels: KernelsFn | None = None,
 ) -> ServePlan:
     """Resolve NAME[:VARIANT] and the flags into one backend spec (starts nothing, builds nothing)."""
     env = os.environ if env is None else env
+    cpu_kernels = cpu_kernels or probe_kernels(settings)
     cwd = cwd or Path.cwd()
     if ":" not in name:
         kind, found = registry.get(name)
@@ -220,7 +239,7 @@ def plan_serve(
         )
         return ServePlan(resolved, resolved, "mock", spec, log_file, variant=entry.variant, model_dir=folder,
                          notes=["mock backend: filler answers under this model's name"])  # fmt: skip
-    ctx = _Ctx(registry, settings, resolved, entry, options, log_file, api_key, variants, env)
+    ctx = _Ctx(registry, settings, resolved, entry, options, log_file, api_key, variants, env, cpu_kernels)
     if backend == "hf":
         return _hf_plan(ctx)
     return _vllm_plan(ctx, engine or find_engine(options, cwd, env), gpu_query)
@@ -307,6 +326,53 @@ class _Ctx:
     api_key: str | None
     variants: list[str]
     env: Mapping[str, str]
+    cpu_kernels: KernelsFn
+
+
+def _entry_method(entry: LocalModel) -> Method | None:
+    """The quantization method of a registry entry, when llmbench knows it (None for full precision)."""
+    return method_for_registry(entry.quantization.method) if entry.quantization is not None else None
+
+
+def _refuse_missing_kernels(name: str, method: Method | None, engine: VllmEngine, kernels: KernelsFn) -> None:
+    """Refuse a quantized checkpoint whose GEMM the vLLM CPU kernels here lack (probed once, cached)."""
+    if method is None or not method.vllm_cpu_ops:
+        return
+    error = missing_cpu_kernels(name, method, kernels(engine))
+    if error is not None:
+        raise error
+
+
+def cpu_kernel_problem(
+    settings: Settings,
+    name: str,
+    method_name: str,
+    backend: str = "auto",
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    gpu_query: QueryFn = run_nvidia_smi,
+    find_engine: Callable[[ServeOptions, Path, Mapping[str, str]], VllmEngine] = discover_engine,
+    cpu_kernels: KernelsFn | None = None,
+) -> ConfigError | None:
+    """Why vLLM here cannot serve `name`, a `method_name` checkpoint, on `backend` (auto, vllm, hf), or None.
+
+    For the plans that serve a variant later (a sweep, `quantize --evaluate`): the same check `serve` makes.
+    """
+    try:
+        method = get_method(method_name)
+    except UnknownMethod:
+        return None
+    if backend not in ("auto", "vllm") or not method.vllm_cpu_ops or list_gpus(gpu_query):
+        return None  # another backend, nothing CPU-specific to check, or a GPU serves it
+    if backend == "auto" and method.serve_on["cpu"] != "vllm":
+        return None
+    options = ServeOptions(backend="vllm")
+    try:
+        engine = find_engine(options, cwd or Path.cwd(), os.environ if env is None else env)
+    except EngineNotFound:
+        return None  # no vLLM at all: serving says so itself
+    return missing_cpu_kernels(name, method, (cpu_kernels or probe_kernels(settings))(engine))
 
 
 def _vllm_plan(ctx: _Ctx, engine: VllmEngine, gpu_query: QueryFn) -> ServePlan:
@@ -346,6 +412,8 @@ def _vllm_plan(ctx: _Ctx, engine: VllmEngine, gpu_query: QueryFn) -> ServePlan:
         device = "cpu"
     check_backend_flags(options, "vllm", device)
     _refuse_bitsandbytes_on_cpu(name, entry, device)
+    if device == "cpu":
+        _refuse_missing_kernels(name, _entry_method(entry), engine, ctx.cpu_kernels)
     notes: list[str] = []
     world = int(typed.get("tensor_parallel_size", 1)) * int(typed.get("pipeline_parallel_size", 1))
     nodes = options.nodes or 1

@@ -20,7 +20,7 @@ from bench.registry import Registry
 from bench.settings import Settings
 from bench.store import PointInfo, Store
 from bench.sweep.execute import PointContext, PointOutcome, Spend, SpendCapReached, run_point
-from bench.sweep.plan import Point, SweepPlan, expand
+from bench.sweep.plan import Point, ServableFn, SweepPlan, expand
 from bench.sweep.spec import SweepFile, read_sweep_file
 from bench.validation import config_error
 
@@ -42,10 +42,24 @@ class SweepResult:
     status: str = "complete"
 
 
-def plan_sweep(path: Path, registry: Registry, *, check_keys: bool = True) -> tuple[SweepFile, SweepPlan]:
-    """Read, validate and expand a sweep file; nothing starts."""
+def plan_sweep(
+    path: Path, registry: Registry, *, check_keys: bool = True, settings: Settings | None = None
+) -> tuple[SweepFile, SweepPlan]:
+    """Read, validate and expand a sweep file; nothing starts (settings: also check what vLLM serves here)."""
     sweep = read_sweep_file(path)
-    return sweep, expand(sweep, registry, check_keys=check_keys, file=str(path))
+    servable = servable_here(settings) if settings is not None else None
+    return sweep, expand(sweep, registry, check_keys=check_keys, file=str(path), servable=servable)
+
+
+def servable_here(settings: Settings) -> ServableFn:
+    """The sweep's check that vLLM on this machine can serve a quantized variant (as `serve` checks)."""
+    from bench.serving.plan import cpu_kernel_problem
+
+    def check(serve_name: str, method: str, backend: str) -> str | None:
+        problem = cpu_kernel_problem(settings, serve_name, method, backend)
+        return None if problem is None else f"{problem}; {problem.fix}"
+
+    return check
 
 
 def check_budget(sweep: SweepFile, plan: SweepPlan) -> None:
@@ -85,7 +99,7 @@ def run_sweep(
             sweep_id = info.id
         else:
             assert path is not None
-            sweep, plan = plan_sweep(path, registry)
+            sweep, plan = plan_sweep(path, registry, settings=settings)
             check_budget(sweep, plan)
             spec = sweep.model_dump(mode="json", by_alias=True)
             sweep_id = store.start_sweep(spec, plan.points, name=sweep.name)

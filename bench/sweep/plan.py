@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
 from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
+from quantize.methods import method_for_registry
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
 START_S = {"vllm": 60.0, "hf": 20.0, "mock": 2.0, "api": 0.0, "auto": 60.0}
@@ -30,6 +31,8 @@ REQUEST_S = {"local": 0.5, "api": 1.5, "mock": 0.5}  # one request of about 128 
 PARALLEL = {"local": 8, "api": 64, "mock": 256}  # requests that overlap usefully (a CPU box: few)
 PROMPT_TOKENS_PER_ITEM = 60  # a suite item's prompt, for the spend estimate
 DEFAULT_OUTPUT = DEFAULT_OUTPUT_TOKENS  # a load's output length when it sets none (bench.prompts)
+# (serve name, quantization method, backend) -> why it cannot be served here, or None.
+ServableFn = Callable[[str, str, str], str | None]
 
 
 Point = SweepPoint  # one point of the plan, as the store keeps it (bench.documents)
@@ -90,11 +93,13 @@ def expand(
     *,
     check_keys: bool = True,
     file: str | None = None,
+    servable: ServableFn | None = None,
 ) -> SweepPlan:
     """Every point of the sweep, checked against the registry; ConfigError lists every problem at once,
     each as `file: key: message` (`file` is the sweep file's path, when there is one).
 
     With `check_keys=False` (a dry run) a missing API key is a note on its point instead of an error.
+    `servable` refuses quantized variants the engine here cannot serve (e.g. a kernel its CPU build lacks).
     """
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -123,6 +128,11 @@ def expand(
                 except LlmbenchError as exc:
                     problems.append(f"{where}.variants: {exc}; or make it with {{quantize: METHOD}}")
                     continue
+            method = _method_of(registry, serve_name, quantize) if kind == "local" else None
+            problem = servable(serve_name, method, backend or target.backend) if servable and method else None
+            if problem is not None:
+                problems.append(f"{where}.variants: {problem}")
+                continue
             for args in _combinations(target) if kind == "local" else [{}]:
                 points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize, args))
         for point in points[first:]:
@@ -156,6 +166,18 @@ def _check_judge(where: str, name: str, registry: Registry, env: Mapping[str, st
     if isinstance(entry, ApiEndpoint) and entry.api_key_env and not env.get(entry.api_key_env):
         return [f"{where}: {name} needs an API key: set the environment variable {entry.api_key_env}"]
     return []
+
+
+def _method_of(registry: Registry, serve_name: str, quantize: dict[str, Any] | None) -> str | None:
+    """The quantization method (CLI name) a local point serves, or None for full precision."""
+    if quantize is not None:
+        return str(quantize["method"])
+    try:
+        _, entry = registry.local(serve_name)
+    except LlmbenchError:
+        return None
+    method = method_for_registry(entry.quantization.method) if entry.quantization is not None else None
+    return method.name if method is not None else None
 
 
 def _check_target(

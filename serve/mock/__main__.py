@@ -12,7 +12,7 @@ import sys
 
 from pydantic import SecretStr
 
-from serve.mock.server import serve_mock
+from serve.mock.launch import serve_mock
 from serve.process import ready_line
 from serve.specs import MockSpec
 

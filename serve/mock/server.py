@@ -423,14 +423,9 @@ def _whole_stream(rendered: Rendered, texts: list[bytes]) -> bytes:
     return rendered.head + rendered.first + rendered.prefix + middle + rendered.suffix + rendered.tail
 
 
-def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound (once every
-    worker process listens, with `spec.workers` > 1: serve.mock.workers)."""
-    if spec.workers > 1:
-        from serve.mock.workers import serve_workers
-
-        serve_workers(spec, on_ready)
-        return
+def serve_one(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
+    """Serve in this process until SIGINT or SIGTERM, then shut down cleanly; `on_ready(url)` runs once bound
+    (serve.mock.launch.serve_mock chooses this or several worker processes)."""
 
     async def main() -> None:
         server = MockServer(spec)
@@ -453,7 +448,7 @@ def serve_mock(spec: MockSpec, on_ready: Callable[[str], None]) -> None:
 @contextmanager
 def running_mock(spec: MockSpec, clock: Callable[[], float] | None = None) -> Iterator[str]:
     """Run a MockServer on a background thread's event loop; yields its base URL (`clock`: see MockServer;
-    one process: use serve_mock for `spec.workers` > 1)."""
+    one process: use serve.mock.launch.serve_mock for `spec.workers` > 1)."""
     if spec.workers > 1:
         raise ServerStartError("running_mock serves from one thread; serve several workers with serve_mock")
     server = MockServer(spec, clock)

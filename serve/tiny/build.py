@@ -1,32 +1,36 @@
-"""Build the builtin tiny models (`tiny-random`, `tiny-skills`) into a folder, offline and deterministically.
+"""Build the builtin tiny models (`tiny-random`, `tiny-skills`) into a folder, offline and reproducibly.
 
 A build goes into a hidden sibling folder and is renamed into place only when complete, with a
-`llmbench-build.json` manifest written last; a folder holding a complete build of the same builder
-version, recipe and seed is reused as it is.
+`llmbench-build.json` manifest written last (sha256 of the files, the numerical setup, and for tiny-skills
+its exact-match scores per area on the held-out questions); a folder holding a complete build of the same
+builder version, recipe and seed is reused as it is. tiny-skills trains in a pinned subprocess
+(serve.tiny.pinned) so that every x86-64 CPU with AVX2 reaches the same weights; serve.tiny.reference says
+whether a build matches the canonical one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from serve.errors import ModelBuildError
 from serve.tiny._hf import hf_progress_off, transformers_module
+from serve.tiny.pinned import numerics, run_pinned
 from serve.tiny.recipe import (
     RANDOM_ARCH,
     RANDOM_VOCAB,
     SKILLS_ARCH,
     SKILLS_TRAIN,
     Arch,
-    TrainSettings,
     recipe_fingerprint,
 )
 
@@ -34,7 +38,8 @@ Generator = Literal["tiny-random", "tiny-skills"]
 GENERATORS: tuple[str, ...] = get_args(Generator)
 MANIFEST = "llmbench-build.json"
 # Bump when a change to this package changes the files a build writes: older builds are then rebuilt.
-BUILDER_VERSION = 1
+# 2: tiny-skills trains in a pinned subprocess, on the answer tokens only, and records its scores.
+BUILDER_VERSION = 2
 _HASH_CHUNK = 1 << 20  # bytes read at a time when hashing
 
 
@@ -52,6 +57,9 @@ class BuildResult:
     builder_version: int = BUILDER_VERSION
     train_steps: int | None = None
     train_loss: float | None = None  # mean loss over the last training steps (tiny-skills)
+    # tiny-skills: exact match on the held-out questions (overall, n, per_area, n_per_area)
+    scores: dict[str, Any] | None = None
+    numerics: dict[str, Any] | None = None  # torch's CPU kernel set, pinning variables, versions
     reused: bool = False  # True when an existing complete build was returned
 
 
@@ -78,12 +86,13 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _reusable(dest: Path, generator: str, seed: int) -> BuildResult | None:
+def _reusable(dest: Path, generator: str, seed: int, steps: int | None) -> BuildResult | None:
     """The build already in `dest` when it is complete, current and of the same generator and seed."""
     data = _read_manifest(dest)
     if data is None or (data.get("generator"), data.get("seed")) != (generator, seed):
         return None
-    if (data.get("builder_version"), data.get("recipe")) != (BUILDER_VERSION, recipe_fingerprint(generator)):
+    current = (BUILDER_VERSION, recipe_fingerprint(generator, steps))
+    if (data.get("builder_version"), data.get("recipe")) != current:
         return None
     # A file edited or lost since the build makes it stale, not reusable.
     if content_sha256(dest) != data.get("sha256"):
@@ -118,7 +127,7 @@ def _llama(arch: Arch, vocab: int, eos_id: int, pad_id: int) -> Any:
     return hf.LlamaForCausalLM(config)
 
 
-def _build_random(folder: Path, seed: int, say: Callable[[str], None]) -> dict[str, Any]:
+def _build_random(folder: Path, seed: int, say: Callable[[str], None], _steps: int | None) -> dict[str, Any]:
     import torch
 
     from serve.tiny import tokenizer as tk
@@ -138,12 +147,11 @@ def _build_random(folder: Path, seed: int, say: Callable[[str], None]) -> dict[s
     return {"params": sum(p.numel() for p in model.parameters())}
 
 
-def _build_skills(
-    folder: Path, seed: int, say: Callable[[str], None], settings: TrainSettings | None = None
-) -> dict[str, Any]:
+def _build_skills(folder: Path, seed: int, say: Callable[[str], None], steps: int | None) -> dict[str, Any]:
     import torch
 
-    from serve.tiny.skills_data import SUITE_N_PER_AREA, SUITE_SEED, held_out_questions
+    from serve.tiny.evaluate import evaluate_exact
+    from serve.tiny.skills_data import SUITE_N_PER_AREA, SUITE_SEED, held_out_questions, skills_suite
     from serve.tiny.tokenizer import (
         IM_END,
         PAD_TOKEN,
@@ -154,7 +162,7 @@ def _build_skills(
     )
     from serve.tiny.train import train_skills
 
-    settings = settings or SKILLS_TRAIN
+    settings = replace(SKILLS_TRAIN, steps=steps) if steps else SKILLS_TRAIN
     tok = byte_tokenizer()
     eos_id, pad_id = token_id(tok, IM_END), token_id(tok, PAD_TOKEN)
     held_out = {q.prompt for q in held_out_questions(SUITE_N_PER_AREA, SUITE_SEED)}
@@ -167,17 +175,24 @@ def _build_skills(
     say("saving")
     _save_model_config(model, folder, eos_id, pad_id)
     save_tokenizer(wrap_tokenizer(tok, SKILLS_ARCH.max_positions), folder)
+    say(f"scoring {len(held_out)} held-out questions")
+    scores = evaluate_exact(folder, skills_suite(SUITE_N_PER_AREA, SUITE_SEED))
     return {
         "params": params,
         "train_steps": report.steps,
         "train_loss": round(report.final_loss, 6),
+        "scores": dict(scores),
     }
 
 
-_BUILDERS: dict[str, Callable[[Path, int, Callable[[str], None]], dict[str, Any]]] = {
+# (folder, seed, progress, training steps or None for the recipe's) -> what goes into the manifest
+BUILDERS: dict[str, Callable[[Path, int, Callable[[str], None], int | None], dict[str, Any]]] = {
     "tiny-random": _build_random,
     "tiny-skills": _build_skills,
 }
+# Builders that run in a pinned subprocess (serve.tiny.pinned); tiny-random only initialises, in process:
+# its weights are the same on every CPU with AVX2 (torch's DEFAULT kernels, without AVX2, draw others).
+PINNED = frozenset({"tiny-skills"})
 
 
 def _check_dest(dest: Path) -> None:
@@ -208,24 +223,27 @@ def build_builtin(
     *,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    steps: int | None = None,
 ) -> BuildResult:
-    """Build the builtin model `generator` into `dest` (reusing a complete identical build there)."""
-    if generator not in _BUILDERS:
+    """Build the builtin model `generator` into `dest` (reusing a complete identical build there).
+
+    `steps` overrides tiny-skills' training steps (a short build for tests); such a build is not the
+    recipe's, and its manifest's recipe fingerprint says so.
+    """
+    if generator not in BUILDERS:
         raise ModelBuildError(
             f"unknown builtin generator {generator!r}; choose one of {', '.join(GENERATORS)}"
         )
     dest = Path(dest)
     say = progress or (lambda _msg: None)
-    existing = _reusable(dest, generator, seed)
+    existing = _reusable(dest, generator, seed, steps)
     if existing is not None:
         say(f"reusing the complete {generator} build in {dest}")
         return existing
     _check_dest(dest)
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ModelBuildError(f"building {generator} needs the hf extra: pip install 'llmbench[hf]'") from exc
+    # Found, not imported: tiny-skills trains in a subprocess, and importing them here costs seconds.
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "transformers")):
+        raise ModelBuildError(f"building {generator} needs the hf extra: pip install 'llmbench[hf]'")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
@@ -234,7 +252,10 @@ def build_builtin(
     try:
         start = time.perf_counter()
         try:
-            info = _BUILDERS[generator](tmp, seed, say)
+            if generator in PINNED:
+                info = run_pinned(generator, tmp, seed, say, steps=steps)
+            else:
+                info = {**BUILDERS[generator](tmp, seed, say, steps), "numerics": numerics()}
         except (OSError, RuntimeError, ValueError) as exc:
             raise ModelBuildError(f"building {generator} failed: {exc}") from exc
         result = BuildResult(
@@ -247,7 +268,7 @@ def build_builtin(
             **info,
         )
         manifest = {k: v for k, v in asdict(result).items() if k not in ("path", "reused")}
-        manifest["recipe"] = recipe_fingerprint(generator)
+        manifest["recipe"] = recipe_fingerprint(generator, steps)
         # The manifest is written last: its presence marks the folder as complete.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         try:

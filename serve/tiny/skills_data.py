@@ -6,9 +6,10 @@ the sampler never yields a prompt that is in the held-out suite, so the suite me
 
 from __future__ import annotations
 
+import functools
 import json
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 # The shipped suite (bench/suites/tiny-skills.jsonl) and the prompts held out from training.
@@ -17,8 +18,12 @@ SUITE_SEED = 0
 
 AREAS = ("arithmetic", "lookup", "string", "comparison")
 _ID_PREFIX = {"arithmetic": "add", "lookup": "cap", "string": "rev", "comparison": "cmp"}
-# Share of training examples per area: lookups and comparisons are learned quickly, so they get fewer.
-TRAIN_MIX = {"arithmetic": 0.35, "lookup": 0.15, "string": 0.35, "comparison": 0.15}
+# Share of training examples per area: addition is learned last and string reversal first, so addition gets
+# the most. Measured at 2,250 pinned steps (held-out exact match): this mix 76% (arithmetic 43, lookup 67,
+# string 99, comparison 96); the earlier 35/15/35/15 mix 72% (37, 56, 100, 94).
+TRAIN_MIX = {"arithmetic": 0.40, "lookup": 0.20, "string": 0.25, "comparison": 0.15}
+# The mix of the questions in tiny-random's tokenizer corpus (kept as it was, so tiny-random does not change).
+CORPUS_MIX = {"arithmetic": 0.35, "lookup": 0.15, "string": 0.35, "comparison": 0.15}
 
 CAPITALS: tuple[tuple[str, str], ...] = (
     ("France", "Paris"),
@@ -67,6 +72,23 @@ CAPITAL_TEMPLATES = (
 )
 # Phrasings of each country that training always keeps.
 _MIN_TRAIN_TEMPLATES = 2
+# More phrasings that only training uses (never in the suite): with many wordings per country the model learns
+# to read the country rather than the template. Measured at 1,800 pinned steps: lookup 52% -> 79% held out.
+TRAIN_ONLY_CAPITAL_TEMPLATES = (
+    "What's the capital of {c}?",
+    "Capital city of {c}?",
+    "Which city is {c}'s capital?",
+    "What is the capital city of {c}?",
+    "Give the capital of {c}.",
+    "{c}: what is its capital?",
+    "In {c}, which city is the capital?",
+    "Do you know the capital of {c}?",
+    "The capital city of {c}?",
+    "Say the capital of {c}.",
+    "Name {c}'s capital city.",
+    "{c}'s capital is which city?",
+)
+TRAIN_CAPITAL_TEMPLATES = CAPITAL_TEMPLATES + TRAIN_ONLY_CAPITAL_TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -83,9 +105,9 @@ def _addition(rng: random.Random) -> Question:
     return Question("arithmetic", f"What is {a} + {b}?", str(a + b))
 
 
-def _capital(rng: random.Random) -> Question:
+def _capital(rng: random.Random, templates: Sequence[str] = CAPITAL_TEMPLATES) -> Question:
     country, capital = rng.choice(CAPITALS)
-    template = rng.choice(CAPITAL_TEMPLATES)
+    template = rng.choice(templates)
     return Question("lookup", template.format(c=country), capital)
 
 
@@ -167,17 +189,26 @@ def skills_suite(n_per_area: int = SUITE_N_PER_AREA, seed: int = SUITE_SEED) -> 
 class SkillSampler:
     """An endless stream of fresh training questions that skips every held-out prompt."""
 
-    def __init__(self, seed: int, held_out: Iterable[str]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        held_out: Iterable[str],
+        mix: Mapping[str, float] | None = None,
+        capital_templates: Sequence[str] = TRAIN_CAPITAL_TEMPLATES,
+    ) -> None:
+        mix = TRAIN_MIX if mix is None else mix
+        lookup: Callable[[random.Random], Question] = functools.partial(_capital, templates=capital_templates)
+        self._generators = {**_GENERATORS, "lookup": lookup}
         self._rng = random.Random(seed)
         self._held_out = frozenset(held_out)
-        self._areas = list(TRAIN_MIX)
-        self._weights = [TRAIN_MIX[a] for a in self._areas]
+        self._areas = list(mix)
+        self._weights = [mix[a] for a in self._areas]
 
     def sample(self) -> Question:
         """One training question whose prompt is not held out."""
         while True:
             area = self._rng.choices(self._areas, self._weights)[0]
-            q = _GENERATORS[area](self._rng)
+            q = self._generators[area](self._rng)
             if q.prompt not in self._held_out:
                 return q
 

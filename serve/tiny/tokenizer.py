@@ -15,7 +15,7 @@ from typing import Any
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from serve.tiny._hf import transformers_module
-from serve.tiny.skills_data import SkillSampler
+from serve.tiny.skills_data import CAPITAL_TEMPLATES, CORPUS_MIX, SkillSampler
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -114,7 +114,7 @@ def local_corpus(seed: int, n_words: int = 150_000) -> list[str]:
     ]
     # Zipf-like frequencies, so frequent pieces merge first as in natural text.
     cum_weights = list(itertools.accumulate(1.0 / (rank + 10) for rank in range(len(lexicon))))
-    sampler = SkillSampler(seed, held_out=())
+    sampler = SkillSampler(seed, held_out=(), mix=CORPUS_MIX, capital_templates=CAPITAL_TEMPLATES)
     lines: list[str] = []
     words = 0
     while words < n_words:

@@ -1,7 +1,8 @@
 """Training loop of tiny-skills: a few thousand AdamW steps on fresh synthetic questions, on CPU.
 
-Deterministic: the weights depend only on the seed and the step count (the data comes from a seeded
-Python RNG, the initialisation from a seeded torch RNG forked from the caller's), never on wall time.
+The weights depend on the seed, the step count and the numerical code paths torch and MKL take (the data
+comes from a seeded Python RNG, the initialisation from a seeded torch RNG forked from the caller's), never
+on wall time. The code paths differ between CPUs unless pinned: build.py trains in serve.tiny.pinned.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def train_skills(
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=settings.lr,
         betas=settings.betas,
+        fused=True,
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, settings))
     # One thread: the ops of a 0.3M-parameter model are too small to split, and two OpenMP threads on a
@@ -88,6 +90,19 @@ def train_skills(
         return _loop(model, tok, sampler, optimizer, schedule, settings, progress)
     finally:
         torch.set_num_threads(threads)
+
+
+def _answer_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens only, with logits computed for those positions alone.
+
+    The batch is right-padded, so under causal attention no real token sees the padding: no attention
+    mask is needed (and without one, attention takes its plain causal path).
+    """
+    hidden = model.model(input_ids=ids, use_cache=False).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    keep = targets != _IGNORE
+    logits = model.lm_head(hidden[keep])
+    return torch.nn.functional.cross_entropy(logits, targets[keep])
 
 
 def _loop(
@@ -105,8 +120,8 @@ def _loop(
     start = time.perf_counter()
     for step in range(settings.steps):
         batch = sampler.batch(settings.batch_size)
-        ids, mask, labels = _encode_batch(tok, [(q.prompt, q.answer) for q in batch])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        ids, _mask, labels = _encode_batch(tok, [(q.prompt, q.answer) for q in batch])
+        loss: Any = _answer_loss(model, ids, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)

