@@ -254,7 +254,9 @@ def answer_change(answers: Sequence[WorkloadAnswer]) -> str | None:
 def _why(answer: WorkloadAnswer, before: str, after: str) -> str:
     old, new = answer.row(before), answer.row(after)
     if old is None or not old.option.load_runs:
-        return f"{before} was not measured on {answer.workload.name}"
+        measured = answer.measured
+        only = f" (only {', '.join(measured)} {'was' if len(measured) == 1 else 'were'})" if measured else ""
+        return f"{before} was not measured on {answer.workload.name}{only}"
     reason = answer.headline.reasons.get(before)
     if reason is not None:
         return f"{before} is out there ({reason})"

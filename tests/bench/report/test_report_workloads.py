@@ -115,8 +115,9 @@ def _docs(n: int, *, cached: int, first_writes: bool, ttft_s: float, itl_s: floa
     return out
 
 
-def two_workload_store(path: Path) -> str:
-    """A sweep of two workloads (see the module docstring); returns its id."""
+def two_workload_store(path: Path, *, local_docs: bool = True) -> str:
+    """A sweep of two workloads (see the module docstring), tiny-skills on docs unless `local_docs` is
+    False; returns its id."""
     with Store.open(path) as store:
         points = [_point(f"p{i}", t, w) for i, (t, w) in enumerate(
             (t, w) for w in ("synthetic", "docs") for t in (LOCAL, FRONTIER, MINI))]  # fmt: skip
@@ -137,7 +138,8 @@ def two_workload_store(path: Path) -> str:
         load(FRONTIER, zero, "synthetic", CONCURRENT_8)
         load(MINI, records(40, ttft_s=0.15, itl_s=0.008, concurrency=8, seed=4), "synthetic", CONCURRENT_8)
         slow = records(40, ttft_s=0.8, itl_s=0.05, in_tokens=1300, out_tokens=16, seed=5, bytes_per_token=1)
-        load(LOCAL, slow, "docs", ONE, hardware="cpu-2vcpu")
+        if local_docs:
+            load(LOCAL, slow, "docs", ONE, hardware="cpu-2vcpu")
         load(
             FRONTIER,
             _docs(40, cached=1200, first_writes=True, ttft_s=0.6, itl_s=0.025, seed=6),
@@ -229,6 +231,30 @@ def test_one_line_says_where_the_answer_changes_and_why(two: Report) -> None:
     assert f"{pick} (prompt-cache hit 96.0%)" in md
     assert "| mock-frontier | $62.7 | $259 | " in md
     assert "90.0% (46,800 of 52,000 prompt tokens), 1,200 written" in md
+
+
+def test_an_option_not_measured_on_a_workload_changes_the_answer_there(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    sweep = two_workload_store(path, local_docs=False)
+    report = build_report(ReportSpec(sweep=sweep, max_drop=40), path, pricing_from_registry(load_registry()))
+    docs = report.answers[1]
+    assert docs.measured == ["mock-mini", "mock-frontier"]
+    assert docs.headline.recommended == "mock-mini"
+    assert report_json(report)["answer_change"] == (
+        "On docs the answer changes from tiny-skills@cpu-2vcpu to mock-mini because tiny-skills@cpu-2vcpu "
+        "was not measured on docs (only mock-mini, mock-frontier were)."
+    )
+    local = docs.row("tiny-skills")  # its accuracy run alone (that run names no hardware here)
+    assert local is not None and local.cache is None and not local.option.load_runs
+    md = render_markdown(report)
+    assert "| tiny-skills | n/a: " in md and "| not measured on docs |" in md
+    # The same workloads and one answer: the line says it holds.
+    same = dataclasses.replace(docs, workload=dataclasses.replace(docs.workload, name="docs-again"))
+    from bench.report.workloads import answer_change
+
+    assert answer_change([docs, same]) == (
+        "The answer holds across the workloads: mock-mini on each of docs, docs-again."
+    )
 
 
 def test_a_run_whose_server_did_not_report_caching_says_so_wherever_its_cost_is_shown(two: Report) -> None:
