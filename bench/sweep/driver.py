@@ -199,9 +199,8 @@ def plan_lines(plan: SweepPlan, only: str | None = None) -> list[str]:
             first = mine[0]
             sha = f", sha256 {first.workload_sha256[:12]}" if first.workload_sha256 else ""
             minutes = sum(p.estimate_s for p in mine) / 60
-            lines.append(
-                f"workload {name} ({first.workload_kind}{sha}): {len(mine)} points, ~{minutes:.1f} min"
-            )
+            count = f"{len(mine)} point" + ("s" if len(mine) != 1 else "")
+            lines.append(f"workload {name} ({first.workload_kind}{sha}): {count}, ~{minutes:.1f} min")
         for p in mine:
             lines.append(_point_line(p))
             lines.extend(f"      note: {note}" for note in p.notes)

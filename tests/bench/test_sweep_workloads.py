@@ -109,7 +109,7 @@ def test_every_target_meets_every_workload_and_suites_run_once_per_configuration
     lines = plan_lines(plan)
     assert lines[0] == "sweep axis: 4 points (2 workloads × their targets)"
     assert lines[1].startswith("workload synthetic (synthetic): 3 points, ~")
-    assert lines[5].startswith(f"workload chats (sessions, sha256 {sha[:12]}): 1 points, ~")
+    assert lines[5].startswith(f"workload chats (sessions, sha256 {sha[:12]}): 1 point, ~")
     assert "slow-mock on chats" in lines[6]
     assert plan_lines(plain)[0] == "sweep axis: 3 points"
 

@@ -357,3 +357,39 @@ def test_the_answer_per_workload_in_headless_chromium(two: Report, tmp_path: Pat
         finally:
             context.close()
     assert errors == []
+
+
+def test_the_adapter_reads_the_load_layers_cache_figures_and_workload_in_their_assumed_shape() -> None:
+    """bench.report.cache.run_cache is the one reader of the fields the load layer adds (RunSummary.cache,
+    LoadRunProfile.workload); this pins the shape it assumes. Without them it counts the stored requests."""
+    from types import SimpleNamespace
+
+    from bench.report.cache import RunWorkload, run_cache
+
+    class Counts:  # the stored requests: 10, 8 reporting 1,000 prompt tokens of which 600 cached
+        def cache_counts(self, run_id: str) -> tuple[int, int, int, int, int]:
+            return 10, 8, 1000, 600, 50
+
+    plain = SimpleNamespace(id="r", load_summary=SimpleNamespace(), profile=SimpleNamespace())
+    before = run_cache(plain, Counts())  # type: ignore[arg-type]
+    assert (before.not_reported, before.usage_hit_rate, before.written_tokens) == (2, 0.6, 50)
+    assert before.not_reported_text == "cache not reported for 2 of 10 requests"
+    assert before.vllm_hit_rate is None and before.workload is None
+    counts = {
+        "requests": 12,
+        "reported": 12,
+        "prompt_tokens": 2000,
+        "cached_tokens": 1500,
+        "written_tokens": 0,
+    }
+    cache = SimpleNamespace(**counts, vllm_hit_rate=0.7, vllm_reason=None, designed_reuse=0.75)
+    doc = SimpleNamespace(
+        name="rag", kind="shared_prefix", path="/w.yaml", sha256="ab" * 32, designed_reuse=0.75
+    )
+    after = SimpleNamespace(
+        id="r", load_summary=SimpleNamespace(cache=cache), profile=SimpleNamespace(workload=doc)
+    )
+    figures = run_cache(after, Counts())  # type: ignore[arg-type]
+    assert (figures.usage_hit_rate, figures.vllm_hit_rate, figures.designed_reuse) == (0.75, 0.7, 0.75)
+    assert figures.not_reported == 0 and figures.not_reported_text is None
+    assert figures.workload == RunWorkload("rag", "shared_prefix", "ab" * 32, 0.75)
