@@ -126,7 +126,8 @@ class Provenance(StoredModel):
 
 
 class SweepPoint(StoredModel):
-    """One point of a sweep's plan: one serve configuration and everything measured against it."""
+    """One point of a sweep's plan: one serve configuration and one workload, and everything measured
+    against them."""
 
     point_id: str
     label: str  # e.g. "tiny-skills:w8a8 [max-num-seqs=16]"
@@ -141,6 +142,9 @@ class SweepPoint(StoredModel):
     loads: list[dict[str, Any]] = Field(default_factory=list)  # the sweep file's load steps, validated
     suites: list[dict[str, Any]] = Field(default_factory=list)  # its suite steps, validated
     repetitions: int = 1
+    workload: str = "synthetic"  # the traffic its loads send: a workload's name (bench.sweep.workloads)
+    workload_kind: str = "synthetic"  # sessions, shared_prefix, trace, request_log, phases or synthetic
+    workload_sha256: str | None = None  # of the workload file's bytes; None for synthetic prompts
     estimate_s: float = 0.0
     estimate_usd: float = 0.0  # real money: API targets
     estimate_simulated_usd: float = 0.0  # mock targets' simulated prices

@@ -120,6 +120,9 @@ class Prices(_Entry):
     cache_write_per_1m: float | None = Field(
         None, ge=0, description="cache writes (Anthropic bills them above base input), per 1M tokens"
     )
+    cache_write_1h_per_1m: float | None = Field(
+        None, ge=0, description="cache writes with a 1-hour lifetime (Anthropic: 2× input), per 1M tokens"
+    )
     as_of: date
     source: str = Field(min_length=1, description="where the prices were read (URL or document)")
 

@@ -85,8 +85,10 @@ def add_load_run(
     hardware: str | None = None,
     status: str = "complete",
     extra_summary: Mapping[str, Any] | None = None,
+    sweep_id: str | None = None,
+    point_id: str | None = None,
 ) -> str:
-    """Store one load run with its real summary; returns its id."""
+    """Store one load run with its real summary (in a sweep's point, when given); returns its id."""
     provenance: dict[str, Any] = {
         "llmbench": {"version": "0.1.0", "git": {"sha": "f" * 40, "dirty": False}},
         "engine": {"name": "vllm" if tgt["kind"] == "local" else "mock", "version": "0.32.0"},
@@ -101,7 +103,7 @@ def add_load_run(
     stored = LoadRunProfile.model_validate(
         {"limits": {"requests": len(recs)}, **profile, "label": label, "slo": slo, "prompts": prompts}
     )
-    run_id = store.start_run("load", tgt, stored, provenance)
+    run_id = store.start_run("load", tgt, stored, provenance, sweep_id=sweep_id, point_id=point_id)
     store.add_requests(run_id, recs, 0.0)
     summary = summarize(
         recs, slo=None if slo is None else Slo.parse(slo), load_target=stored.target
@@ -139,6 +141,8 @@ def add_accuracy_run(
     *,
     suite: str = SUITE,
     mock_answers: Mapping[str, Any] | None = None,
+    sweep_id: str | None = None,
+    point_id: str | None = None,
 ) -> str:
     sha = SUITE_SHA if suite == SUITE else "cd" * 32
     profile = {"target": tgt["name"], "suite": suite, "suite_sha256": sha,
@@ -146,7 +150,7 @@ def add_accuracy_run(
     provenance: dict[str, Any] = {"llmbench": {"version": "0.1.0"}}
     if mock_answers is not None:
         provenance["mock_answers"] = dict(mock_answers)
-    run_id = store.start_run("accuracy", tgt, profile, provenance)
+    run_id = store.start_run("accuracy", tgt, profile, provenance, sweep_id=sweep_id, point_id=point_id)
     store.add_items(run_id, scored)
     summary = summarize_items(scored, suite=suite.removeprefix("builtin:"), target=tgt["name"], run_id=run_id)
     store.finish_run(run_id, "complete", summary)

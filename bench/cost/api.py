@@ -27,7 +27,9 @@ class ApiCost:
 
 
 def api_cost(usage: Usage, prices: Prices) -> ApiCost:
-    """Price `usage`. A missing cache-read or cache-write price is billed at base input, and said so."""
+    """Price `usage`: fresh input at the input price, cache reads at the cache-read price, cache writes at
+    the write price of their lifetime (5 minutes, or 1 hour), output (reasoning included) at the output
+    price. A missing cache price is billed at base input, and said so."""
     notes: list[str] = []
     read_price = prices.cached_input_per_1m
     if read_price is None:
@@ -37,12 +39,18 @@ def api_cost(usage: Usage, prices: Prices) -> ApiCost:
     write_price = prices.cache_write_per_1m
     if write_price is None:
         write_price = prices.input_per_1m
-        if usage.cache_write:
+        if usage.cache_write > usage.cache_write_1h:
             notes.append("no cache-write price: cache writes billed at the base input price")
+    write_1h = min(usage.cache_write_1h, usage.cache_write)
+    price_1h = prices.cache_write_1h_per_1m
+    if price_1h is None:
+        price_1h = prices.input_per_1m
+        if write_1h:
+            notes.append("no 1-hour cache-write price: those writes billed at the base input price")
     return ApiCost(
         input_usd=usage.fresh_input * prices.input_per_1m / PER_1M,
         cache_read_usd=usage.cache_read * read_price / PER_1M,
-        cache_write_usd=usage.cache_write * write_price / PER_1M,
+        cache_write_usd=((usage.cache_write - write_1h) * write_price + write_1h * price_1h) / PER_1M,
         output_usd=usage.output * prices.output_per_1m / PER_1M,
         notes=tuple(notes),
     )

@@ -6,10 +6,13 @@ Providers count the same prompt differently:
   tokens included (`prompt_tokens_details.cached_tokens`); `completion_tokens` includes reasoning tokens
   (`completion_tokens_details.reasoning_tokens`). OpenAI has no cache-write charge.
 - Anthropic: `input_tokens` excludes both cache reads (`cache_read_input_tokens`) and cache writes
-  (`cache_creation_input_tokens`); `output_tokens` includes thinking tokens.
+  (`cache_creation_input_tokens`); `output_tokens` includes thinking tokens. Writes with a 1-hour lifetime
+  are billed dearer than 5-minute ones (2× against 1.25× input); `cache_creation` splits them
+  (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`).
 - A stored request record (bench.records.RequestRecord) is already normalized by our clients to the
   OpenAI shape: `input_tokens` is the whole prompt (Anthropic's three counts added up) and
-  `cached_input_tokens` the cache reads. Cache writes are captured separately when the client saw them.
+  `cached_input_tokens` the cache reads. Cache writes are captured separately when the client saw them
+  (a stored record does not split them by lifetime: they read as 5-minute writes).
 
 `Usage` holds the four billed quantities apart, so pricing is one multiplication each.
 """
@@ -30,6 +33,7 @@ class Usage:
     cache_write: int = 0  # prompt tokens written to the cache (Anthropic bills them above base input)
     output: int = 0  # generated tokens, reasoning included (reasoning bills as output)
     reasoning: int = 0  # the part of `output` that was reasoning (informational: already in output)
+    cache_write_1h: int = 0  # the part of `cache_write` written with a 1-hour lifetime (Anthropic)
 
     @property
     def input_total(self) -> int:
@@ -47,6 +51,7 @@ class Usage:
             self.cache_write + other.cache_write,
             self.output + other.output,
             self.reasoning + other.reasoning,
+            self.cache_write_1h + other.cache_write_1h,
         )
 
 
@@ -71,12 +76,17 @@ def from_openai(usage: Mapping[str, Any]) -> Usage:
 
 
 def from_anthropic(usage: Mapping[str, Any]) -> Usage:
-    """An Anthropic `usage` object: input_tokens excludes cache reads and cache writes."""
+    """An Anthropic `usage` object: input_tokens excludes cache reads and cache writes; `cache_creation`
+    says how many of the writes have a 1-hour lifetime."""
+    write = _int(usage.get("cache_creation_input_tokens"))
+    split = usage.get("cache_creation")
+    write_1h = _int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, Mapping) else 0
     return Usage(
         fresh_input=_int(usage.get("input_tokens")),
         cache_read=_int(usage.get("cache_read_input_tokens")),
-        cache_write=_int(usage.get("cache_creation_input_tokens")),
+        cache_write=write,
         output=_int(usage.get("output_tokens")),
+        cache_write_1h=min(write_1h, write),
     )
 
 

@@ -3,6 +3,9 @@
 Runs are selected (ids, the last N, a sweep, or all), grouped into options, given figures (cost through
 bench.cost), judged (paired accuracy, recommendation, Pareto frontier, downgrade ladder, break-even), and
 handed to a renderer as one `Report`. Per-request data is aggregated in SQL (see `query`).
+
+When the load runs sent several workloads (bench.report.workloads), the leaderboard is the first workload's
+and the same judgement is made once per workload (`Report.answers`); with one workload there are none.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from bench.report.analysis import (
 from bench.report.figures import Row, apply_blended, common_mix, compute_row
 from bench.report.flags import Flag
 from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment
-from bench.report.options import Pricing, SuiteKey, group_options, provenance_row
+from bench.report.options import Option, Pricing, SuiteKey, group_options, provenance_row
 from bench.report.query import StoreReader, select_runs
 from bench.report.recovery import SCHEMA as RECOVERY_SCHEMA
 from bench.report.recovery import Recovery, read_recovery
+from bench.report.workloads import WorkloadAnswer, split_by_workload, sweep_points
 from bench.store import RunInfo, Store
 
 SCHEMA = "llmbench.report/1"
@@ -138,6 +142,7 @@ class Report:
     repeats: list[RepeatRow] = field(default_factory=list)  # a sweep's figures over repetitions
     mix: float | None = None  # the one input:output mix (reference tokens) blended prices are stated at
     workload: str | None = None  # the one workload every option's load runs sent, when they agree
+    answers: list[WorkloadAnswer] = field(default_factory=list)  # one per workload, when there are several
 
     @property
     def flags(self) -> list[Flag]:
@@ -240,16 +245,21 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         runs = select_runs(store, spec.run_ids, last=spec.last, sweep=spec.sweep)
         docs = store.list_documents(RECOVERY_SCHEMA)
         repeats = sweep_repeats(store, spec.sweep) if spec.sweep else []
+        points = sweep_points(store, runs)
     with StoreReader(store_path) as reader:
-        options, suite, other = group_options(runs, pricing, spec.target_attainment)
-        rows = [compute_row(o, pricing, reader, utilization=spec.utilization) for o in options]
-        mix = common_mix(rows)
-        apply_blended(rows, mix)
+        by_workload = split_by_workload(runs, points, reader)
+        several = len(by_workload) > 1
         comparisons = Comparisons(reader.verdicts)
-        head = headline(rows, comparisons, spec.max_drop)
-        rows = _ranked(rows, head)
+        groups = by_workload.items() if several else []
+        judged = [(key, _judge(group, spec, pricing, reader, comparisons)) for key, group in groups]
+        first = judged[0][1] if judged else _judge(runs, spec, pricing, reader, comparisons)
+        options, suite, other, rows, mix, head = first
         ladder = downgrade(rows, comparisons)
         histograms = _histograms(rows, reader)
+    answers = [
+        WorkloadAnswer(key, sum(r.kind == "load" for r in by_workload[key]), j[3], j[5], break_evens(j[3]))
+        for key, j in judged
+    ]
     slo, notes = _common_slo(rows)
     notes.extend(workload_notes(rows))
     if other:
@@ -279,7 +289,23 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         repeats=repeats,
         mix=mix,
         workload=common_workload(rows),
+        answers=answers,
     )
+
+
+Judged = tuple[list[Option], SuiteKey | None, dict[str, int], list[Row], float | None, Headline]
+
+
+def _judge(
+    runs: Sequence[RunInfo], spec: ReportSpec, pricing: Pricing, reader: StoreReader, comparisons: Comparisons
+) -> Judged:
+    """Options of `runs` with their figures, ranked, and the recommendation among them."""
+    options, suite, other = group_options(runs, pricing, spec.target_attainment)
+    rows = [compute_row(o, pricing, reader, utilization=spec.utilization) for o in options]
+    mix = common_mix(rows)
+    apply_blended(rows, mix)
+    head = headline(rows, comparisons, spec.max_drop)
+    return options, suite, other, _ranked(rows, head), mix, head
 
 
 def common_workload(rows: Sequence[Row]) -> str | None:

@@ -89,6 +89,7 @@ def _model_section(card: CardInput) -> list[str]:
                 f"- Prices per 1M tokens: input ${p.input_per_1m:g}, output ${p.output_per_1m:g}"
                 + (f", cache read ${p.cached_input_per_1m:g}" if p.cached_input_per_1m is not None else "")
                 + (f", cache write ${p.cache_write_per_1m:g}" if p.cache_write_per_1m is not None else "")
+                + (f" (1 hour ${p.cache_write_1h_per_1m:g})" if p.cache_write_1h_per_1m is not None else "")
                 + f" (as of {p.as_of}, {p.source})"
             )
         if e.notes:
@@ -136,7 +137,12 @@ def _speed_section(rows: Sequence[Row]) -> list[str]:
             f"{_money(row.usd_per_1m_output, units['usd_per_1m_output'], op.run)}, "
             f"{_money(row.usd_per_1m_blended, units['usd_per_1m_blended'])}, "
             f"{_money(row.usd_per_1k_requests, units['usd_per_1k_requests'])}, "
-            f"{_money(row.usd_per_correct, units['usd_per_correct'])}",
+            f"{_money(row.usd_per_correct, units['usd_per_correct'])}"
+            + (
+                f" ({row.cache_not_reported}: billed as if nothing were cached)"
+                if row.cache_not_reported
+                else ""
+            ),
         ]
         flags = sorted({f"{f.kind} (`{f.run_id[:8]}`)" for f in row.option.flags})
         if flags:

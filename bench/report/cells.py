@@ -20,6 +20,7 @@ from bench.report.value import (
     PER_CORRECT,
     Per,
     fmt_number,
+    fmt_usd,
     per_column,
     show,
 )
@@ -157,3 +158,44 @@ def search_trace(option: Option) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def cache_mark(row: Row, name: str) -> str:
+    """' (cache not reported)' after a money figure billed from a run whose server did not report what it
+    cached (the request-priced columns of an API option); '' otherwise."""
+    mark = row.cache_not_reported
+    if mark is None or name not in BILLED_COLUMNS or getattr(row, name).value is None:
+        return ""
+    return f" ({mark})"
+
+
+BILLED_COLUMNS = ("usd_per_1m_output", "usd_per_1m_output_allocation", "usd_per_1k_requests")
+
+
+def price_sources(rows: Sequence[Row]) -> list[dict[str, str]]:
+    """Each price the report used, once: what it is, where it was read, and as of when."""
+    out: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row.prices is not None:
+            p = row.prices
+            parts = [f"input {fmt_usd(p.input_per_1m)}"]
+            if p.cached_input_per_1m is not None:
+                parts.append(f"cache read {fmt_usd(p.cached_input_per_1m)}")
+            if p.cache_write_per_1m is not None:
+                parts.append(f"cache write {fmt_usd(p.cache_write_per_1m)}")
+            if p.cache_write_1h_per_1m is not None:
+                parts.append(f"1-hour cache write {fmt_usd(p.cache_write_1h_per_1m)}")
+            parts.append(f"output {fmt_usd(p.output_per_1m)}")
+            text = ", ".join(parts) + " per 1M tokens"
+            out.setdefault(row.option.name, {"priced": row.option.name, "prices": text, "source": p.source,
+                                             "as_of": p.as_of.isoformat()})  # fmt: skip
+        if row.hardware is not None and row.option.hardware is not None:
+            hw = row.hardware
+            out.setdefault(row.option.hardware, {
+                "priced": row.option.hardware,
+                "prices": f"{hw.label}: {fmt_usd(hw.usd_per_hour)} per hour"
+                + (f" ({hw.provider})" if hw.provider else ""),
+                "source": hw.source,
+                "as_of": hw.as_of.isoformat(),
+            })  # fmt: skip
+    return list(out.values())

@@ -28,6 +28,11 @@ Definitions (every figure is "n/a" with a reason when an input is missing, never
   $/1M reference tokens (input + output) at the operating point.
 - A cost read at a capped operating point (the goodput search stopped at its ceiling or at an invalid
   probe) is an upper bound ("≤"), and the throughput a lower bound ("≥").
+- **Prompt caching** (bench.report.cache): an API's bill prices cache reads and writes at the provider's own
+  prices; the same bill priced as if nothing were cached (every prompt token at the input price) is shown
+  beside it per workload, so what caching saved is visible. Where its server did not report cached tokens
+  for some requests, those are billed as if nothing were cached, and each cost figure from that run says
+  "cache not reported" (and the option is flagged).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from bench.cost import api_cost, per_1k_requests, selfhosted_cost
 from bench.loadgen.documents import LoadRunProfile
 from bench.metrics import Distribution
 from bench.registry import Hardware, Prices
-from bench.report.flags import is_lower_bound
+from bench.report.cache import CacheFigures, run_cache
+from bench.report.flags import Flag, is_lower_bound
 from bench.report.operating import attainment, steady_output_tokens_per_s
 from bench.report.options import Option, Pricing
 from bench.report.query import StoreReader
@@ -72,6 +78,8 @@ class Row:
     usd_per_hour: Value = field(default_factory=lambda: na("an API is priced per token"))
     usd_per_1m_output: Value = field(default_factory=lambda: na("not computed"))
     usd_per_1m_output_allocation: Value = field(default_factory=lambda: na("not computed"))
+    # An API's bill of the same run priced as if nothing were cached: what caching saved it.
+    usd_per_1m_output_uncached: Value = field(default_factory=lambda: na("no load run of an API"))
     usd_per_1m_blended: Value = field(default_factory=lambda: na("not computed"))
     usd_per_1k_requests: Value = field(default_factory=lambda: na("not computed"))
     usd_per_correct: Value = field(default_factory=lambda: na("not computed"))
@@ -87,6 +95,15 @@ class Row:
     hardware: Hardware | None = None
     basis: str = "allocation"
     utilization: float | None = None  # the share of busy time on the utilization basis
+    cache: CacheFigures | None = None  # prompt caching in the load run its figures come from
+
+    @property
+    def cache_not_reported(self) -> str | None:
+        """'cache not reported' (for some requests) when this API option's bill came from a run whose
+        server did not say what it cached; None otherwise (and for self-hosted options, priced per hour)."""
+        if self.option.kind != "api" or self.cache is None:
+            return None
+        return self.cache.not_reported_text
 
     @property
     def key(self) -> str:
@@ -267,6 +284,9 @@ def _api_cost(row: Row, pricing: Pricing, reader: StoreReader) -> None:
             row.own_per_ref = (usage.input_total / ref[0] if ref[0] else 1.0, usage.output / ref[1])
         row.usd_per_1m_output = known(bill / out * 1e6 if out else None, _join(note, units),
                                       reason="no output tokens")  # fmt: skip
+        uncached = api_cost(usage.as_uncached(), prices).total_usd
+        row.usd_per_1m_output_uncached = known(uncached / out * 1e6 if out else None, _join(note, units),
+                                               reason="no output tokens")  # fmt: skip
         row.usd_per_1m_output_allocation = row.usd_per_1m_output
         row.usd_per_1k_requests = known(per_1k_requests(usage, requests, prices), note, reason="no requests")
     if acc is None:
@@ -337,4 +357,22 @@ def compute_row(
         _selfhosted_cost(row, pricing, reader, utilization)
     else:
         _api_cost(row, pricing, reader)
+    _cache(row, reader)
     return row
+
+
+def _cache(row: Row, reader: StoreReader) -> None:
+    """The load run's prompt caching; an API bill from a run whose server did not report it says so."""
+    run = row.option.op.run or row.option.op.display
+    if run is None or run.kind != "load":
+        return
+    row.cache = run_cache(run, reader)
+    mark = row.cache_not_reported
+    if mark is None:
+        return
+    for name in ("usd_per_1m_output", "usd_per_1m_output_allocation", "usd_per_1k_requests"):
+        value: Value = getattr(row, name)
+        if value.value is not None:
+            setattr(row, name, known(value.value, _join(value.note, mark)))
+    detail = f"{mark}: those requests are billed as if nothing were cached"
+    row.option.flags.append(Flag("cache_not_reported", detail, run.id))

@@ -23,6 +23,7 @@ SERIOUS = (
     "not_streamed",
     "hardware_mismatch",
     "shared_cores",
+    "cache_not_reported",
 )
 
 

@@ -13,10 +13,12 @@ from bench.report.analysis import BreakEvenRow, Step
 from bench.report.build import Report
 from bench.report.cells import (
     accuracy_text,
+    cache_mark,
     cost_definitions,
     hardware_text,
     model_and_variant,
     money_units,
+    price_sources,
     search_trace,
     simulated,
     throughput_text,
@@ -33,6 +35,14 @@ from bench.report.markdown import (
     simulated_note,
 )
 from bench.report.value import Per, Value, fmt_tokens, fmt_usd, show
+from bench.report.workloads import (
+    ANSWER_COLUMNS,
+    WorkloadAnswer,
+    answer_change,
+    answer_rows,
+    break_even_lines,
+    recommendation_text,
+)
 
 COLUMNS = (
     "option",
@@ -86,13 +96,37 @@ def _row(report: Report, row: Row, units: dict[str, Per]) -> dict[str, Any]:
             if row.output_tok_s_ci95 is None
             else {"text": throughput_text(row), "num": True, "note": row.output_tok_s.note},
             _cell(row.goodput_rps),
-            *(_cell(getattr(row, name), "usd", unit) for name, unit in units.items()),
+            *(
+                _marked(_cell(getattr(row, name), "usd", unit), cache_mark(row, name))
+                for name, unit in units.items()
+            ),
             _cell(row.list_usd_per_1m_output, "usd") if o.kind == "api" else _text(None),
         ],
         "flags": [
             {"kind": f.kind, "detail": f"{f.run_id[:8]}: {f.detail}", "serious": f.kind in SERIOUS}
             for f in o.flags
         ],
+    }
+
+
+def _marked(cell: dict[str, Any], mark: str) -> dict[str, Any]:
+    """A money cell with ' (cache not reported)' after its figure, where that applies."""
+    return {**cell, "text": cell["text"] + mark} if mark and "text" in cell else cell
+
+
+def _answer(answer: WorkloadAnswer) -> dict[str, Any]:
+    w = answer.workload
+    marks = {r.key: r.cache_not_reported for r in answer.rows}
+    reuse = answer.designed_reuse
+    return {
+        "name": w.name,
+        "about": f"{w.kind}"
+        + (f", sha256 {w.sha256[:12]}" if w.sha256 else "")
+        + f"; {answer.load_runs} load runs"
+        + (f"; designed reuse {100 * reuse:.1f}%" if reuse is not None else ""),
+        "recommendation": recommendation_text(answer),
+        "rows": [[r[key] for _, key in ANSWER_COLUMNS] for r in answer_rows(answer)],
+        "break_even": break_even_lines(answer, marks.get),
     }
 
 
@@ -120,12 +154,14 @@ def _step(s: Step) -> dict[str, str]:
     }
 
 
-def _break_even(b: BreakEvenRow) -> dict[str, str]:
+def _break_even(b: BreakEvenRow, report: Report) -> dict[str, str]:
     be = b.result
+    api = report.row(b.api)
     return {
         "selfhosted": b.selfhosted,
         "api": b.api,
-        "price": fmt_usd(b.api_usd_per_1m_output),
+        "price": fmt_usd(b.api_usd_per_1m_output)
+        + ("" if api is None else cache_mark(api, "usd_per_1m_output_allocation")),
         "volume": fmt_tokens(be.volume) if be.volume is not None else f"never: {be.reason}",
         "utilization": f"{100 * be.utilization:.1f}%",
         "above": fmt_tokens(be.always_above) if be.always_above is not None else "-",
@@ -175,7 +211,12 @@ def render_html(report: Report) -> str:
         charts_json=charts_json,
         downgrade=[_step(s) for s in report.downgrade.steps],
         dominance=dominance_lines(report.downgrade),
-        break_even=[_break_even(b) for b in report.break_evens],
+        break_even=[_break_even(b, report) for b in report.break_evens],
+        workload_name=report.answers[0].workload.name if report.answers else None,
+        answer_change=answer_change(report.answers),
+        answers=[_answer(a) for a in report.answers],
+        answer_columns=[heading for heading, _ in ANSWER_COLUMNS],
+        prices=price_sources(report.rows),
         flags=[
             {
                 "option": key,

@@ -11,6 +11,7 @@ from bench.report.cells import cost_definitions, model_and_variant, simulated
 from bench.report.figures import Row
 from bench.report.options import Pricing
 from bench.report.value import Value
+from bench.report.workloads import WorkloadAnswer, answer_change, cache_json
 
 
 def pricing_from_registry(registry: Registry) -> Pricing:
@@ -73,6 +74,8 @@ def row_json(row: Row) -> dict[str, Any]:
             "usd_per_hour": _v(row.usd_per_hour),
             "usd_per_1m_output": _v(row.usd_per_1m_output),
             "usd_per_1m_output_allocation": _v(row.usd_per_1m_output_allocation),
+            "usd_per_1m_output_uncached": _v(row.usd_per_1m_output_uncached),
+            "cache_not_reported": row.cache_not_reported,
             "usd_per_1m_blended": _v(row.usd_per_1m_blended),
             "usd_per_1k_requests": _v(row.usd_per_1k_requests),
             "usd_per_correct": _v(row.usd_per_correct),
@@ -83,9 +86,22 @@ def row_json(row: Row) -> dict[str, Any]:
             "workload": row.workload,
             "prices": None if row.prices is None else row.prices.model_dump(mode="json"),
         },
+        "cache": cache_json(row.cache),
         "flags": [f.to_json() for f in o.flags],
         "load_run_ids": [r.id for r in o.load_runs],
         "accuracy_run_ids": [r.id for r in o.accuracy_runs],
+    }
+
+
+def answer_json(answer: WorkloadAnswer) -> dict[str, Any]:
+    """One workload's judgement: its recommendation, every option's figures on it, its break-evens."""
+    return {
+        "workload": answer.workload.to_json(),
+        "load_runs": answer.load_runs,
+        "designed_reuse": answer.designed_reuse,
+        "headline": answer.headline.to_json(),
+        "leaderboard": [row_json(r) for r in answer.rows],
+        "break_even": [b.to_json() for b in answer.break_evens],
     }
 
 
@@ -114,6 +130,8 @@ def report_json(report: Report) -> dict[str, Any]:
         "notes": report.notes,
         "repeats": [asdict(r) for r in report.repeats],
         "workload": report.workload,
+        "by_workload": [answer_json(a) for a in report.answers],
+        "answer_change": answer_change(report.answers),
         "blended_mix": report.mix,
         "cost_definitions": cost_definitions(report.workload, report.mix),
     }

@@ -10,9 +10,11 @@ from bench.report.analysis import Downgrade, Paired, Step
 from bench.report.build import Report
 from bench.report.cells import (
     accuracy_text,
+    cache_mark,
     cost_definitions,
     hardware_text,
     money_units,
+    price_sources,
     search_trace,
     simulated,
     throughput_text,
@@ -20,6 +22,14 @@ from bench.report.cells import (
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS, Flag
 from bench.report.value import Per, Value, fmt_number, fmt_tokens, fmt_usd, show
+from bench.report.workloads import (
+    ANSWER_COLUMNS,
+    WorkloadAnswer,
+    answer_change,
+    answer_rows,
+    break_even_lines,
+    recommendation_text,
+)
 
 
 class _Notes:
@@ -96,6 +106,7 @@ def one_line(report: Report, key: str | None) -> str:
     if why:
         acc += f" (simulated: {why}, not a measurement)"
     cost = _money_phrase(row.usd_per_1m_output, units["usd_per_1m_output"], "cost")
+    cost += cache_mark(row, "usd_per_1m_output")
     per_correct = _money_phrase(row.usd_per_correct, units["usd_per_correct"], "cost per correct answer")
     ttft = f"{show(row.ttft_p95, 'ms')} ms" if row.ttft_p95.known else f"n/a ({row.ttft_p95.reason})"
     where = f", {row.option.op.note}" if row.option.op.run is not None else ""
@@ -135,13 +146,17 @@ def render_markdown(report: Report) -> str:
     spec = report.spec
     units = money_units(report.rows)
     lines = ["## llmbench report", ""]
-    lines.append(f"**Recommendation:** {one_line(report, h.recommended)}")
+    on = f" (workload {report.answers[0].workload.name})" if report.answers else ""
+    lines.append(f"**Recommendation{on}:** {one_line(report, h.recommended)}")
     if h.runner_up:
         lines.append(f"**Runner-up:** {one_line(report, h.runner_up)}")
     lines.append("")
     lines.append(h.summary)
     if h.reasons:
         lines += ["", "Excluded:"] + [f"- {k}: {why}" for k, why in h.reasons.items()]
+    change = answer_change(report.answers)
+    if change:
+        lines += ["", f"**Across workloads:** {change}"]
     slo = ", ".join(f"{k}={v:g}" for k, v in (report.slo or {}).items()) or "none stored"
     suite = report.suite.label if report.suite else "none"
     basis = (
@@ -166,7 +181,10 @@ def render_markdown(report: Report) -> str:
             f"| {r.key} | {hardware_text(r)} | {_accuracy(r, notes)} | {notes.cell(r.ttft_p50, 'ms')} / "
             f"{notes.cell(r.ttft_p95, 'ms')} | {notes.cell(r.tpot_p50, 'ms')} | {tok_s} "
             f"| {notes.cell(r.goodput_rps)} | "
-            + " | ".join(notes.cell(getattr(r, name), "usd", unit) for name, unit in units.items())
+            + " | ".join(
+                notes.cell(getattr(r, name), "usd", unit) + cache_mark(r, name)
+                for name, unit in units.items()
+            )
             + f" | {notes.cell(r.list_usd_per_1m_output, 'usd') if r.option.kind == 'api' else '-'}"
             + f" | {_flags(r)} |"
         )
@@ -175,6 +193,7 @@ def render_markdown(report: Report) -> str:
     note = simulated_note(report)
     if note:
         lines += ["", note]
+    lines += workload_lines(report)
     if h.versus_best:
         lines += ["", f"### Accuracy against {h.best_accuracy} (paired, points)", ""]
         lines += ["| option | change [95% CI] |", "|---|---|"]
@@ -198,8 +217,10 @@ def render_markdown(report: Report) -> str:
             be = b.result
             vol = fmt_tokens(be.volume) if be.volume is not None else f"never ({be.reason})"
             above = fmt_tokens(be.always_above) if be.always_above is not None else "-"
+            api = report.row(b.api)
+            mark = "" if api is None else cache_mark(api, "usd_per_1m_output_allocation")
             lines.append(
-                f"| {b.selfhosted} | {b.api} | {fmt_usd(b.api_usd_per_1m_output)} | {vol} "
+                f"| {b.selfhosted} | {b.api} | {fmt_usd(b.api_usd_per_1m_output)}{mark} | {vol} "
                 f"| {100 * be.utilization:.1f}% | {above} |"
             )
     if report.repeats:
@@ -226,6 +247,10 @@ def render_markdown(report: Report) -> str:
             cols = ("load", "measured", "attainment", "verdict", "stage")
             lines += ["| " + " | ".join(p[c] for c in cols) + f" | `{p['run']}` |" for p in trace]
             lines.append("")
+    sources = price_sources(report.rows)
+    if sources:
+        lines += ["", "### Prices (source, as of)", ""]
+        lines += [f"- **{p['priced']}**: {p['prices']} — {p['source']}, as of {p['as_of']}" for p in sources]
     flagged = option_flags(report)
     if flagged:
         lines += ["", "### Flags", ""]
@@ -233,3 +258,36 @@ def render_markdown(report: Report) -> str:
     if report.notes:
         lines += ["", *[f"> {n}" for n in report.notes]]
     return "\n".join(lines) + "\n"
+
+
+def _answer_lines(answer: WorkloadAnswer) -> list[str]:
+    w = answer.workload
+    sha = f", sha256 {w.sha256[:12]}" if w.sha256 else ""
+    reuse = answer.designed_reuse
+    designed = f"; designed reuse {100 * reuse:.1f}%" if reuse is not None else ""
+    lines = [
+        "",
+        f"#### {w.name} ({w.kind}{sha}; {answer.load_runs} load runs{designed})",
+        "",
+        f"Recommendation: {recommendation_text(answer)}",
+        "",
+        "| " + " | ".join(heading for heading, _ in ANSWER_COLUMNS) + " |",
+        "|" + "---|" * len(ANSWER_COLUMNS),
+    ]
+    lines += ["| " + " | ".join(r[key] for _, key in ANSWER_COLUMNS) + " |" for r in answer_rows(answer)]
+    marks = {r.key: r.cache_not_reported for r in answer.rows}
+    evens = break_even_lines(answer, marks.get)
+    lines += ["", "Break-even: " + ("none: no costed self-hosted option and priced API measured on it"
+                                    if not evens else "; ".join(evens) + ".")]  # fmt: skip
+    return lines
+
+
+def workload_lines(report: Report) -> list[str]:
+    """The answer per workload (only when the load runs sent several): each one's recommendation, every
+    option's cost at its operating point with cache hit rates on both sides, and its break-evens."""
+    if not report.answers:
+        return []
+    lines = ["", "### The answer per workload"]
+    for answer in report.answers:
+        lines += _answer_lines(answer)
+    return lines

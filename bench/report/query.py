@@ -101,6 +101,19 @@ class StoreReader:
         )
         return usage, n
 
+    def cache_counts(self, run_id: str) -> tuple[int, int, int, int, int]:
+        """Over a run's measured successful requests: (requests, those whose server reported cached prompt
+        tokens, their prompt tokens, their cached prompt tokens, cache writes of all), tokens as reported."""
+        row = self._all(
+            "SELECT COUNT(*), COUNT(cached_input_tokens),"
+            " COALESCE(SUM(CASE WHEN cached_input_tokens IS NOT NULL THEN input_tokens END), 0),"
+            " COALESCE(SUM(MIN(cached_input_tokens, COALESCE(input_tokens, 0))), 0),"
+            f" COALESCE(SUM(cache_write_tokens), 0) FROM requests WHERE {_MEASURED_OK}",
+            (run_id,),
+        )[0]
+        n, reported, prompt, cached, written = (int(v) for v in row)
+        return n, reported, prompt, cached, written
+
     def ttft_histogram(self, run_id: str, lo_ms: float, hi_ms: float, bins: int) -> list[int]:
         """Counts of TTFT (ms) in `bins` equal bins over [lo, hi] for measured successful requests."""
         width = (hi_ms - lo_ms) / bins if hi_ms > lo_ms else 1.0

@@ -188,19 +188,36 @@ def _sweep_status(points: list[PointInfo], result: SweepResult) -> str:
     return "complete" if statuses <= {"complete", "skipped"} else "partial"
 
 
+def _point_line(p: Point) -> str:
+    runs = len(p.loads) * p.repetitions, len(p.suites) * p.repetitions
+    return (
+        f"  {p.point_id}  {p.label:<40} {p.kind:<5} backend={p.backend:<5} hardware={p.hardware or '-'}  "
+        f"{runs[0]} load + {runs[1]} accuracy runs  ~{p.estimate_s / 60:.1f} min"
+        + (f"  ~${p.estimate_usd:.4f}" if p.estimate_usd else "")
+        + (f"  (simulated ~${p.estimate_simulated_usd:.4f})" if p.estimate_simulated_usd else "")
+        + (f"  quantize {p.quantize['method']} first" if p.quantize else "")
+    )
+
+
 def plan_lines(plan: SweepPlan, only: str | None = None) -> list[str]:
-    """What --dry-run prints: every point, the runs it makes, and the estimates (labelled as such)."""
-    lines = [f"sweep {plan.name}: {len(plan.points)} points"]
-    for p in plan.only(only):
-        runs = len(p.loads) * p.repetitions, len(p.suites) * p.repetitions
-        lines.append(
-            f"  {p.point_id}  {p.label:<40} {p.kind:<5} backend={p.backend:<5} hardware={p.hardware or '-'}  "
-            f"{runs[0]} load + {runs[1]} accuracy runs  ~{p.estimate_s / 60:.1f} min"
-            + (f"  ~${p.estimate_usd:.4f}" if p.estimate_usd else "")
-            + (f"  (simulated ~${p.estimate_simulated_usd:.4f})" if p.estimate_simulated_usd else "")
-            + (f"  quantize {p.quantize['method']} first" if p.quantize else "")
-        )
-        lines.extend(f"      note: {note}" for note in p.notes)
+    """What --dry-run prints: every point (under its workload when there are several), the runs it makes,
+    and the estimates (labelled as such)."""
+    chosen = plan.only(only)
+    names = list(dict.fromkeys(p.workload for p in plan.points))
+    several = len(names) > 1
+    head = f"sweep {plan.name}: {len(plan.points)} points"
+    lines = [head + (f" ({len(names)} workloads × their targets)" if several else "")]
+    for name in names:
+        mine = [p for p in chosen if p.workload == name]
+        if several and mine:
+            first = mine[0]
+            sha = f", sha256 {first.workload_sha256[:12]}" if first.workload_sha256 else ""
+            minutes = sum(p.estimate_s for p in mine) / 60
+            count = f"{len(mine)} point" + ("s" if len(mine) != 1 else "")
+            lines.append(f"workload {name} ({first.workload_kind}{sha}): {count}, ~{minutes:.1f} min")
+        for p in mine:
+            lines.append(_point_line(p))
+            lines.extend(f"      note: {note}" for note in p.notes)
     lines.append(
         f"estimate (rough): {plan.estimate_s / 60:.1f} min wall time; API spend ${plan.estimate_usd:.4f}"
         + (

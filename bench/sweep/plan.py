@@ -1,8 +1,10 @@
 """A sweep file expanded into points, checked against the registry, with time and spend estimates.
 
-A point is one serve configuration (target × variant × engine-argument combination): llmbench serves it
-once and runs every load and suite of the sweep against it, `repetitions` times. API and mock targets are
-one point each. Point ids hash the point's definition, so they are stable across `--resume`.
+A point is one serve configuration (target × variant × engine-argument combination) on one workload:
+llmbench serves it once and runs every load of the sweep against it with that workload's traffic, and
+every suite at the configuration's first workload, `repetitions` times. API and mock targets are one serve
+configuration each. Point ids hash the point's definition, so they are stable across `--resume` (a point
+of the default synthetic workload hashes as it did before workloads existed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
 from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
+from bench.sweep.workloads import ResolvedWorkload, WorkloadShape, resolve
 from quantize.methods import method_for_registry
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
@@ -104,6 +107,8 @@ def expand(
     env = os.environ if env is None else env
     problems: list[str] = []
     points: list[Point] = []
+    workloads = [(entry, resolve(entry)) for entry in sweep.workloads]
+    several = len(workloads) > 1
     for si, suite in enumerate(sweep.suites):
         if suite.judge is not None:
             found = _check_judge(f"suites[{si}].judge", suite.judge, registry, env)
@@ -134,13 +139,21 @@ def expand(
                 problems.append(f"{where}.variants: {problem}")
                 continue
             for args in _combinations(target) if kind == "local" else [{}]:
-                points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize, args))
+                suites = True  # at the configuration's first workload only
+                for chosen, workload in workloads:
+                    if not chosen.runs_on(target.name):
+                        continue
+                    points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize,
+                                         args, workload, suites=suites, several=several))  # fmt: skip
+                    suites = False
         for point in points[first:]:
             point.notes.extend(k.split(": ", 1)[1] for k in keys)
     seen: dict[str, str] = {}
     for point in points:
         if point.point_id in seen:
-            problems.append(f"targets: {point.label} is defined twice (same target, variant and engine args)")
+            problems.append(
+                f"targets: {point.label} is defined twice (same target, variant, engine args and workload)"
+            )
         seen[point.point_id] = point.label
     if not points and not problems:
         problems.append("targets: no point to run")
@@ -218,20 +231,32 @@ def _point(
     backend: str | None,
     quantize: dict[str, Any] | None,
     args: dict[str, Any],
+    workload: ResolvedWorkload,
+    *,
+    suites: bool = True,
+    several: bool = False,
 ) -> Point:
     slo = target.slo or sweep.slo
-    loads = [{**load.model_dump(mode="json"), "slo": load.slo or slo} for load in sweep.loads]
-    suites = [suite.model_dump(mode="json") for suite in sweep.suites]
+    path = None if workload.path is None else str(workload.path)
+    loads = [
+        {**load.model_dump(mode="json"), "slo": load.slo or slo, **({"workload": path} if path else {})}
+        for load in sweep.loads
+    ]
+    steps = [suite.model_dump(mode="json") for suite in sweep.suites] if suites else []
     hardware = target.hardware or (sweep.hardware if kind == "local" else None)
     chosen = (backend or target.backend) if kind == "local" else kind
     definition = {"target": target.name, "serve": serve_name, "backend": chosen, "args": args,
-                  "hardware": hardware, "quantize": quantize, "loads": loads, "suites": suites,
+                  "hardware": hardware, "quantize": quantize, "loads": loads, "suites": steps,
                   "repetitions": sweep.repetitions}  # fmt: skip
+    if not workload.synthetic:  # a synthetic point hashes as it did before workloads existed
+        definition["workload"] = {"name": workload.name, "sha256": workload.sha256}
     extra = " [" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + "]" if args else ""
-    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, sweep.suites, sweep.repetitions)
+    on = f" on {workload.name}" if several else ""
+    limited = sweep.suites if suites else []
+    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, limited, sweep.repetitions, workload.shape)
     return Point(
         point_id=_point_id(definition),
-        label=f"{serve_name}{extra}",
+        label=f"{serve_name}{extra}{on}",
         target=target.name,
         kind=kind,
         serve_name=serve_name,
@@ -241,8 +266,11 @@ def _point(
         hardware=hardware,
         quantize=quantize,
         loads=loads,
-        suites=suites,
+        suites=steps,
         repetitions=sweep.repetitions,
+        workload=workload.name,
+        workload_kind=workload.kind,
+        workload_sha256=workload.sha256,
         estimate_s=seconds,
         estimate_usd=usd if kind == "api" else 0.0,
         estimate_simulated_usd=usd if kind == "mock" else 0.0,
@@ -268,12 +296,15 @@ def _probe_loads(load: LoadStep) -> list[float]:
     return loads + [search.max_load] * search.steps + [search.max_load]
 
 
-def _runs(load: LoadStep) -> list[tuple[int, float]]:
+def _runs(load: LoadStep, shape: WorkloadShape | None = None) -> list[tuple[int, float]]:
     """(requests with warm-up, load) of each run one load step makes; a goodput probe is lengthened to hold
-    its load, as it will run (GoodputProfile.probe_limits)."""
+    its load, as it will run (GoodputProfile.probe_limits). A workload that sends a set number of requests
+    (sessions, a trace, a log) sends them in every run."""
     base = Limits(requests=load.requests) if load.duration_s is None else Limits(duration_s=load.duration_s)
     per_run = load.requests or DEFAULT_REQUESTS
     warmup = load.warmup.requests
+    if shape is not None and shape.requests is not None:
+        return [(shape.requests + warmup, value) for _, value in _runs(load)]
     if load.profile == "goodput":
         search = _search(load)
         return [
@@ -286,9 +317,9 @@ def _runs(load: LoadStep) -> list[tuple[int, float]]:
     return [(per_run + warmup, v) for v in values]
 
 
-def _requests(load: LoadStep) -> int:
+def _requests(load: LoadStep, shape: WorkloadShape | None = None) -> int:
     """Requests one load step sends (warm-up included)."""
-    return sum(n for n, _ in _runs(load))
+    return sum(n for n, _ in _runs(load, shape))
 
 
 def _workload_usage(requests: int, input_tokens: float, output_tokens: float) -> Usage:
@@ -297,12 +328,20 @@ def _workload_usage(requests: int, input_tokens: float, output_tokens: float) ->
 
 
 def _estimate(
-    kind: str, entry: Any, backend: str, loads: list[LoadStep], suites: list[SuiteStep], repetitions: int
+    kind: str,
+    entry: Any,
+    backend: str,
+    loads: list[LoadStep],
+    suites: list[SuiteStep],
+    repetitions: int,
+    shape: WorkloadShape | None = None,
 ) -> tuple[float, float]:
     """(wall seconds, USD at the entry's prices) for one point; rough on purpose, and said to be.
 
-    Lengths are read with the prompts' own parser (`normal:512:64` is a mean of 512 tokens), a suite item's
-    output budget defaults to bench accuracy's, and the price is bench.cost's: one formula everywhere.
+    Lengths are read with the prompts' own parser (`normal:512:64` is a mean of 512 tokens), or from the
+    workload's own traffic (`shape`: its requests, mean lengths and schedule); a suite item's output budget
+    defaults to bench accuracy's, and the price is bench.cost's: one formula everywhere, nothing assumed
+    cached (an upper bound where a provider caches the workload's prefixes).
     """
     prices: Prices | None = getattr(entry, "prices", None)
     per_request = REQUEST_S["local" if kind == "local" else kind]
@@ -311,17 +350,22 @@ def _estimate(
         per_request = (latency.ttft_ms + DEFAULT_OUTPUT * latency.itl_ms) / 1000.0
     seconds, usd = START_S.get(backend, 0.0) if kind == "local" else START_S[kind], 0.0
     for load in loads:
-        n = _requests(load)
-        inp = parse_length(load.input_tokens).mean
-        out = parse_length(load.output_tokens or str(DEFAULT_OUTPUT), flag="--output-tokens").mean
+        n = _requests(load, shape)
+        if shape is None:
+            inp = parse_length(load.input_tokens).mean
+            out = parse_length(load.output_tokens or str(DEFAULT_OUTPUT), flag="--output-tokens").mean
+        else:
+            inp, out = shape.input_tokens, shape.output_tokens
         step_request = per_request
         if isinstance(entry, MockEndpoint):
             step_request = (entry.latency.ttft_ms + out * entry.latency.itl_ms) / 1000.0
         parallel = PARALLEL.get(kind, 8)
-        for requests, value in _runs(load):
+        for requests, value in _runs(load, shape):
             # Open loop: the requests take as long as their schedule; closed loop: waves of `value`.
             if load.duration_s is not None:
                 seconds += load.duration_s * repetitions
+            elif shape is not None and shape.duration_s is not None:  # the workload's own schedule
+                seconds += (shape.duration_s + shape.chain * step_request) * repetitions
             elif load.rate is not None or load.search == "rate":
                 seconds += (requests / value + step_request) * repetitions
             else:

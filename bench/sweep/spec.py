@@ -22,11 +22,17 @@ loads:
   - {profile: goodput, requests: 60, output_tokens: 16, warmup: 2}
 suites:
   - {suite: "builtin:tiny-skills", limit: 25}
+workloads:                              # a matrix axis: every target × workload [synthetic]
+  - synthetic                           # the load steps' own prompts
+  - {file: builtin:chat-over-docs, targets: [mock-frontier]}   # or a llmbench.workload/1 file
 ```
 
 A load step takes the options of `llmbench bench load` as keys (`duration_s`, `timeout_s`, `grace_s` for
 `--duration`, `--timeout`, `--grace`), with the same defaults (profile synchronous, no warm-up); a suite step
 takes those of `llmbench bench accuracy`.
+
+`workloads:` (bench.sweep.workloads) lists the traffic every load step sends: each target × workload is a
+point; paths are relative to the sweep file. Without it, the one workload is `synthetic`.
 
 Every error of the file is reported at once, each with the file, the key path and the fix.
 """
@@ -47,6 +53,7 @@ from bench.accuracy.suite import load_suite
 from bench.errors import ConfigError, UsageError
 from bench.loadgen.spec import FLAGS, LoadOptions
 from bench.metrics import Slo
+from bench.sweep.workloads import WorkloadEntry
 from bench.validation import config_error, read_text
 
 SCHEMA = "llmbench.sweep/1"
@@ -170,6 +177,11 @@ class SweepFile(_Spec):
     hardware: str | None = Field(None, description="default hardware profile of local targets")
     repetitions: int = Field(1, ge=1, le=50)
     max_usd: float | None = Field(None, ge=0, description="spend cap for API targets (USD)")
+    workloads: list[WorkloadEntry] = Field(
+        default_factory=lambda: [WorkloadEntry()],
+        min_length=1,
+        description="traffic every load step sends, a matrix axis (bench.sweep.workloads) [synthetic]",
+    )
 
     _slo = field_validator("slo")(_check_slo)
 
@@ -190,7 +202,35 @@ class SweepFile(_Spec):
                 raise PydanticCustomError(
                     "sweep", "{message}", {"message": message, "key": f"loads[{i}].slo"}
                 )
+        self._workloads_fit()
         return self
+
+    def _workloads_fit(self) -> None:
+        """Workload names are unique, their targets are the sweep's, and a load step names none itself."""
+        for i, load in enumerate(self.loads):
+            if load.workload is not None:
+                message = (
+                    "list workload files under the sweep's workloads: (a matrix axis), not on a load step"
+                )
+                raise PydanticCustomError(
+                    "sweep", "{message}", {"message": message, "key": f"loads[{i}].workload"}
+                )
+        names = [w.label for w in self.workloads]
+        targets = {t.name for t in self.targets}
+        for i, entry in enumerate(self.workloads):
+            if names.index(entry.label) != i:
+                message = f"two workloads are named {entry.label!r}: give one a name: of its own"
+                raise PydanticCustomError(
+                    "sweep", "{message}", {"message": message, "key": f"workloads[{i}].name"}
+                )
+            unknown = [t for t in entry.targets or [] if t not in targets]
+            if unknown:
+                message = (
+                    f"{unknown[0]!r} is not a target of this sweep (targets: {', '.join(sorted(targets))})"
+                )
+                raise PydanticCustomError(
+                    "sweep", "{message}", {"message": message, "key": f"workloads[{i}].targets"}
+                )
 
 
 def read_sweep_file(path: Path) -> SweepFile:
@@ -210,7 +250,7 @@ def read_sweep_file(path: Path) -> SweepFile:
             f"{path} must hold a mapping", file=str(path), fix=f"start it with `schema: {SCHEMA}`"
         )
     try:
-        return SweepFile.model_validate(data)
+        return SweepFile.model_validate(data, context={"base": path.parent})  # workload paths: from here
     except ValidationError as exc:
         raise config_error(exc, file=str(path), model=SweepFile, fix=FIX) from exc
 

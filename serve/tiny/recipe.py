@@ -47,7 +47,9 @@ RANDOM_ARCH = Arch(
     hidden=384, intermediate=1536, layers=6, heads=6, head_dim=64, max_positions=2048, tied=False
 )
 RANDOM_VOCAB = 8192
-SKILLS_ARCH = Arch(hidden=64, intermediate=256, layers=4, heads=2, head_dim=32, max_positions=256, tied=True)
+# 8,192 positions: RoPE has no weights, so the trained numbers do not depend on it, and a workload with a
+# shared document of about 1,200 reference tokens (about 4,800 byte tokens) fits the served context.
+SKILLS_ARCH = Arch(hidden=64, intermediate=256, layers=4, heads=2, head_dim=32, max_positions=8192, tied=True)
 SKILLS_TRAIN = TrainSettings()
 
 

@@ -22,7 +22,7 @@ from bench.registry import Prices
 GPT = Prices(input_per_1m=2.50, output_per_1m=10.00, cached_input_per_1m=1.25, as_of=date(2026, 11, 23),
              source="test")  # fmt: skip
 SONNET = Prices(input_per_1m=3.00, output_per_1m=15.00, cached_input_per_1m=0.30, cache_write_per_1m=3.75,
-                as_of=date(2026, 11, 23), source="test")  # fmt: skip
+                cache_write_1h_per_1m=6.00, as_of=date(2026, 11, 23), source="test")  # fmt: skip
 
 OPENAI_USAGE = {
     "prompt_tokens": 1000,
@@ -91,3 +91,44 @@ def test_blended_and_workload_figures() -> None:
 def test_bad_counts_read_as_zero_never_negative() -> None:
     assert from_openai({"prompt_tokens": None, "completion_tokens": -3}) == Usage()
     assert from_record(10, 5, cached_input_tokens=50) == Usage(fresh_input=0, cache_read=10, output=5)
+
+
+def test_anthropic_one_hour_writes_cost_twice_input() -> None:
+    """800 writes live 5 minutes, 200 live an hour: 600 × 3.00 + 400 × 0.30 + 800 × 3.75 + 200 × 6.00 +
+    500 × 15.00 = 1,800 + 120 + 3,000 + 1,200 + 7,500 = 13,620 per 1M → $0.01362."""
+    split = {"ephemeral_5m_input_tokens": 800, "ephemeral_1h_input_tokens": 200}
+    usage = from_anthropic({**ANTHROPIC_USAGE, "cache_creation": split})
+    assert usage == Usage(fresh_input=600, cache_read=400, cache_write=1000, output=500, cache_write_1h=200)
+    cost = api_cost(usage, SONNET)
+    assert cost.cache_write_usd == pytest.approx(0.0042)
+    assert cost.total_usd == pytest.approx(0.01362)
+    assert cost.notes == ()
+    # Without a 1-hour price those 200 are billed at base input (3.00), and the bill says so.
+    no_1h = SONNET.model_copy(update={"cache_write_1h_per_1m": None})
+    cheap = api_cost(usage, no_1h)
+    assert cheap.total_usd == pytest.approx(0.01362 - 200 * (6.00 - 3.00) / 1e6)
+    assert cheap.notes == ("no 1-hour cache-write price: those writes billed at the base input price",)
+    assert (usage + usage).cache_write_1h == 400
+
+
+def test_shipped_entries_carry_their_providers_cache_prices() -> None:
+    """Every shipped API and mock entry of an OpenAI or Anthropic shape has a cache-read price (OpenAI: its
+    cached-input price; Anthropic: 0.1 × input), and every Anthropic one its write prices (1.25 × input for
+    5 minutes, 2 × input for an hour), so the one formula bills caching on both sides as the provider does."""
+    from bench.registry import load_registry
+
+    data = load_registry().data
+    entries = {**data.api, **data.mock}
+    checked = 0
+    for name, entry in entries.items():
+        if entry.provider not in ("openai", "anthropic") or entry.prices is None:
+            continue
+        p = entry.prices
+        assert p.cached_input_per_1m is not None, name
+        assert p.cached_input_per_1m < p.input_per_1m, name
+        if entry.provider == "anthropic":
+            assert p.cached_input_per_1m == pytest.approx(0.1 * p.input_per_1m), name
+            assert p.cache_write_per_1m == pytest.approx(1.25 * p.input_per_1m), name
+            assert p.cache_write_1h_per_1m == pytest.approx(2 * p.input_per_1m), name
+        checked += 1
+    assert checked >= 14

@@ -29,7 +29,8 @@ from serve.mock.server import running_mock
 from serve.specs import MockSpec
 
 FRONTIER = Prices(input_per_1m=3.0, output_per_1m=15.0, cached_input_per_1m=0.30,  # 0.1 × input
-                  cache_write_per_1m=3.75, as_of=date(2026, 11, 23), source="test")  # fmt: skip
+                  cache_write_per_1m=3.75, cache_write_1h_per_1m=6.0,  # 1.25 × and 2 × input
+                  as_of=date(2026, 11, 23), source="test")  # fmt: skip
 MINI = Prices(input_per_1m=0.15, output_per_1m=0.60, cached_input_per_1m=0.075, as_of=date(2026, 11, 23),
               source="test")  # fmt: skip
 DOC = "abcd" * 1100  # 1,100 tokens as the mock counts them
@@ -63,6 +64,7 @@ def test_the_shipped_mock_prices_are_the_ones_checked_here() -> None:
     )
     assert mini.model_dump(exclude={"as_of", "source"}) == MINI.model_dump(exclude={"as_of", "source"})
     assert FRONTIER.cache_write_per_1m == 1.25 * FRONTIER.input_per_1m
+    assert FRONTIER.cache_write_1h_per_1m == 2 * FRONTIER.input_per_1m
     assert FRONTIER.cached_input_per_1m == pytest.approx(0.1 * FRONTIER.input_per_1m)
 
 
@@ -113,3 +115,25 @@ def test_raw_usage_shapes_price_the_same() -> None:
     openai_usage = from_provider("openai", o[0]) + from_provider("openai", o[1])
     assert openai_usage == Usage(fresh_input=1320, cache_read=1280, output=6)
     assert api_cost(openai_usage, MINI).total_usd == pytest.approx(297.6e-6)
+
+
+def test_anthropic_one_hour_breakpoint_priced_by_hand() -> None:
+    """The same two requests with a 1-hour breakpoint: 1st 4 fresh + 1,100 written for an hour, 2nd 4 fresh
+    + 1,100 read; 3 output tokens each.
+        1st: 4 × 3.00 + 1,100 × 6.00 + 3 × 15.00 = 12 + 6,600 + 45 = 6,657 → $0.006657
+        2nd: 4 × 3.00 + 1,100 × 0.30 + 3 × 15.00 = 12 + 330 + 45 = 387 → $0.000387"""
+    headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+    system = [{"type": "text", "text": DOC, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    body = {
+        "model": "m",
+        "max_tokens": 3,
+        "system": system,
+        "messages": [{"role": "user", "content": QUESTION}],
+    }
+    with running_mock(MockSpec(model="m", port=0)) as url:
+        raw = [httpx.post(url + "/v1/messages", json=body, headers=headers).json()["usage"] for _ in "12"]
+    first, second = (from_provider("anthropic", u) for u in raw)
+    assert first == Usage(fresh_input=4, cache_write=1100, cache_write_1h=1100, output=3)
+    assert second == Usage(fresh_input=4, cache_read=1100, output=3)
+    assert api_cost(first, FRONTIER).total_usd == pytest.approx(0.006657)
+    assert api_cost(second, FRONTIER).total_usd == pytest.approx(0.000387)

@@ -47,6 +47,9 @@ def test_card_of_an_api_and_of_an_unmeasured_variant(
     card = build_card(CardInput("mock-mini", "mock", mini), path, PRICING)
     assert "Simulated API: openai model `mock-mini`" in card and "output $0.6" in card
     assert "per 1M correct answers" in card and "Not stated: pass `--use FILE`" in card
+    # Its load run's server reported no cached tokens: the cost says how it was billed.
+    assert "(cache not reported: billed as if nothing were cached)" in card
+    assert "cache read $0.075" in card
     assert "**Simulated**: a mock oracle configured to answer right 70% of the time" in card
     _, gpt = REGISTRY.get("gpt-4o-mini")
     empty = build_card(CardInput("gpt-4o-mini", "api", gpt), tmp_path / "none.sqlite", PRICING)
