@@ -34,14 +34,6 @@ MONEY_COLUMNS: dict[str, Per] = {
 }
 
 
-def model_and_variant(name: str) -> tuple[str, str | None]:
-    """A target name's model and variant: MODEL:VARIANT splits at its colon; a URL is a model of its own."""
-    if "://" in name:  # http://127.0.0.1:8000/v1 is not the model "http" in variant "//127…"
-        return name, None
-    model, _, variant = name.partition(":")
-    return model, variant or None
-
-
 def simulated(option: Option) -> str | None:
     """What simulated the option's accuracy (a mock endpoint's configured answers), or None if measured."""
     run = option.accuracy_run

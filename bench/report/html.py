@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from bench import __version__
+from bench.registry import split_name
 from bench.report.analysis import BreakEvenRow, Step
 from bench.report.build import Report
 from bench.report.cells import (
@@ -16,7 +17,6 @@ from bench.report.cells import (
     cache_mark,
     cost_definitions,
     hardware_text,
-    model_and_variant,
     money_units,
     price_sources,
     search_trace,
@@ -79,7 +79,7 @@ def _row(report: Report, row: Row, units: dict[str, Per]) -> dict[str, Any]:
     hw = hardware_text(row)
     css = "recommended" if row.key == report.headline.recommended else ""
     css = "runner-up" if row.key == report.headline.runner_up else css
-    model, variant = model_and_variant(o.name)
+    model, variant = split_name(o.name)
     return {
         "key": row.key,
         "css": css,

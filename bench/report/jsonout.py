@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from bench.registry import Registry
+from bench.registry import Registry, split_name
 from bench.report.build import SCHEMA, Report
-from bench.report.cells import cost_definitions, model_and_variant, simulated
+from bench.report.cells import cost_definitions, simulated
 from bench.report.figures import Row
 from bench.report.options import Pricing
 from bench.report.value import Value
@@ -33,7 +33,7 @@ def _v(value: Value) -> dict[str, Any]:
 
 def row_json(row: Row) -> dict[str, Any]:
     o = row.option
-    model, variant = model_and_variant(o.name)
+    model, variant = split_name(o.name)
     why = simulated(o)
     return {
         "key": row.key,
