@@ -22,7 +22,15 @@ from bench.errors import ConfigError, LlmbenchError
 from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
-from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
+from bench.sweep.spec import (
+    LoadStep,
+    NamedVariant,
+    QuantizedVariant,
+    SuiteStep,
+    SweepFile,
+    TargetSpec,
+    with_templates,
+)
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
 START_S = {"vllm": 60.0, "hf": 20.0, "mock": 2.0, "api": 0.0, "auto": 60.0}
@@ -200,13 +208,15 @@ def _point(
     slo = target.slo or sweep.slo
     loads = [{**load.model_dump(mode="json"), "slo": load.slo or slo} for load in sweep.loads]
     suites = [suite.model_dump(mode="json") for suite in sweep.suites]
+    loads, suites = with_templates(loads, sweep.templates), with_templates(suites, sweep.templates)
     hardware = target.hardware or (sweep.hardware if kind == "local" else None)
     chosen = (backend or target.backend) if kind == "local" else kind
     definition = {"target": target.name, "serve": serve_name, "backend": chosen, "args": args,
                   "hardware": hardware, "quantize": quantize, "loads": loads, "suites": suites,
                   "repetitions": sweep.repetitions}  # fmt: skip
     extra = " [" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + "]" if args else ""
-    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, sweep.suites, sweep.repetitions)
+    runs = sweep.repetitions * max(1, len(sweep.templates))  # each step once per prompt version (at most)
+    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, sweep.suites, runs)
     return Point(
         point_id=_point_id(definition),
         label=f"{serve_name}{extra}",
