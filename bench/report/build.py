@@ -29,6 +29,7 @@ from bench.report.analysis import (
 )
 from bench.report.figures import Row, apply_blended, common_mix, compute_row
 from bench.report.flags import Flag
+from bench.report.levers import LeversSection, levers_section
 from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment
 from bench.report.options import Pricing, SuiteKey, group_options, provenance_row
 from bench.report.query import StoreReader, select_runs
@@ -138,6 +139,7 @@ class Report:
     repeats: list[RepeatRow] = field(default_factory=list)  # a sweep's figures over repetitions
     mix: float | None = None  # the one input:output mix (reference tokens) blended prices are stated at
     workload: str | None = None  # the one workload every option's load runs sent, when they agree
+    levers: LeversSection | None = None  # what routing, caching and prompt versions would save (whatif)
 
     @property
     def flags(self) -> list[Flag]:
@@ -250,6 +252,7 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         rows = _ranked(rows, head)
         ladder = downgrade(rows, comparisons)
         histograms = _histograms(rows, reader)
+    levers = levers_section(store_path, rows, head, pricing, suite, spec.max_drop) if rows else None
     slo, notes = _common_slo(rows)
     notes.extend(workload_notes(rows))
     if other:
@@ -279,6 +282,7 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         repeats=repeats,
         mix=mix,
         workload=common_workload(rows),
+        levers=levers,
     )
 
 
