@@ -73,8 +73,8 @@ def levers_store(path: Path) -> dict[str, str]:
     with Store.open(path) as store:
         for c, ttft, itl in ((1, 0.05, 0.004), (4, 0.12, 0.008)):
             recs = records(60, ttft_s=ttft, itl_s=itl, concurrency=c, seed=c, bytes_per_token=1)
-            ids[f"local-c{c}"] = add_load_run(store, LOCAL, recs, profile={"kind": "concurrent", "concurrency": c},
-                                              hardware="cpu-2vcpu")  # fmt: skip
+            profile = {"kind": "concurrent", "concurrency": c}
+            ids[f"local-c{c}"] = add_load_run(store, LOCAL, recs, profile=profile, hardware="cpu-2vcpu")
         ids["frontier-load"] = add_load_run(
             store, FRONTIER, records(40, ttft_s=0.6, itl_s=0.025, concurrency=8, cached=32, seed=3),
             profile={"kind": "concurrent", "concurrency": 8},
@@ -185,7 +185,8 @@ def test_the_levers_section_in_headless_chromium(built: tuple[Path, dict[str, st
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=executable, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run"], viewport={"width": 1400, "height": 1000},
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+            viewport={"width": 1400, "height": 1000},
         )  # fmt: skip
         try:
             page = context.new_page()
