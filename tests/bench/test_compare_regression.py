@@ -16,6 +16,7 @@ import pytest
 
 from bench.cli import main
 from bench.records import ItemRecord
+from bench.report.compare import input_tokens_delta
 from bench.report.regression import check_regression
 from bench.stats import mcnemar_exact
 from bench.store import Store
@@ -153,3 +154,14 @@ def test_the_regression_check_by_hand() -> None:
     assert check.diff_points == pytest.approx(-40.0)
     assert check.p_value == mcnemar_exact(3, 1) == pytest.approx(0.625)
     assert not check.failed and "3 of 5 regression items fixed in BASE came back" in check.sentence()
+
+
+def test_the_input_tokens_a_prompt_version_adds_by_hand() -> None:
+    """Items a, b, c with 10, 20, 30 prompt tokens (BASE) and 30, 50, 55 (NEW): means 20 → 45, +25 per item
+    (+125%); per-item differences 20, 30, 25: sd 5, t95(2) = 4.303, half-width 4.303 · 5/√3 = 12.4217 →
+    [12.578, 37.422], significant. An item on one side only is left out."""
+    d = input_tokens_delta({"a": 10, "b": 20, "c": 30, "x": 99}, {"a": 30, "b": 50, "c": 55})
+    assert (d.base, d.new, d.change) == (20.0, 45.0, 25.0) and d.change_rel == pytest.approx(1.25)
+    assert d.ci is not None and d.ci == pytest.approx((12.5783, 37.4217), abs=1e-4)
+    assert d.significant is True and d.unit == "tok"
+    assert input_tokens_delta({"a": 1}, {"b": 2}).reason == "no item with a token count on both sides"
