@@ -30,7 +30,8 @@ defaults: {product: Acme}
 
 class FakeOpenAI(BaseHTTPRequestHandler):
     """Serves model 'm': every chat answer is '4' in two chunks, with logprobs −0.1 and −0.5 when asked
-    (and `logprobs: null` otherwise, as OpenAI-style servers send)."""
+    (and `logprobs: null` otherwise, as OpenAI-style servers send); it counts one prompt token per character
+    of the messages' text."""
 
     bodies: list[dict[str, Any]]
 
@@ -56,7 +57,8 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             logprobs = {"content": [{"token": text, "logprob": lp, "top_logprobs": []}]} if asked else None
             choice = {"index": 0, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": None}
             self.wfile.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
-        usage = {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+        chars = sum(len(m["content"]) for m in body.get("messages", []))  # one 'token' per character
+        usage = {"choices": [], "usage": {"prompt_tokens": chars, "completion_tokens": 2}}
         self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
 
 
@@ -197,3 +199,38 @@ def test_template_errors_exit_2_and_say_what_to_do(
     assert code == 2 and "item 'c' gives chat messages" in err
     code, _, err = llmbench(capsys, *accuracy(url, chat, db, "--template", str(tmp_path / "nope.yaml")))
     assert code == 2 and "no prompt template at" in err
+
+
+def test_compare_puts_two_prompt_versions_side_by_side(
+    server: tuple[str, list[dict[str, Any]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same suite through version 2 (BASE) and version 3 (NEW), whose system prompt is 8 characters
+    longer (', please'): compare names both versions, pairs the accuracy, and shows the input tokens per item
+    each sent: +8 on every item (the server counts a token per character), +8 on the mean."""
+    url, _ = server
+    suite = suite_file(tmp_path, *ITEMS)
+    v2, v3 = tmp_path / "v2.yaml", tmp_path / "v3.yaml"
+    v2.write_text(TEMPLATE, encoding="utf-8")
+    v3.write_text(
+        TEMPLATE.replace("version: 2", "version: 3").replace("number only.", "number only, please.")
+    )
+    db = tmp_path / "r.sqlite"
+    ids = []
+    for template in (v2, v3):
+        code, out, err = llmbench(capsys, *accuracy(url, suite, db, "--template", str(template)))
+        assert code == 0, err
+        ids.append(json.loads(out)["run_id"])
+    code, out, err = llmbench(capsys, "compare", ids[0], ids[1], "--store", str(db), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    base, new = load_template(v2).ref().label, load_template(v3).ref().label
+    assert doc["prompts"] == [base, new] and base.startswith("terse@2 (") and new.startswith("terse@3 (")
+    metrics = {d["metric"]: d for d in doc["deltas"]}
+    assert metrics["accuracy"]["base"] == metrics["accuracy"]["new"] == 100.0
+    tokens = metrics["input_tokens"]
+    # Item a: system 'You answer with the number only. Product Acme.' (46) + 'Q: 2+2?' (7) = 53; item b: the
+    # same system with 'Zed' (45) + 'Q: 1+3?' (7) = 52: mean 52.5, then 60.5 through version 3.
+    assert (tokens["base"], tokens["new"], tokens["change"]) == (52.5, 60.5, 8.0)
+    assert tokens["ci"] == [8.0, 8.0] and tokens["significant"] is True  # +8 on every item: no spread
+    code, out, _ = llmbench(capsys, "compare", ids[0], ids[1], "--store", str(db))
+    assert f"prompt versions: BASE {base}  |  NEW {new}" in " ".join(out.split("\n"))
