@@ -10,13 +10,16 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from bench.documents import StoredModel
+from bench.prompts.templates import TemplateRef
 
 SCHEMA = "llmbench.accuracy/1"
 
 
 class AccuracyRunProfile(StoredModel):
-    """The accuracy spec a run ran (bench.accuracy.spec.AccuracySpec, as it was), the protocol, the prompt
-    templates' hashes and the suite's content hash and size."""
+    """The accuracy spec a run ran (bench.accuracy.spec.AccuracySpec, as it was), the protocol, the hashes
+    of the item and judge templates, the prompt template the items were rendered through (`prompt`: its
+    name, version and hash), and the suite's content hash, size, version and regression area (a suite
+    imported from feedback: the items users marked bad)."""
 
     target: str
     url: str | None = None
@@ -33,6 +36,8 @@ class AccuracyRunProfile(StoredModel):
     timeout_s: float | None = None
     api_key_env: str | None = None
     similarity: bool = False
+    logprobs: bool = False
+    template: Path | None = None
     store: Path | None = None
     server_kind: str | None = None
     hardware: str | None = None
@@ -41,6 +46,9 @@ class AccuracyRunProfile(StoredModel):
     templates: dict[str, str | None] = Field(default_factory=dict)
     suite_sha256: str | None = None
     items: int | None = None
+    prompt: TemplateRef | None = None
+    suite_version: int | None = None
+    regression_area: str | None = None
 
 
 class AreaScore(StoredModel):

@@ -44,7 +44,14 @@ class SuiteRunner:
     similarity: bool = False  # add the advisory cosine to every item that has references
 
     def check(self, suite: Suite) -> None:
-        """Fail before any request when an item needs a judge that was not given."""
+        """Fail before any request when an item needs a judge that was not given, or a prompt template."""
+        unrendered = suite.unrendered()
+        if unrendered:
+            raise UsageError(
+                f"{len(unrendered)} items of suite {suite.name!r} give only template variables (first: "
+                f"{unrendered[0]!r}); name the prompt template they fill with --template FILE",
+                flag="--template",
+            )
         if self.judge is None and any(isinstance(i.scorer, JudgeSpec) for i in suite.items):
             n = sum(isinstance(i.scorer, JudgeSpec) for i in suite.items)
             raise UsageError(

@@ -35,6 +35,12 @@ class SuiteOptions(BaseModel):
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="output budget per item (tokens)")
     timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="per-request timeout (s)")
     similarity: bool = Field(False, description="add advisory embedding similarity to every item")
+    logprobs: bool = Field(
+        False, description="keep a summary of each answer's token logprobs (servers that return them)"
+    )
+    template: Path | None = Field(
+        None, description="a llmbench.prompt/1 file every item is rendered through (a prompt version)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +82,7 @@ class AccuracyResult:
     run_id: str
     status: Literal["complete", "partial", "failed"]
     summary: AccuracySummary
+    logprob_items: int | None = None  # items that came back with token logprobs (None: not asked)
 
     @property
     def failed_items(self) -> int:

@@ -7,6 +7,7 @@ exactly which items it scored.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -17,10 +18,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.errors import ConfigError
+from bench.prompts.templates import PromptTemplate, render, render_text
 from bench.suite_files import resolve_suite_path
 from bench.validation import config_error, decode_utf8
 
 SUITE_FORMAT_FIX = "see bench/suites/README.md for the suite format"
+MANIFEST_SCHEMA: Literal["llmbench.suite/1"] = "llmbench.suite/1"
 
 
 class _Spec(BaseModel):
@@ -100,6 +103,9 @@ class SuiteItem(_Spec):
     scorer: ScorerSpec = ExactSpec()
     rubric: str | None = None
     max_tokens: int | None = Field(None, ge=1)
+    vars: dict[str, str] | None = Field(
+        None, description="values of a prompt template's variables (the run names the template)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -110,8 +116,14 @@ class SuiteItem(_Spec):
 
     @model_validator(mode="after")
     def _complete(self) -> SuiteItem:
-        if (self.prompt is None) == (self.messages is None):
+        if self.vars is not None and self.messages is not None:
+            raise ValueError(
+                "'vars' fill a prompt template: give them alone or with 'prompt', not 'messages'"
+            )
+        if self.prompt is not None and self.messages is not None:
             raise ValueError("set exactly one of 'prompt' or 'messages'")
+        if self.prompt is None and self.messages is None and self.vars is None:
+            raise ValueError("set exactly one of 'prompt' or 'messages' (or 'vars' for a prompt template)")
         if self.reference is not None and self.references is not None:
             raise ValueError("set 'reference' or 'references', not both")
         needs_ref = not isinstance(self.scorer, KeywordSpec | JudgeSpec | JsonSchemaSpec)
@@ -163,15 +175,73 @@ class SuiteItem(_Spec):
             return [m.model_dump() for m in self.messages]
         return [{"role": "user", "content": self.prompt or ""}]
 
+    def rendered(self, template: PromptTemplate) -> SuiteItem:
+        """The item asked through `template`: its prompt fills the one variable its `vars` leave open (or
+        its vars fill them all); ConfigError naming the item when that does not work."""
+        if self.messages is not None:
+            raise ConfigError(
+                f"item {self.id!r} gives chat messages: a prompt template renders a prompt or vars",
+                key=self.id,
+                fix="give the item a 'prompt' (or 'vars'), or run without --template",
+            )
+        try:
+            if self.prompt is not None:
+                messages = render_text(template, self.prompt, self.vars)
+            else:
+                messages = render(template, self.vars or {})
+        except ConfigError as exc:
+            raise ConfigError(f"item {self.id!r}: {exc}", key=self.id, fix=exc.fix) from exc
+        data = self.model_dump(by_alias=True, exclude={"prompt", "vars", "messages"})
+        return SuiteItem.model_validate({**data, "messages": messages})
+
+
+class SuiteManifest(BaseModel):
+    """`llmbench.suite/1` (NAME.suite.json beside NAME.jsonl, written by `llmbench suite import`): the
+    suite's version and the sha256 of the version's items, its regression area, its history file."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_: Literal["llmbench.suite/1"] = Field(MANIFEST_SCHEMA, alias="schema")
+    name: str
+    version: int = Field(ge=1)
+    sha256: str
+    items: int = 0
+    regression_items: int = 0
+    regression_area: str = "regression"
+    areas: dict[str, int] = Field(default_factory=dict)
+    history: str | None = None
+
+
+def manifest_path(suite_path: Path) -> Path:
+    """Where a suite file's manifest lives: NAME.suite.json beside NAME.jsonl."""
+    return suite_path.with_name(suite_path.stem + ".suite.json")
+
+
+def read_manifest(path: Path) -> SuiteManifest | None:
+    """The manifest at `path`; None when there is none; ConfigError when it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return SuiteManifest.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise ConfigError(
+            f"cannot read the suite manifest {path}: {exc}",
+            file=str(path),
+            fix="restore it from the suite's history, or delete it (a suite runs without one)",
+        ) from exc
+
 
 @dataclass(frozen=True)
 class Suite:
-    """A loaded suite: its name, source file, content hash and items."""
+    """A loaded suite: its name, source file, content hash and items; its version and regression area when
+    a manifest of this very content (same sha256) sits beside it."""
 
     name: str
     path: Path
     sha256: str
     items: list[SuiteItem]
+    version: int | None = None
+    regression_area: str | None = None  # the area of items users marked bad (None: no such items)
 
     @property
     def areas(self) -> list[str]:
@@ -187,7 +257,16 @@ class Suite:
             if seen.get(item.area, 0) < n:
                 seen[item.area] = seen.get(item.area, 0) + 1
                 kept.append(item)
-        return Suite(self.name, self.path, self.sha256, kept)
+        return dataclasses.replace(self, items=kept)
+
+    def rendered(self, template: PromptTemplate) -> Suite:
+        """Every item asked through `template` (the suite's hash stays that of its file; runs record the
+        template's own)."""
+        return dataclasses.replace(self, items=[item.rendered(template) for item in self.items])
+
+    def unrendered(self) -> list[str]:
+        """Ids of items that give only template variables (they need a template to be asked)."""
+        return [i.id for i in self.items if i.prompt is None and i.messages is None]
 
 
 def load_suite(ref: str) -> Suite:
@@ -225,4 +304,11 @@ def load_suite(ref: str) -> Suite:
     if not items:
         raise ConfigError(f"{path}: the suite has no items", file=str(path), fix="add JSONL lines")
     name = ref.removeprefix("builtin:") if ref.startswith("builtin:") else path.stem
-    return Suite(name=name, path=path, sha256=hashlib.sha256(raw).hexdigest(), items=items)
+    sha = hashlib.sha256(raw).hexdigest()
+    manifest = read_manifest(manifest_path(path))
+    version = None
+    regression = "regression" if any(i.area == "regression" for i in items) else None
+    if manifest is not None and manifest.sha256 == sha:  # a manifest of other content says nothing here
+        version = manifest.version
+        regression = manifest.regression_area if manifest.regression_items else None
+    return Suite(name, path, sha, items, version, regression)

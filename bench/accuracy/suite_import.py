@@ -8,8 +8,9 @@ feedback changes nothing and runs of two versions pair on their common items.
 
 The suite lives in a folder as three things:
 - `NAME.jsonl`: the current version, in the suite format (bench/suites/README.md), loadable by --suite;
-- `NAME.suite.json`: `llmbench.suite/1`: name, version, sha256 of NAME.jsonl (what a run records as
-  suite_sha256), item and regression counts;
+- `NAME.suite.json`: `llmbench.suite/1` (bench.accuracy.suite.SuiteManifest): name, version, sha256 of
+  NAME.jsonl (what a run records as suite_sha256, with the version), item and regression counts, the
+  regression area;
 - `NAME.history.jsonl`: one `llmbench.suite-version/1` line per version (sha256, items added, updated and
   removed, the source files and their sha256), with a copy of each version in `NAME.versions/vN.jsonl`.
 An import merges into the current version (`replace` starts from nothing); one that changes nothing makes
@@ -29,12 +30,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.accuracy.feedback import FORMATS, READERS, FeedbackRecord, Format, Problem, ReadOptions
-from bench.accuracy.suite import ExactSpec, JudgeSpec, ScorerSpec, SuiteItem, load_suite
+from bench.accuracy.suite import (
+    MANIFEST_SCHEMA,
+    ExactSpec,
+    JudgeSpec,
+    ScorerSpec,
+    SuiteItem,
+    load_suite,
+    read_manifest,
+)
 from bench.errors import ConfigError
 from bench.prompts.templates import load_template
 from bench.validation import problems
 
-MANIFEST_SCHEMA = "llmbench.suite/1"
 VERSION_SCHEMA = "llmbench.suite-version/1"
 REFERENCE_RUBRIC = "Pass if the answer agrees with the reference answer; fail otherwise."
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -179,24 +187,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _manifest(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the suite manifest {path}: {exc}", file=str(path)) from exc
-    if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
-        raise ConfigError(f"{path} is not a {MANIFEST_SCHEMA} manifest", file=str(path))
-    return data
-
-
 def import_suite(spec: ImportSpec) -> ImportResult:
     """Read the files, merge the items into the suite and write a new version when anything changed."""
     imported, invalid, unchecked = read_items(spec)
     suite_path = spec.out_dir / f"{spec.name}.jsonl"
     manifest_path = spec.out_dir / f"{spec.name}.suite.json"
-    manifest = _manifest(manifest_path)
+    manifest = read_manifest(manifest_path)
     old = load_suite(str(suite_path)).items if suite_path.is_file() else []
     merged: dict[str, SuiteItem] = {} if spec.replace else {i.id: i for i in old}
     before = {i.id: i for i in old}
@@ -207,8 +203,8 @@ def import_suite(spec: ImportSpec) -> ImportResult:
     removed = [i for i in before if i not in merged]
     text = "".join(_line(i) + "\n" for i in merged.values())
     sha = hashlib.sha256(text.encode()).hexdigest()
-    version = int(manifest["version"]) if manifest else 0
-    changed = manifest is None or manifest.get("sha256") != sha
+    version = manifest.version if manifest else 0
+    changed = manifest is None or manifest.sha256 != sha
     if not merged:
         raise ConfigError("nothing to import: no record had an expected answer or a rubric", fix="see --help")
     regression = sum(i.area == spec.regression_area for i in merged.values())
@@ -249,6 +245,7 @@ def write_version(spec: ImportSpec, version: int, text: str, change: dict[str, A
         "sha256": change["sha256"],
         "items": len(items),
         "regression_items": areas.get(spec.regression_area, 0),
+        "regression_area": spec.regression_area,
         "areas": areas,
         "updated_at": _now(),
         "suite": f"{spec.name}.jsonl",

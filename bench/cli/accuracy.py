@@ -82,6 +82,19 @@ def _app(ctx: click.Context) -> AppContext:
     help="Send the key held in this environment variable (URL and local targets; api entries name theirs).",
 )
 @click.option("--similarity", is_flag=True, help="Add advisory embedding similarity to every item.")
+@click.option(
+    "--logprobs",
+    is_flag=True,
+    help="Keep a summary of each answer's token logprobs (OpenAI-style servers that return them; "
+    "the confidence signal of `whatif route` cascades).",
+)
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A prompt template file (llmbench.prompt/1) every item is rendered through; the run records its "
+    "name, version and hash.",
+)
 @click.option("--out", type=_PATH, default=None, help="Write the llmbench.accuracy/1 JSON here.")
 @click.option("--store", type=_PATH, default=None, help="Results store [LLMBENCH_HOME/results.sqlite].")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead of a table.")
@@ -139,6 +152,12 @@ def accuracy(ctx: click.Context, /, out: Path | None, as_json: bool, quiet: bool
             f"{spec.target} on {spec.suite}: every item failed; see the error breakdown",
             run_id=result.run_id,
             kept=result.summary.items,
+        )
+    if result.logprob_items == 0 and result.summary.items:
+        click.echo(
+            "warning: --logprobs asked, but the server returned no token logprobs: the items carry none "
+            "(Anthropic's API and many proxies give none)",
+            err=True,
         )
     if result.failed_items:
         details = result.summary.error_details

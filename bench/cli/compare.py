@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from bench.report.compare import Delta
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
-GATES_HELP = 'Gates, e.g. "ttft_p95>+10%,accuracy<-2pts,cost_per_correct>+5%"; units %, pts or ms.'
+GATES_HELP = (
+    'Gates, e.g. "ttft_p95>+10%,accuracy<-2pts,cost_per_correct>+5%,regression<0pts"; units %, pts or ms.'
+)
 
 
 def _amount(x: float, unit: str, per: Per | None = None, *, signed: bool = False) -> str:
@@ -77,9 +79,12 @@ def compare(
     ID,ID to compare both, and $ per correct answer. Latency percentiles are tested with a bootstrap over
     requests, accuracy with paired tests on the items both runs scored (Newcombe's score CI, exact McNemar).
 
-    A gate fails when the change crosses its threshold AND is significant at 5%. Exit codes: 0 no gate
-    failed, 1 a gate failed with significance, 2 usage error (unknown run, bad gate, runs of different
-    suites or prompts: those are refused, with the reason).
+    A gate fails when the change crosses its threshold AND is significant at 5%. Runs over a suite with
+    regression items (complaints users filed, `llmbench suite import`) get the gate regression<0pts:
+    NEW fails when complaints fixed in BASE come back, significantly (McNemar's exact p). Prompt versions
+    (--template) are compared side by side, with the input tokens each adds per item. Exit codes: 0 no
+    gate failed, 1 a gate failed with significance, 2 usage error (unknown run, bad gate, runs of
+    different suites or load prompts: those are refused, with the reason).
     """
     from bench.cli.report import parse_pairs
     from bench.report.compare import compare_runs
@@ -106,6 +111,9 @@ def compare(
         for d in result.deltas:
             table.add_row(*delta_cells(d))
         console = table_console()
+        if result.prompts is not None:
+            base_prompt, new_prompt = result.prompts
+            console.print(f"prompt versions: BASE {base_prompt}  |  NEW {new_prompt}", markup=False)
         console.print(folding(table))
         for note in result.notes:
             console.print(f"note: {note}")

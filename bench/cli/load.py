@@ -18,6 +18,7 @@ from bench.loadgen.profiles import DEFAULT_REQUESTS, PROFILES, GoodputProfile, W
 from bench.loadgen.results import ProgressCallback
 from bench.loadgen.spec import LoadOptions, LoadSpec
 from bench.prompts import DEFAULT_OUTPUT_TOKENS
+from bench.prompts.templates import load_template
 from bench.records import API_KINDS, SERVER_KINDS
 from bench.runs import run_load
 from bench.runs.targets import key_headers_for, parse_headers
@@ -141,11 +142,19 @@ from bench.runs.targets import key_headers_for, parse_headers
     default=None,
     help=f"goodput: bisection steps after doubling [{shown(LoadOptions, 'search_steps')}].",
 )
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A prompt template file (llmbench.prompt/1) every prompt is asked through (chat); the run "
+    "stores it.",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_obj
 def load(
     app: AppContext,
     /,
+    template: Path | None,
     concurrency: str | None,
     rate: str | None,
     warmup: str | None,
@@ -175,6 +184,7 @@ def load(
         grace_s=grace,
         timeout_s=timeout,
     )
+    prompt = None if template is None else load_template(template)
     if out is not None:
         check_writable(out, "--out")  # before the run, not after it
     console = Console()
@@ -190,7 +200,7 @@ def load(
         else:
             progress = PlainProgress(errors)
     with display:
-        result = run_load(spec, app.settings, app.registry, progress=progress)
+        result = run_load(spec, app.settings, app.registry, progress=progress, template=prompt)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")

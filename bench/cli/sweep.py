@@ -1,7 +1,8 @@
 """`llmbench sweep FILE`: models × variants × engine settings × load profiles × suites, then the answer page.
 
-Exit codes: 0 every point complete; 1 a point failed or the sweep stopped early (spend cap), with the
-reasons printed; 2 the sweep file (or a flag) is invalid, before anything started; 130 Ctrl-C (the server
+Exit codes: 0 every point complete; 1 a point failed, the sweep stopped early (spend cap), or a gate
+against --baseline failed (a fixed complaint came back, significantly), with the reasons printed; 2 the
+sweep file (or a flag) is invalid, before anything started; 130 Ctrl-C (the server
 is stopped, the data kept; the message says how to resume).
 """
 
@@ -37,6 +38,14 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--report", "report_out", type=_PATH, default=None, help="HTML report [LLMBENCH_HOME/reports/]."
 )
+@click.option(
+    "--baseline",
+    default=None,
+    metavar="RUN_ID",
+    help="Compare every accuracy run of the sweep with this accuracy run, as `llmbench compare` does "
+    "(the regression gate is on for suites with regression items).",
+)
+@click.option("--fail-on", default=None, help="Gates against --baseline, as `llmbench compare --fail-on`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep's result as JSON at the end.")
 @click.pass_obj
 def sweep(
@@ -48,6 +57,8 @@ def sweep(
     ray_address: str | None,
     store: Path | None,
     report_out: Path | None,
+    baseline: str | None,
+    fail_on: str | None,
     as_json: bool,
 ) -> None:
     """Run a sweep file: serve each configuration once, run its loads and suites, store everything under a
@@ -70,6 +81,12 @@ def sweep(
             click.echo(f"the API estimate is above max_usd ${spec.max_usd:g}: a run would be refused")
         return
     store_path = store or app.settings.results_path
+    if fail_on is not None and baseline is None:
+        raise UsageError("--fail-on gates the sweep's runs against a --baseline RUN_ID", flag="--fail-on")
+    if baseline is not None:
+        from bench.sweep.gates import check_baseline
+
+        check_baseline(store_path, baseline, fail_on)  # before anything starts
     html = report_out or app.settings.home / "reports" / "sweep-{id}.html"
     if report_out is not None:
         check_writable(report_out, "--report")
@@ -93,9 +110,27 @@ def sweep(
     if result.stopped:
         err.print(f"stopped early: {result.stopped}; `llmbench sweep --resume {result.sweep_id[:8]}` goes on",
                   markup=False)  # fmt: skip
+    gate_failed = False if baseline is None else _gates(app, store_path, result.sweep_id, baseline, fail_on)
     sys.stdout.flush()
-    if failed or result.stopped:
+    if failed or result.stopped or gate_failed:
         sys.exit(1)
+
+
+def _gates(app: AppContext, store_path: Path, sweep_id: str, baseline: str, fail_on: str | None) -> bool:
+    """Print every accuracy run's gates against the baseline; True when one failed."""
+    from bench.report.jsonout import pricing_from_registry
+    from bench.sweep.gates import gate_sweep
+
+    found = gate_sweep(store_path, sweep_id, baseline, pricing_from_registry(app.registry), fail_on)
+    for gate in found:
+        if gate.comparison is None:
+            click.echo(f"gates {gate.label} ({gate.run_id[:8]}): not compared: {gate.skipped}")
+            continue
+        if not gate.comparison.gates:
+            click.echo(f"gates {gate.label} ({gate.run_id[:8]}): no gate applies")
+        for g in gate.comparison.gates:
+            click.echo(f"gate {g.gate} {gate.label} ({gate.run_id[:8]}): {g.verdict}")
+    return any(g.failed for g in found)
 
 
 def _report(app: AppContext, sweep_id: str, store_path: Path, out: Path, err: Console) -> str:

@@ -62,6 +62,17 @@ def _prices(values: tuple[str, ...]) -> dict[str, TokenPrice]:
     return out
 
 
+def _selfhosted_prices(
+    app: AppContext, store: Path, run_ids: tuple[str, ...], given: list[str]
+) -> tuple[dict[str, TokenPrice], list[str]]:
+    """Self-hosted runs priced as the report prices them (their operating point), unless --price names
+    them."""
+    from bench.report.jsonout import pricing_from_registry
+    from bench.report.route_prices import route_prices
+
+    return route_prices(store, run_ids, pricing_from_registry(app.registry), skip=given)
+
+
 def _embedder(app: AppContext, path: Path | None) -> Any:
     from bench.whatif.embed import OfflineEmbedder, find_model
 
@@ -97,7 +108,13 @@ def _judge_with(app: AppContext, name: str | None) -> JudgeWith | None:
     help="Logprob confidence: the quantile of the cheap answer's token logprobs [p10].",
 )
 @click.option("--judge", default=None, help="Registry name of the judge for the cascade's judge signal.")
-@click.option("--price", "prices", multiple=True, help="RUN_ID=IN,OUT: USD per 1M tokens for unpriced items.")
+@click.option(
+    "--price",
+    "prices",
+    multiple=True,
+    help="RUN_ID=IN,OUT: USD per 1M tokens for unpriced items [a self-hosted run: its operating point's "
+    "$/1M reference tokens, as the report costs it, when the store holds its load runs].",
+)
 @click.option("--suite", default=None, help="The suite file the runs scored [the one they name].")
 @click.option(
     "--embedding-model", type=click.Path(path_type=Path), default=None, help="Local embedding model folder."
@@ -166,9 +183,13 @@ def route(
         ) from exc
     if export is not None:
         check_writable(export, "--export")
-    data = load_route_data(_store(app, store), run_ids, prices=_prices(prices), suite=suite)
+    path = _store(app, store)
+    given = _prices(prices)
+    found, priced = _selfhosted_prices(app, path, run_ids, list(given))
+    data = load_route_data(path, run_ids, prices={**found, **given}, suite=suite)
     embedder = _embedder(app, embedding_model) if needs_embeddings(data, spec) else None
     report = run_route(data, spec, embedder=embedder, judge_with=_judge_with(app, judge))
+    report.notes[:0] = priced
     if as_json:
         click.echo(json.dumps(route_json(report), indent=2))
     else:

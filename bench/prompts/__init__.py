@@ -35,6 +35,7 @@ targets with different tokenizers get different texts.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bench.prompts.files import PromptItem, load_prompt_file
 from bench.prompts.lengths import LengthDist, parse_length
 from bench.prompts.synthetic import shared_prefix_texts, synthetic_texts
+from bench.prompts.templates import PromptTemplate, apply_to_messages
 from bench.records import GenRequest, reference_tokens
 from bench.tokenizer import ApproxTokenizer, TextTokenizer
 
@@ -92,6 +94,9 @@ class PromptSpec(BaseModel):
     ignore_eos: bool = Field(False, description="ask for exactly max_tokens (sent only where supported)")
     temperature: float | None = Field(None, ge=0)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    template: PromptTemplate | None = Field(
+        None, description="a prompt version every prompt is asked through (chat): stored whole with the run"
+    )
 
     @field_validator("input_tokens", "output_tokens", mode="before")
     @classmethod
@@ -107,13 +112,29 @@ class PromptSpec(BaseModel):
             raise ValueError("kind 'file' needs 'dataset' (a ShareGPT JSON or JSONL file)")
         if self.kind != "file" and self.output_tokens is None:
             raise ValueError(f"kind {self.kind!r} needs output_tokens")
+        if self.template is not None and self.api != "chat":
+            raise ValueError("a prompt template renders chat messages: it needs the chat API")
         return self
 
 
 def iter_requests(
     spec: PromptSpec, seed: int, tokenizer: TextTokenizer | None = None
 ) -> Iterator[GenRequest]:
-    """Endless GenRequests for `spec`, request_id 0, 1, 2, ...; deterministic from `seed`."""
+    """Endless GenRequests for `spec`, request_id 0, 1, 2, ...; deterministic from `seed`. With a prompt
+    template each prompt is asked through it (its length then is the text's plus the template's: unknown
+    to the request, which the server's usage reports)."""
+    requests = _iter_requests(spec, seed, tokenizer)
+    if spec.template is None:
+        yield from requests
+        return
+    template = spec.template
+    for request in requests:
+        assert request.messages is not None  # the template needs chat (checked by the spec)
+        messages = apply_to_messages(template, request.messages)
+        yield dataclasses.replace(request, messages=messages, input_tokens=None)
+
+
+def _iter_requests(spec: PromptSpec, seed: int, tokenizer: TextTokenizer | None) -> Iterator[GenRequest]:
     tok = tokenizer or ApproxTokenizer()
     if spec.kind == "file":
         yield from _file_requests(spec, seed, tok)

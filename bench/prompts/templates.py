@@ -11,9 +11,11 @@ A template file (YAML or JSON, `llmbench.prompt/1`):
 
 Only `{{ name }}` (a Python identifier, spaces allowed inside the braces) is a placeholder; every other
 brace is literal text, so JSON examples in a prompt need no escaping. `render(template, variables)` gives
-chat messages and refuses a missing or an unknown variable. A run records `template.ref()`: its name,
-version and the sha256 of its content (name, version, system, user, defaults), so a changed prompt is
-never mistaken for the old one.
+chat messages and refuses a missing or an unknown variable; `render_text(template, text)` fills the one
+variable without a default with a bare prompt text (a suite item's prompt, a load's prompt), and
+`apply_to_messages` does so for a conversation's last user message. A run records `template.ref()`
+(TemplateRef): its name, version and the sha256 of its content (name, version, system, user, defaults),
+so a changed prompt is never mistaken for the old one.
 """
 
 from __future__ import annotations
@@ -28,12 +30,26 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bench.documents import StoredModel
 from bench.errors import ConfigError
 from bench.validation import config_error, read_text
 
 SCHEMA: Literal["llmbench.prompt/1"] = "llmbench.prompt/1"
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TEMPLATE_FIX = "see bench/prompts/templates.py for the llmbench.prompt/1 format"
+
+
+class TemplateRef(StoredModel):
+    """What a run records about the prompt template it used: its name, version and content hash."""
+
+    name: str
+    version: str
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        """'name@version (sha256 prefix)', as tables show it."""
+        return f"{self.name}@{self.version} ({self.sha256[:8]})"
 
 
 class PromptTemplate(BaseModel):
@@ -77,9 +93,14 @@ class PromptTemplate(BaseModel):
                    "defaults": self.defaults}  # fmt: skip
         return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
-    def ref(self) -> dict[str, str]:
+    @property
+    def free_variables(self) -> list[str]:
+        """The variables without a default: what a caller must give."""
+        return [v for v in self.variables if v not in self.defaults]
+
+    def ref(self) -> TemplateRef:
         """What a run records about the prompt it used."""
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+        return TemplateRef(name=self.name, version=self.version, sha256=self.sha256)
 
 
 def fill(text: str, values: Mapping[str, str]) -> str:
@@ -107,6 +128,43 @@ def render(template: PromptTemplate, variables: Mapping[str, Any]) -> list[dict[
         [] if template.system is None else [{"role": "system", "content": fill(template.system, values)}]
     )
     return [*messages, {"role": "user", "content": fill(template.user, values)}]
+
+
+def render_text(
+    template: PromptTemplate, text: str, variables: Mapping[str, Any] | None = None
+) -> list[dict[str, str]]:
+    """Chat messages for a bare prompt `text`: it fills the one variable without a default that
+    `variables` leave open; ConfigError when none or several are open."""
+    values = dict(variables or {})
+    free = [v for v in template.free_variables if v not in values]
+    if len(free) != 1:
+        has = f"{', '.join(free)} are open" if free else "no variable is left open"
+        raise ConfigError(
+            f"prompt {template.name}@{template.version}: a prompt text fills the one variable without a "
+            f"default, but {has}",
+            key="defaults",
+            fix="give every variable but the one the text fills a default (or give items their vars)",
+        )
+    return render(template, {**values, free[0]: text})
+
+
+def apply_to_messages(template: PromptTemplate, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A conversation asked through `template`: its last user message fills the user template (the one
+    variable without a default) and the template's system prompt, if any, replaces the conversation's."""
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last is None:
+        raise ConfigError(
+            f"prompt {template.name}@{template.version}: a conversation without a user message cannot "
+            "fill it",
+            fix="give every prompt a user message",
+        )
+    content = messages[last].get("content")
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    rendered = render_text(template, text)
+    head = messages[:last]
+    if template.system is not None:
+        head = [m for m in head if m.get("role") != "system"]
+    return [*rendered[:-1], *head, rendered[-1], *messages[last + 1 :]]
 
 
 def load_template(path: Path) -> PromptTemplate:

@@ -32,6 +32,7 @@ from bench.report.analysis import (
 )
 from bench.report.figures import Row, apply_blended, common_mix, compute_row
 from bench.report.flags import Flag
+from bench.report.levers import LeversSection, levers_section
 from bench.report.operating import DEFAULT_TARGET_ATTAINMENT, attainment
 from bench.report.options import Option, Pricing, SuiteKey, group_options, provenance_row
 from bench.report.query import StoreReader, select_runs
@@ -143,6 +144,7 @@ class Report:
     mix: float | None = None  # the one input:output mix (reference tokens) blended prices are stated at
     workload: str | None = None  # the one workload every option's load runs sent, when they agree
     answers: list[WorkloadAnswer] = field(default_factory=list)  # one per workload, when there are several
+    levers: LeversSection | None = None  # what routing, caching and prompt versions would save (whatif)
 
     @property
     def flags(self) -> list[Flag]:
@@ -260,6 +262,7 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         WorkloadAnswer(key, sum(r.kind == "load" for r in by_workload[key]), j[3], j[5], break_evens(j[3]))
         for key, j in judged
     ]
+    levers = levers_section(store_path, rows, head, pricing, suite, spec.max_drop) if rows else None
     slo, notes = _common_slo(rows)
     notes.extend(workload_notes(rows))
     if other:
@@ -290,6 +293,7 @@ def build_report(spec: ReportSpec, store_path: Path, pricing: Pricing) -> Report
         mix=mix,
         workload=common_workload(rows),
         answers=answers,
+        levers=levers,
     )
 
 

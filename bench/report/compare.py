@@ -10,7 +10,13 @@ Every delta comes with a significance test:
   its billed tokens for an API; its tokens at the load run's per-token price for a self-hosted target).
 
 Runs of different suites, item templates or load prompts are refused with the reason: their deltas would
-measure the change of workload, not of the system.
+measure the change of workload, not of the system. Two exceptions are what a team compares on purpose:
+prompt versions (the runs rendered their items or prompts through different prompt templates: the
+versions are named side by side, and the mean input tokens per item show what the longer prompt costs on
+every request) and versions of one imported suite (compared on the items both scored).
+
+When the runs hold regression items (complaints users filed; bench.report.regression), the gate
+`regression<0pts` is on by default: NEW fails when fixed complaints come back, with McNemar's p.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from bench.errors import UsageError
 from bench.report.gates import Gate, parse_gates
 from bench.report.options import Pricing, hardware_of, option_kind, suite_key, target_name
 from bench.report.query import StoreReader, resolve_run
-from bench.stats import paired_compare
+from bench.report.regression import DEFAULT_GATE, RegressionCheck, check_regression, regression_area
+from bench.report.regression import METRIC as REGRESSION
+from bench.stats import mean_ci95, paired_compare
 from bench.store import RunInfo, Store
 
 RESAMPLES = 1000
@@ -35,7 +43,10 @@ BOOTSTRAP_MAX = 200_000
 LATENCIES = {
     f"{m}_{p}": (m, q) for m in ("ttft", "tpot", "e2e") for p, q in (("p50", 50), ("p95", 95), ("p99", 99))
 }
-GATE_UNITS = {**{k: "ms" for k in LATENCIES}, "accuracy": "pts", "cost_per_correct": "%"}
+GATE_UNITS = {
+    **{k: "ms" for k in LATENCIES}, "accuracy": "pts", "cost_per_correct": "%", REGRESSION: "pts",
+    "input_tokens": "%",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,8 @@ class Comparison:
     deltas: list[Delta]
     gates: list[GateResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    prompts: tuple[str, str] | None = None  # the prompt versions (BASE, NEW), when either side names one
+    regression: RegressionCheck | None = None
 
     @property
     def failed(self) -> bool:
@@ -105,7 +118,16 @@ class Comparison:
 
         return {"schema": "llmbench.compare/1", "base": side(self.base), "new": side(self.new),
                 "deltas": [d.to_json() for d in self.deltas], "gates": [g.to_json() for g in self.gates],
-                "failed": self.failed, "notes": self.notes}  # fmt: skip
+                "failed": self.failed, "notes": self.notes, "prompts": self.prompts,
+                "regression": _regression_json(self.regression)}  # fmt: skip
+
+
+def _regression_json(check: RegressionCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {"area": check.area, "n": check.n, "came_back": check.came_back, "fixed": check.fixed,
+            "diff_points": check.diff_points, "ci95_points": list(check.ci95_points),
+            "mcnemar_p": check.p_value, "failed": check.failed}  # fmt: skip
 
 
 def _side(store: Store, text: str, flag: str) -> Side:
@@ -134,7 +156,12 @@ def check_comparable(base: Side, new: Side) -> list[str]:
         raise UsageError("BASE and NEW must hold the same kinds of run (load, accuracy or both)", flag="NEW")
     if base.accuracy is not None and new.accuracy is not None:
         a, b = suite_key(base.accuracy), suite_key(new.accuracy)
-        if a != b:
+        va, vb = base.accuracy.accuracy_profile.suite_version, new.accuracy.accuracy_profile.suite_version
+        if a != b and va is not None and vb is not None and a.suite == b.suite:
+            notes.append(
+                f"suite {a.suite}: version {va} against version {vb}, compared on the items both scored"
+            )
+        elif a != b:
             raise UsageError(
                 f"the accuracy runs scored different suites ({a.label} vs {b.label})", flag="NEW"
             )
@@ -144,8 +171,9 @@ def check_comparable(base: Side, new: Side) -> list[str]:
                 f"the accuracy runs used different prompt templates ({_first_difference(ta, tb)})", flag="NEW"
             )
     if base.load is not None and new.load is not None:
-        pa = base.load.load_profile.prompts.model_dump(mode="json")
-        pb = new.load.load_profile.prompts.model_dump(mode="json")
+        # A prompt version (template) is compared on purpose; any other difference in what was sent is not.
+        pa = base.load.load_profile.prompts.model_dump(mode="json", exclude={"template"})
+        pb = new.load.load_profile.prompts.model_dump(mode="json", exclude={"template"})
         if pa != pb:
             raise UsageError(
                 f"the load runs sent different prompts ({_first_difference(pa, pb)})", flag="NEW"
@@ -316,15 +344,73 @@ def evaluate(gates: Sequence[Gate], deltas: Sequence[Delta]) -> list[GateResult]
     return out
 
 
+def prompt_label(run: RunInfo) -> str:
+    """The prompt version a run asked through: 'name@version (sha256 prefix)', or 'none'."""
+    if run.kind == "accuracy":
+        ref = run.accuracy_profile.prompt
+    else:
+        template = run.load_profile.prompts.template
+        ref = None if template is None else template.ref()
+    return "none" if ref is None else ref.label
+
+
+def _prompts(base: Side, new: Side) -> tuple[str, str] | None:
+    """The prompt versions of the two sides, when either names one (accuracy runs first)."""
+    a, b = base.accuracy or base.load, new.accuracy or new.load
+    if a is None or b is None:
+        return None
+    pa, pb = prompt_label(a), prompt_label(b)
+    return None if pa == pb == "none" else (pa, pb)
+
+
+def input_tokens_delta(base: Mapping[str, int], new: Mapping[str, int]) -> Delta:
+    """Mean input tokens per item (item id → its prompt's tokens; the items both sides answered), NEW
+    against BASE, with the t-interval of the per-item differences: what a prompt version adds to every
+    request."""
+    common = sorted(set(base) & set(new))
+    if not common:
+        return Delta("input_tokens", "tok", None, None, reason="no item with a token count on both sides")
+    mb, mn = sum(base[i] for i in common) / len(common), sum(new[i] for i in common) / len(common)
+    ci = mean_ci95([new[i] - base[i] for i in common])
+    significant = None if ci is None else not ci[0] <= 0 <= ci[1]
+    return Delta("input_tokens", "tok", mb, mn, mn - mb, mn / mb - 1 if mb else None, ci,
+                 None if ci is None or not mb else (ci[0] / mb, ci[1] / mb), None, significant,
+                 "t-interval of per-item differences")  # fmt: skip
+
+
+def _input_tokens(reader: StoreReader, run: RunInfo) -> dict[str, int]:
+    return {item: int(tokens) for item, repeat, _, tokens, *_ in reader.item_rows(run.id)
+            if repeat == 0 and tokens is not None}  # fmt: skip
+
+
+def _regression(
+    reader: StoreReader, base: RunInfo, new: RunInfo, gates: list[Gate]
+) -> tuple[RegressionCheck | None, list[Delta], list[Gate]]:
+    """The regression check, its delta, and the default gate when the user named none on it."""
+    area = regression_area(base, new)
+    check = (
+        None if area is None else check_regression(area, reader.verdicts(base.id), reader.verdicts(new.id))
+    )
+    if check is None:
+        return None, [], []
+    delta = Delta(REGRESSION, "pts", 100 * check.base_score, 100 * check.new_score, check.diff_points,
+                  check.new_score / check.base_score - 1 if check.base_score else None, check.ci95_points,
+                  None, check.p_value, check.significant, "McNemar exact on regression items")  # fmt: skip
+    named = any(g.metric == REGRESSION for g in gates)
+    return check, [delta], [] if named else parse_gates(DEFAULT_GATE, GATE_UNITS)
+
+
 def compare_runs(
     store_path: Path, base: str, new: str, pricing: Pricing, fail_on: str | None = None
 ) -> Comparison:
-    """Compare NEW against BASE (run ids, or ID,ID pairs); gates from `fail_on`."""
+    """Compare NEW against BASE (run ids, or ID,ID pairs); gates from `fail_on` (and the regression gate
+    when the runs hold regression items)."""
     gates = parse_gates(fail_on, GATE_UNITS) if fail_on else []
     with Store.open(store_path) as store:
         a, b = _side(store, base, "BASE"), _side(store, new, "NEW")
     notes = check_comparable(a, b)
     deltas: list[Delta] = []
+    check: RegressionCheck | None = None
     with StoreReader(store_path) as reader:
         if a.load is not None and b.load is not None:
             for metric, (kind, _) in LATENCIES.items():
@@ -334,10 +420,23 @@ def compare_runs(
             deltas += _throughput(a.load, b.load)
         if a.accuracy is not None and b.accuracy is not None:
             deltas += _accuracy_deltas(reader, a.accuracy, b.accuracy)
+            check, found, extra = _regression(reader, a.accuracy, b.accuracy, gates)
+            if check is not None:  # its area's row is the regression row
+                deltas = [d for d in deltas if d.metric != f"accuracy_{check.area}"]
+            deltas += found
+            gates = [*gates, *extra]
             ca, why_a = _item_costs(reader, a, pricing)
             cb, why_b = _item_costs(reader, b, pricing)
             if ca is None or cb is None:
                 deltas.append(Delta("cost_per_correct", "usd", None, None, reason=why_a or why_b))
             else:
                 deltas.append(cost_per_correct_delta(_verdict_map(ca), _verdict_map(cb)))
-    return Comparison(a, b, deltas, evaluate(gates, deltas), notes)
+            deltas.append(
+                input_tokens_delta(_input_tokens(reader, a.accuracy), _input_tokens(reader, b.accuracy))
+            )
+    results = evaluate(gates, deltas)
+    if check is not None:
+        for g in results:
+            if g.gate.metric == REGRESSION and g.change is not None:
+                g.verdict = f"{'FAIL' if g.failed else 'pass'}: {check.sentence()}"
+    return Comparison(a, b, deltas, results, notes, _prompts(a, b), check)

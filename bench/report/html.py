@@ -25,6 +25,7 @@ from bench.report.cells import (
 )
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS
+from bench.report.levers_view import levers_html
 from bench.report.markdown import (
     dominance_lines,
     mean_ci_text,
@@ -239,6 +240,7 @@ def render_html(report: Report) -> str:
             }
             for r in report.repeats
         ],
+        levers=levers_html(report.levers),
         provenance_columns=PROVENANCE,
         provenance=[[p.get(c) for c in PROVENANCE] for p in report.provenance],
     )

@@ -134,4 +134,5 @@ def report_json(report: Report) -> dict[str, Any]:
         "answer_change": answer_change(report.answers),
         "blended_mix": report.mix,
         "cost_definitions": cost_definitions(report.workload, report.mix),
+        "levers": None if report.levers is None else asdict(report.levers),
     }

@@ -21,6 +21,7 @@ from bench.report.cells import (
 )
 from bench.report.figures import Row
 from bench.report.flags import SERIOUS, Flag
+from bench.report.levers_view import levers_markdown
 from bench.report.value import Per, Value, fmt_number, fmt_tokens, fmt_usd, show
 from bench.report.workloads import (
     ANSWER_COLUMNS,
@@ -223,6 +224,7 @@ def render_markdown(report: Report) -> str:
                 f"| {b.selfhosted} | {b.api} | {fmt_usd(b.api_usd_per_1m_output)}{mark} | {vol} "
                 f"| {100 * be.utilization:.1f}% | {above} |"
             )
+    lines += levers_markdown(report.levers)
     if report.repeats:
         lines += ["", "### Over repetitions (mean [95% CI] of the sweep's repeats)", ""]
         lines += [

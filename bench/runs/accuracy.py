@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -19,12 +20,14 @@ from typing import Any, Literal
 from bench.accuracy.documents import AccuracySummary
 from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
 from bench.accuracy.judge_cache import JudgeCache
+from bench.accuracy.logprobs import EXTRA_KEY as LOGPROBS_KEY
 from bench.accuracy.runner import ITEM_TEMPLATE, SuiteRunner
 from bench.accuracy.spec import AccuracyResult, AccuracySpec
 from bench.accuracy.suite import Suite, load_suite
 from bench.accuracy.summary import RunDiff, diff_items, summarize
 from bench.clients import make_client
 from bench.errors import InterruptedRunError, UsageError
+from bench.prompts.templates import load_template
 from bench.records import ItemRecord
 from bench.registry import ApiEndpoint, MockEndpoint, Prices, Registry
 from bench.runs.lmeval import run_lmeval_tasks
@@ -64,6 +67,13 @@ def run_accuracy(
     """Run a suite or lm-eval tasks against the target; items go to the store as they are scored."""
     tasks = spec.lm_eval_tasks
     suite = None if tasks is not None else load_suite(spec.suite).limit(spec.limit)
+    template = None if spec.template is None else load_template(spec.template)
+    if template is not None:
+        if suite is None:
+            raise UsageError(
+                "a prompt template renders suite items; lm-eval tasks bring their own", flag="--template"
+            )
+        suite = suite.rendered(template)
     api = spec.api
     if tasks is not None and api is None:
         # Multiple choice needs completions (echo + logprobs), which local servers have and APIs lack.
@@ -96,10 +106,18 @@ def run_accuracy(
         prices = target_prices(target, registry)
         templates = {"item": template_hash(ITEM_TEMPLATE), "judge": JUDGE_TEMPLATES_SHA}
         profile = {**spec.model_dump(mode="json"), "api": target.api, "templates": templates}
+        if template is not None:
+            profile["prompt"] = template.ref().to_json()
         if suite is not None:
             profile["suite_sha256"] = suite.sha256
             profile["items"] = len(suite.items)
-        extra = {"suite": spec.suite, "suite_sha256": profile.get("suite_sha256")}
+            profile["suite_version"] = suite.version
+            profile["regression_area"] = suite.regression_area
+        extra = {
+            "suite": spec.suite,
+            "suite_sha256": profile.get("suite_sha256"),
+            "prompt": profile.get("prompt"),
+        }
         provenance = run_provenance(target, registry, hardware=spec.hardware, extra=extra)
         answers = mock_answers(target, registry)
         if answers is not None:
@@ -190,9 +208,10 @@ def _run_suite(
     async def go() -> None:
         nonlocal judge_usage
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(
-                make_client(target.api, client_config(target, spec.timeout_s))
-            )
+            config = client_config(target, spec.timeout_s)
+            if spec.logprobs:  # each token's logprob, no alternatives: the cascade's confidence signal
+                config = dataclasses.replace(config, logprobs=0)
+            client = await stack.enter_async_context(make_client(target.api, config))
             judge = None
             if judge_target is not None:
                 judge_client = await stack.enter_async_context(
@@ -223,7 +242,8 @@ def _run_suite(
     result = summary()
     status, reason = finished_status(result)
     store.finish_run(run_id, status, result, reason)
-    return AccuracyResult(run_id, status, result)
+    with_logprobs = sum(LOGPROBS_KEY in i.extra for i in items) if spec.logprobs else None
+    return AccuracyResult(run_id, status, result, with_logprobs)
 
 
 def finished_status(summary: AccuracySummary) -> tuple[Literal["complete", "failed"], str | None]:

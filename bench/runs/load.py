@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from bench.clients import ClientConfig, make_client
-from bench.errors import RunAbortedError
+from bench.errors import RunAbortedError, UsageError
 from bench.loadgen.results import ProgressCallback, RunResult
 from bench.loadgen.server_metrics import metrics_url
 from bench.loadgen.session import Endpoint, LoadSession
 from bench.loadgen.spec import LoadSpec
 from bench.prompts import PromptSpec
+from bench.prompts.templates import PromptTemplate
 from bench.registry import Registry
 from bench.runs.opening import check_hardware, opened, run_provenance
 from bench.runs.targets import Target, resolve_target
@@ -64,8 +67,10 @@ def run_load(
     progress: ProgressCallback | None = None,
     env: Mapping[str, str] | None = None,
     handle_sigint: bool = True,
+    template: PromptTemplate | None = None,
 ) -> LoadResult:
-    """Run every profile value of `spec` against its target; see the module docstring."""
+    """Run every profile value of `spec` against its target; see the module docstring. With `template`
+    every prompt is asked through it (a prompt version; stored whole in the run's prompts)."""
     resolved = resolve_target(
         spec.target,
         registry,
@@ -77,7 +82,7 @@ def run_load(
         headers=spec.headers,
         env=env,
     )
-    prompts = spec.prompt_spec(resolved.api)
+    prompts = with_template(spec.prompt_spec(resolved.api), template)
     tokenizer = load_tokenizer(resolved.tokenizer)
     check_hardware(registry, spec.hardware)
     with opened(resolved, settings, spec.server_kind) as target:
@@ -131,6 +136,20 @@ async def _measure(
                 await session.run(handle_sigint)
             finally:
                 result.runs, result.aborted = session.runs, session.aborted
+
+
+def with_template(prompts: PromptSpec, template: PromptTemplate | None) -> PromptSpec:
+    """`prompts` asked through `template` (None: unchanged); UsageError naming --template when the prompts
+    cannot take one (a completions API)."""
+    if template is None:
+        return prompts
+    try:
+        return PromptSpec.model_validate({**prompts.model_dump(), "template": template})
+    except ValidationError as exc:
+        message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise UsageError(
+            f"prompt template {template.name}@{template.version}: {message}", flag="--template"
+        ) from exc
 
 
 def endpoint(target: Target, config: ClientConfig) -> Endpoint:

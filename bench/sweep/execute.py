@@ -23,6 +23,7 @@ from bench.documents import PointDetail, RepeatStep
 from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary
+from bench.prompts.templates import load_template
 from bench.registry import Prices, Registry, load_registry
 from bench.runs import run_accuracy, run_load
 from bench.serving.managed import managed_server
@@ -31,7 +32,7 @@ from bench.settings import Settings, user_models_file
 from bench.store import PointStatus
 from bench.sweep.plan import Point
 from bench.sweep.repeats import repeat_figures
-from bench.sweep.spec import load_options
+from bench.sweep.spec import load_options, step_template
 from serve.errors import ServeError, ServerStartError
 
 Say = Callable[[str], None]
@@ -250,8 +251,11 @@ def _load(
         sweep_id=ctx.sweep_id,
         point_id=point.point_id,
     )
-    ctx.say(f"  load {load['profile']} (repetition {rep + 1}/{point.repetitions})")
-    result = run_load(spec, ctx.settings, registry)
+    template = step_template(load)
+    prompt = None if template is None else load_template(template)
+    version = "" if prompt is None else f", prompt {prompt.name}@{prompt.version}"
+    ctx.say(f"  load {load['profile']} (repetition {rep + 1}/{point.repetitions}{version})")
+    result = run_load(spec, ctx.settings, registry, template=prompt)
     for run in result.runs:
         ctx.spend.add(point.kind, _load_cost(registry, point, run.summary))
     # A goodput search repeats at its operating point (the probes' loads differ between repetitions).
@@ -277,7 +281,8 @@ def _suite(
             "point_id": point.point_id,
         }
     )
-    ctx.say(f"  accuracy {suite['suite']} (repetition {rep + 1}/{point.repetitions})")
+    version = f", template {suite['template']}" if suite.get("template") else ""
+    ctx.say(f"  accuracy {suite['suite']} (repetition {rep + 1}/{point.repetitions}{version})")
     result = run_accuracy(spec, registry, ctx.settings)
     ctx.spend.add(point.kind, result.summary.cost_usd)
     if result.status == "failed":

@@ -24,7 +24,15 @@ from bench.errors import ConfigError, LlmbenchError
 from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
-from bench.sweep.spec import LoadStep, NamedVariant, QuantizedVariant, SuiteStep, SweepFile, TargetSpec
+from bench.sweep.spec import (
+    LoadStep,
+    NamedVariant,
+    QuantizedVariant,
+    SuiteStep,
+    SweepFile,
+    TargetSpec,
+    with_templates,
+)
 from bench.sweep.workloads import ResolvedWorkload, WorkloadShape, resolve
 from quantize.methods import method_for_registry
 
@@ -243,6 +251,7 @@ def _point(
         for load in sweep.loads
     ]
     steps = [suite.model_dump(mode="json") for suite in sweep.suites] if suites else []
+    loads, steps = with_templates(loads, sweep.templates), with_templates(steps, sweep.templates)
     hardware = target.hardware or (sweep.hardware if kind == "local" else None)
     chosen = (backend or target.backend) if kind == "local" else kind
     definition = {"target": target.name, "serve": serve_name, "backend": chosen, "args": args,
@@ -253,7 +262,8 @@ def _point(
     extra = " [" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + "]" if args else ""
     on = f" on {workload.name}" if several else ""
     limited = sweep.suites if suites else []
-    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, limited, sweep.repetitions, workload.shape)
+    runs = sweep.repetitions * max(1, len(sweep.templates))  # each step once per prompt version (at most)
+    seconds, usd = _estimate(kind, entry, chosen, sweep.loads, limited, runs, workload.shape)
     return Point(
         point_id=_point_id(definition),
         label=f"{serve_name}{extra}{on}",

@@ -25,6 +25,9 @@ suites:
 workloads:                              # a matrix axis: every target × workload [synthetic]
   - synthetic                           # the load steps' own prompts
   - {file: builtin:chat-over-docs, targets: [mock-frontier]}   # or a llmbench.workload/1 file
+templates:                              # prompt versions: each load and suite runs once per template
+  - prompts/support-answer.v1.yaml      # (a step may name its own `template:` instead)
+  - prompts/support-answer.v2.yaml
 ```
 
 A load step takes the options of `llmbench bench load` as keys (`duration_s`, `timeout_s`, `grace_s` for
@@ -53,6 +56,7 @@ from bench.accuracy.suite import load_suite
 from bench.errors import ConfigError, UsageError
 from bench.loadgen.spec import FLAGS, LoadOptions
 from bench.metrics import Slo
+from bench.prompts.templates import load_template
 from bench.sweep.workloads import WorkloadEntry
 from bench.validation import config_error, read_text
 
@@ -107,9 +111,24 @@ class TargetSpec(_Spec):
     _slo = field_validator("slo")(_check_slo)
 
 
+def check_template(path: Path | None) -> Path | None:
+    """ValueError unless `path` is a prompt template that loads (llmbench.prompt/1)."""
+    if path is not None:
+        try:
+            load_template(path)
+        except ConfigError as exc:
+            raise ValueError(f"{exc}" + (f"; {exc.fix}" if exc.fix else "")) from exc
+    return path
+
+
 class LoadStep(LoadOptions):
     """One load run at every point: `bench load`'s own options (bench.loadgen.spec.LoadOptions, the same
-    fields and defaults, as keys), checked as `bench load` checks them, each problem named by its key."""
+    fields and defaults, as keys), checked as `bench load` checks them, each problem named by its key;
+    `template` as `bench load --template`."""
+
+    template: Path | None = Field(None, description="a prompt template every prompt is asked through")
+
+    _template = field_validator("template")(check_template)
 
     @model_validator(mode="after")
     def _as_bench_load_checks_it(self) -> LoadStep:
@@ -129,8 +148,29 @@ class LoadStep(LoadOptions):
 
 def load_options(step: Mapping[str, Any]) -> dict[str, Any]:
     """A point's load step (as stored JSON) as `LoadSpec.from_options` keywords, target, URL, hardware, store
-    and sweep ids left to the caller. Steps stored by earlier versions (warm-up as a count) read the same."""
-    return {**step, "seed": int(step.get("seed") or 0)}
+    and sweep ids left to the caller (its prompt template apart: `step_template`). Steps stored by earlier
+    versions (warm-up as a count) read the same."""
+    return {**{k: v for k, v in step.items() if k != "template"}, "seed": int(step.get("seed") or 0)}
+
+
+def step_template(step: Mapping[str, Any]) -> Path | None:
+    """The prompt template a stored load or suite step names (None: none)."""
+    value = step.get("template")
+    return None if value is None else Path(value)
+
+
+def with_templates(steps: list[dict[str, Any]], templates: list[Path]) -> list[dict[str, Any]]:
+    """The sweep's `templates:` axis: every step that names no template of its own, once per template
+    (steps unchanged without the axis)."""
+    if not templates:
+        return steps
+    out: list[dict[str, Any]] = []
+    for step in steps:
+        if step.get("template") is not None:
+            out.append(step)
+        else:
+            out += [{**step, "template": str(t)} for t in templates]
+    return out
 
 
 _KEYS = {flag: field for field, flag in FLAGS.items()}  # `bench load` flag -> sweep key
@@ -160,9 +200,11 @@ def check_suite(ref: str) -> str:
 
 class SuiteStep(SuiteOptions):
     """One accuracy suite scored at every point: `bench accuracy`'s own options (bench.accuracy.spec.
-    SuiteOptions, the same fields and defaults); the suite must load (or name valid lm-eval tasks)."""
+    SuiteOptions, the same fields and defaults); the suite must load (or name valid lm-eval tasks), and its
+    prompt template too."""
 
     _suite = field_validator("suite")(check_suite)
+    _template = field_validator("template")(check_template)
 
 
 class SweepFile(_Spec):
@@ -182,6 +224,10 @@ class SweepFile(_Spec):
         min_length=1,
         description="traffic every load step sends, a matrix axis (bench.sweep.workloads) [synthetic]",
     )
+    templates: list[Path] = Field(
+        default_factory=list,
+        description="prompt versions: every load and suite without its own template runs once per template",
+    )
 
     _slo = field_validator("slo")(_check_slo)
 
@@ -190,6 +236,15 @@ class SweepFile(_Spec):
     def _schema(cls, value: str) -> str:
         if value != SCHEMA:
             raise ValueError(f"schema must be {SCHEMA!r}")
+        return value
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, value: list[Path]) -> list[Path]:
+        for path in value:
+            check_template(path)
+        if len(set(value)) < len(value):
+            raise ValueError("a template is named twice")
         return value
 
     @model_validator(mode="after")

@@ -11,6 +11,8 @@ Public API (everything typed, the analyses pure; only `source` reads the store):
     log = source.load_run_log(store_path, run_id, prices_for=...).requests   # or requestlog.read_request_log
     cache_report = run.cache(log, CacheSpec(...), embedder=..., judge_with=..., provider=...)
 
-    levers.levers(route=report, cache=cache_report) -> list[Lever]; levers.favoured(...) -> Lever | None
+    levers.levers(route=report, cache=cache_report, more=[levers.prompt_lever(base, version),
+                  levers.provider_cache_lever(name, billed, uncached, n)]) -> list[Lever]
+    levers.favoured(found, max_drop_points) -> Lever | None   # the report's levers section shows them
     jsonout.route_json(report), jsonout.cache_json(cache_report): the --json documents
 """

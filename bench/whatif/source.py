@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -20,7 +20,7 @@ from bench.accuracy.runner import DEFAULT_MAX_TOKENS, question_text
 from bench.accuracy.suite import Suite, load_suite
 from bench.errors import ConfigError, UsageError
 from bench.prompts import build_requests
-from bench.records import ItemRecord, RequestRecord
+from bench.records import ItemRecord, RequestRecord, reference_tokens
 from bench.registry import Prices
 from bench.runs.pricing import token_cost
 from bench.store import RunInfo, Store
@@ -31,15 +31,25 @@ from bench.whatif.requestlog import LoggedRequest
 
 @dataclass(frozen=True)
 class TokenPrice:
-    """A price for an option whose items carry no cost (a self-hosted model): USD per 1M tokens."""
+    """A price for an option whose items carry no cost (a self-hosted model): USD per 1M tokens, counted in
+    the model's own tokens (`unit="model"`, the items' token counts) or in reference tokens (⌈UTF-8 bytes ÷
+    4⌉ of the prompt and answer, as the report prices a self-hosted box at its operating point)."""
 
     input_per_1m: float
     output_per_1m: float
+    unit: Literal["model", "reference"] = "model"
 
     def cost(self, item: ItemRecord) -> float | None:
-        if item.input_tokens is None or item.output_tokens is None:
+        if self.unit == "reference":
+            in_bytes, out_bytes = item.extra.get("input_bytes"), item.extra.get("output_bytes")
+            if not isinstance(in_bytes, int) or not isinstance(out_bytes, int):
+                return None
+            tokens_in, tokens_out = reference_tokens(in_bytes), reference_tokens(out_bytes)
+        elif item.input_tokens is None or item.output_tokens is None:
             return None
-        return (item.input_tokens * self.input_per_1m + item.output_tokens * self.output_per_1m) / 1e6
+        else:
+            tokens_in, tokens_out = item.input_tokens, item.output_tokens
+        return (tokens_in * self.input_per_1m + tokens_out * self.output_per_1m) / 1e6
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,12 @@ def provider_cache(records: Sequence[RequestRecord]) -> ProviderCache:
         input_tokens=sum(r.input_tokens or 0 for r in kept),
         cached_input_tokens=sum(r.cached_input_tokens or 0 for r in kept),
     )
+
+
+def load_provider_cache(store_path: Path, run_id: str) -> ProviderCache:
+    """The provider's prompt caching over a stored load run's measured requests."""
+    with Store.open(store_path, create=False) as store:
+        return provider_cache(store.load_records(store.get_run(run_id).id))
 
 
 def load_run_log(

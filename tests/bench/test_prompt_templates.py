@@ -29,7 +29,7 @@ def test_the_hash_covers_the_content_and_nothing_else(tmp_path: Path) -> None:
     t = PromptTemplate(name="p", version=2, system=None, user="Q: {{q}}")  # type: ignore[arg-type]
     content = {"name": "p", "version": "2", "system": None, "user": "Q: {{q}}", "defaults": {}}
     assert t.sha256 == hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    assert t.ref() == {"name": "p", "version": "2", "sha256": t.sha256}
+    assert t.ref().model_dump() == {"name": "p", "version": "2", "sha256": t.sha256}
     assert PromptTemplate(name="p", version="2", user="Q: {{ q }}").sha256 != t.sha256  # the text changed
     file = tmp_path / "p.yaml"
     file.write_text("# a comment\nschema: llmbench.prompt/1\nname: p\nversion: 2\nuser: 'Q: {{q}}'\n")

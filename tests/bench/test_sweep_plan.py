@@ -176,12 +176,15 @@ def test_a_sweep_step_is_the_commands_own_options_with_the_same_defaults() -> No
     def defaults(model: type[LoadOptions | SuiteOptions]) -> dict[str, object]:
         return {name: f.get_default(call_default_factory=True) for name, f in model.model_fields.items()}
 
-    assert defaults(LoadStep) == defaults(LoadOptions)
+    # a load step's template is `bench load --template` (run_load's argument, not a LoadOptions field)
+    assert defaults(LoadStep) == {**defaults(LoadOptions), "template": None}
     assert set(LoadSpec.model_fields) - set(LoadStep.model_fields) == {
         "target", "url", "model", "api", "tokenizer", "headers", "store", "server_metrics_every_s",
         "server_kind", "hardware", "sweep_id", "point_id",
     }  # fmt: skip
-    assert {k: v for k, v in defaults(LoadSpec).items() if k in LoadStep.model_fields} == defaults(LoadStep)
+    assert {k: v for k, v in defaults(LoadSpec).items() if k in LoadStep.model_fields} == defaults(
+        LoadOptions
+    )
     assert defaults(SuiteStep) == defaults(SuiteOptions)
     assert {k: v for k, v in defaults(AccuracySpec).items() if k in SuiteStep.model_fields} == defaults(
         SuiteStep
@@ -198,3 +201,36 @@ def test_a_load_step_stored_by_an_earlier_version_reads_the_same() -> None:
     spec = LoadSpec.from_options(**load_options(old), target="x")
     assert spec.warmup.requests == 2 and spec.search_steps == 3 and spec.timeout_s == 600.0
     assert LoadStep.model_validate(old) == LoadStep.model_validate(LoadStep.model_validate(old).model_dump())
+
+
+def test_prompt_versions_are_a_matrix_axis(tmp_path: Path, registry: Registry) -> None:
+    """`templates:` runs every load and suite without a template of its own once per template; a step that
+    names its own keeps it; a template that does not load is an error naming its key."""
+    for version in (1, 2):
+        (tmp_path / f"v{version}.yaml").write_text(
+            f"schema: llmbench.prompt/1\nname: p\nversion: {version}\nuser: 'Q: {{{{q}}}}'\n",
+            encoding="utf-8",
+        )
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    text = f"""
+schema: llmbench.sweep/1
+name: prompts
+targets: [{{name: paid}}]
+templates: [{v1}, {v2}]
+loads:
+  - {{requests: 4, output_tokens: 4}}
+  - {{requests: 4, output_tokens: 4, template: {v2}}}
+suites:
+  - {{suite: "builtin:tiny-skills", limit: 2}}
+"""
+    sweep = read_sweep_file(sweep_file(tmp_path, text))
+    (point,) = expand(sweep, registry, env={"PAID_KEY": "k"}).points
+    assert [step.get("template") for step in point.loads] == [str(v1), str(v2), str(v2)]
+    assert [step["template"] for step in point.suites] == [str(v1), str(v2)]
+    assert "template" not in load_options(point.loads[0])  # bench load's options, the template apart
+    plain = read_sweep_file(sweep_file(tmp_path, text.replace(f"templates: [{v1}, {v2}]", "")))
+    (other,) = expand(plain, registry, env={"PAID_KEY": "k"}).points
+    assert other.point_id != point.point_id and len(other.suites) == 1
+    with pytest.raises(ConfigError) as err:
+        read_sweep_file(sweep_file(tmp_path, text.replace(f"{v2}]", f"{tmp_path / 'missing.yaml'}]")))
+    assert "templates" in str(err.value) and "no prompt template at" in str(err.value)

@@ -1,4 +1,4 @@
-"""The semantic cache with the bundled all-MiniLM-L6-v2 on a support log (tests/data/whatif): requests of
+"""The semantic cache with the bundled all-MiniLM-L6-v2 on a support log (examples/whatif): requests of
 opposite meaning ("turn on" / "turn off dark mode") sit closer than true paraphrases ("make the text bigger"
 / "increase the font size"), and the false-hit rate catches the wrong answers they would be served."""
 
@@ -13,7 +13,7 @@ from bench.whatif.cache import CacheSpec, analyse_cache
 from bench.whatif.embed import OfflineEmbedder, find_model
 from bench.whatif.requestlog import read_request_log
 
-LOG = Path(__file__).resolve().parents[2] / "data" / "whatif" / "support-log.jsonl"
+LOG = Path(__file__).resolve().parents[3] / "examples" / "whatif" / "support-log.jsonl"
 
 
 @pytest.mark.slow  # loading the embedding model takes about 7 s

@@ -14,7 +14,7 @@ from bench.records import ItemRecord
 from bench.store import Store
 from tests.documents import accuracy_profile, provenance, target
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "whatif"
+DATA = Path(__file__).resolve().parents[3] / "examples" / "whatif"  # the shipped request-log example
 
 
 def llmbench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

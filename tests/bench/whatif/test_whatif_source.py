@@ -144,3 +144,15 @@ def test_a_load_run_rebuilds_its_requests_from_the_prompt_spec(tmp_path: Path) -
         120,
     )
     assert log.provider.share == pytest.approx(0.3)
+
+
+def test_a_token_price_in_model_or_reference_tokens_by_hand() -> None:
+    """An item of 50 prompt and 10 answer tokens (its own), 160 and 12 bytes of text: at $2 in and $6 out per
+    1M, model tokens cost (50·2 + 10·6)/1e6 = $0.00016; reference tokens ⌈160/4⌉ = 40 and ⌈12/4⌉ = 3 cost
+    (40·2 + 3·6)/1e6 = $0.000098. Without the counts it needs, the cost is unknown."""
+    item = ItemRecord("i", "ok", "a", input_tokens=50, output_tokens=10,
+                      extra={"input_bytes": 160, "output_bytes": 12})  # fmt: skip
+    assert TokenPrice(2.0, 6.0).cost(item) == pytest.approx(0.00016)
+    assert TokenPrice(2.0, 6.0, unit="reference").cost(item) == pytest.approx(0.000098)
+    assert TokenPrice(2.0, 6.0, unit="reference").cost(ItemRecord("j", "ok", "a", input_tokens=5)) is None
+    assert TokenPrice(2.0, 6.0).cost(ItemRecord("j", "ok", "a", input_tokens=5)) is None
