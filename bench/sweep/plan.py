@@ -34,6 +34,7 @@ from bench.sweep.spec import (
     with_templates,
 )
 from bench.sweep.workloads import ResolvedWorkload, WorkloadShape, resolve
+from bench.sweep.workloads import served as served_name
 from quantize.methods import method_for_registry
 
 # Rough costs for the --dry-run estimate (s); labelled as estimates wherever they are shown.
@@ -149,13 +150,21 @@ def expand(
             for args in _combinations(target) if kind == "local" else [{}]:
                 suites = True  # at the configuration's first workload only
                 for chosen, workload in workloads:
-                    if not chosen.runs_on(target.name):
+                    if not chosen.runs_on(target.name, serve_name):
                         continue
                     points.append(_point(sweep, target, kind, entry, serve_name, name, backend, quantize,
                                          args, workload, suites=suites, several=several))  # fmt: skip
                     suites = False
         for point in points[first:]:
             point.notes.extend(k.split(": ", 1)[1] for k in keys)
+    served = {p.serve_name for p in points}
+    for wi, (chosen, _) in enumerate(workloads):
+        missing = [t for t in chosen.targets or [] if ":" in t and served_name(t) not in served]
+        if missing:
+            problems.append(
+                f"workloads[{wi}].targets: {missing[0]} is not a variant this sweep serves"
+                f" (its points serve: {', '.join(sorted(served))})"
+            )
     seen: dict[str, str] = {}
     for point in points:
         if point.point_id in seen:

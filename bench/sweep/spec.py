@@ -278,7 +278,7 @@ class SweepFile(_Spec):
                 raise PydanticCustomError(
                     "sweep", "{message}", {"message": message, "key": f"workloads[{i}].name"}
                 )
-            unknown = [t for t in entry.targets or [] if t not in targets]
+            unknown = [t for t in entry.targets or [] if t.partition(":")[0] not in targets]
             if unknown:
                 message = (
                     f"{unknown[0]!r} is not a target of this sweep (targets: {', '.join(sorted(targets))})"

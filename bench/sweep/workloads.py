@@ -75,7 +75,9 @@ class WorkloadEntry(BaseModel):
     )
     name: str | None = Field(None, min_length=1, description="label in plans and reports")
     targets: list[str] | None = Field(
-        None, min_length=1, description="the sweep targets (names) it runs on; default: every target"
+        None,
+        min_length=1,
+        description="the sweep targets it runs on (NAME, or NAME:VARIANT for one variant); default: all",
     )
 
     @model_validator(mode="before")
@@ -109,8 +111,18 @@ class WorkloadEntry(BaseModel):
     def label(self) -> str:
         return self.name or SYNTHETIC
 
-    def runs_on(self, target: str) -> bool:
-        return self.targets is None or target in self.targets
+    def runs_on(self, target: str, serve_name: str | None = None) -> bool:
+        """Whether it runs on a point of `target` (a name in `targets:`) serving `serve_name` (a NAME:VARIANT
+        in `targets:` keeps it to that variant)."""
+        if self.targets is None or target in self.targets:
+            return True
+        return serve_name is not None and serve_name in {served(t) for t in self.targets if ":" in t}
+
+
+def served(name: str) -> str:
+    """The serve name a `targets:` entry NAME:VARIANT stands for (NAME:base is NAME itself)."""
+    base, _, variant = name.partition(":")
+    return base if variant == "base" else name
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,9 @@ workloads: [chats.yaml]
     assert point.estimate_simulated_usd == pytest.approx(0.000128)
 
 
-def test_bad_workload_entries_are_named_by_key_before_anything_starts(tmp_path: Path) -> None:
+def test_bad_workload_entries_are_named_by_key_before_anything_starts(
+    tmp_path: Path, registry: Registry
+) -> None:
     write(tmp_path, "chats.yaml", SESSIONS)
     write(tmp_path, "broken.yaml", "schema: llmbench.workload/1\nkind: sessions\nsessions: 0\n")
     text = SWEEP.replace("loads: [", "loads: [{profile: synchronous, workload: chats.yaml}, ") + (
@@ -159,19 +161,33 @@ def test_bad_workload_entries_are_named_by_key_before_anything_starts(tmp_path: 
     unknown = SWEEP + "workloads: [{file: chats.yaml, targets: [nobody]}]\n"
     with pytest.raises(ConfigError, match=r"workloads\[0\]\.targets: 'nobody' is not a target of this sweep"):
         read_sweep_file(write(tmp_path, "unknown.yaml", unknown))
+    variant = SWEEP + "workloads: [{file: chats.yaml, targets: ['tiny:nf4']}]\n"
+    with pytest.raises(
+        ConfigError, match=r"workloads\[0\]\.targets: tiny:nf4 is not a variant this sweep serves"
+    ):
+        expand(read_sweep_file(write(tmp_path, "variant.yaml", variant)), registry)
+    base = SWEEP + "workloads: [synthetic, {file: chats.yaml, targets: ['tiny:base']}]\n"
+    plan = expand(read_sweep_file(write(tmp_path, "base.yaml", base)), registry)
+    assert [p.label for p in plan.points if p.workload == "chats"] == [
+        "tiny [max-num-seqs=16] on chats",
+        "tiny [max-num-seqs=64] on chats",
+    ]
     on_step = SWEEP.replace("loads: [{", "loads: [{workload: chats.yaml, ")
     with pytest.raises(ConfigError, match=r"loads\[0\]\.workload: list workload files under the sweep's"):
         read_sweep_file(write(tmp_path, "step.yaml", on_step))
 
 
-def test_the_quickstart_runs_its_second_workload_on_the_apis(registry: Registry) -> None:
-    """The shipped quickstart: the builtin chat-over-docs workload, on the two mock APIs only."""
+def test_the_quickstart_runs_its_second_workload_on_the_apis_and_the_bf16_tiny_model(
+    registry: Registry,
+) -> None:
+    """The shipped quickstart: the builtin chat-over-docs workload, on the two mock APIs and tiny-skills' base
+    (vLLM's prefix cache), not on its quantized variants."""
     path = Path(__file__).parents[2] / "examples" / "quickstart.yaml"
     sweep = read_sweep_file(path)
     assert [w.label for w in sweep.workloads] == ["synthetic", "chat-over-docs"]
     plan = expand(sweep, registry, check_keys=False)
     chats = [p for p in plan.points if p.workload == "chat-over-docs"]
-    assert [p.target for p in chats] == ["mock-frontier", "mock-mini"]
+    assert [p.serve_name for p in chats] == ["tiny-skills", "mock-frontier", "mock-mini"]
     assert chats[0].loads[0]["workload"] == str(builtin_workloads_dir() / "chat-over-docs.yaml")
     assert all(p.suites == [] for p in chats)
-    assert len(plan.points) == 7
+    assert len(plan.points) == 8
