@@ -123,6 +123,12 @@ def render_config(spec: VllmSpec) -> dict[str, Any]:
         cfg["enforce-eager"] = True
     if spec.info:
         cfg["middleware"] = [INFO_MIDDLEWARE]
+    # Prompt caching, measured on both sides: the prefix cache on (vLLM's default, stated so the config
+    # records it; `enable-prefix-caching: false` in the engine args turns it off, as
+    # --no-enable-prefix-caching), and cached prompt tokens reported in each response's usage
+    # (prompt_tokens_details.cached_tokens), which vLLM leaves out unless asked.
+    cfg["enable-prefix-caching"] = True
+    cfg["enable-prompt-tokens-details"] = True
     cfg.update(spec.engine_args)
     return cfg
 

@@ -88,6 +88,18 @@ def test_engine_args_win_and_keep_types() -> None:
     assert cfg["max-model-len"] == 512 and cfg["enforce-eager"] is True and cfg["dtype"] == "float32"
 
 
+def test_prompt_caching_on_and_reported_unless_the_engine_args_say_otherwise() -> None:
+    cfg = render_config(VllmSpec(model="m", served_model_name="m"))
+    assert cfg["enable-prefix-caching"] is True and cfg["enable-prompt-tokens-details"] is True
+    off = render_config(
+        VllmSpec(model="m", served_model_name="m", engine_args={"enable-prefix-caching": False})
+    )
+    # vLLM turns `key: false` of a BooleanOptionalAction into --no-KEY when it reads the config file.
+    assert off["enable-prefix-caching"] is False and "enable-prefix-caching: false" in config_yaml(
+        VllmSpec(model="m", served_model_name="m", engine_args={"enable-prefix-caching": False})
+    )
+
+
 def test_multi_node_needs_ray_address() -> None:
     with pytest.raises(ValueError, match="ray-address"):
         VllmSpec(model="m", served_model_name="m", nodes=2)
