@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from bench.cli._workload_lines import cache_lines
 from bench.loadgen.recompute import recompute
+from bench.metrics.workload import cache_measure
 from bench.prompts.workloads import SharedPrefixWorkload
 from bench.records import Status
 from bench.store import Store
@@ -220,3 +222,12 @@ def test_sessions_in_a_sweep_and_a_goodput_search(models_file: Path, tmp_path: P
     assert stages == ["synchronous", "throughput", "rate"]
     rate_run = runs(tmp_path)[-1]
     assert rate_run["summary"]["sessions"]["completed"] == 2  # sessions started at the sweep's rate
+
+
+def test_a_server_that_reports_no_cached_tokens_is_said_so_never_zero() -> None:
+    from bench.records import RequestRecord
+
+    ok = [RequestRecord(0, Status.OK, 0.0, 0.0, 1.0, input_tokens=100, output_tokens=4)]
+    lines = cache_lines("run", cache_measure(ok, None, None))
+    assert lines[0] == "run: prompt cache: usage hit rate unknown: cached tokens not reported by this server"
+    assert "server hit rate unknown" in lines[1] and "0.0%" not in " ".join(lines)
