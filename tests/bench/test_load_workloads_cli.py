@@ -27,6 +27,10 @@ mock:
     provider: openai
     model: fast
     latency: {ttft_ms: 2, itl_ms: 0.5}
+  steady-mock:
+    provider: openai
+    model: steady
+    latency: {ttft_ms: 50, itl_ms: 1}
 """
 
 
@@ -37,8 +41,10 @@ def models_file(tmp_path: Path) -> Path:
     return path
 
 
-def load(models_file: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [str(LLMBENCH), "--models-file", str(models_file), "bench", "load", "--target", "fast-mock"]
+def load(
+    models_file: Path, tmp_path: Path, *args: str, target: str = "fast-mock"
+) -> subprocess.CompletedProcess[str]:
+    argv = [str(LLMBENCH), "--models-file", str(models_file), "bench", "load", "--target", target]
     argv += ["--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out.json"), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
 
@@ -200,12 +206,15 @@ def test_request_log_invalid_lines_refuse_the_run_or_are_skipped(models_file: Pa
 
 
 def test_sessions_in_a_sweep_and_a_goodput_search(models_file: Path, tmp_path: Path) -> None:
+    """Against a mock of 50 ms TTFT: a closed-loop probe is judged on how late its slots were refilled,
+    and the client's own millisecond between turns must be a small share of each request's time."""
     path = workload(
         tmp_path, "kind: sessions\nsessions: 2\nconcurrent: 1\nturns: 2\nuser_tokens: 16\noutput_tokens: 4\n"
     )
     done = load(
         models_file, tmp_path, "--workload", str(path), "--profile", "goodput", "--slo", "ttft_ms=2000",
         "--concurrency", "1", "--max-load", "2", "--search-steps", "0", "--requests", "2",
+        target="steady-mock",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     found = runs(tmp_path)
@@ -215,7 +224,7 @@ def test_sessions_in_a_sweep_and_a_goodput_search(models_file: Path, tmp_path: P
     assert found[-1]["profile"]["operating_point"]["value"] == 2
     sweep = load(
         models_file, tmp_path, "--workload", str(path), "--profile", "sweep", "--sweep-points", "1",
-        "--concurrency", "2", "--requests", "2",
+        "--concurrency", "2", "--requests", "2", target="steady-mock",
     )  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr
     stages = [r["profile"]["sweep"]["stage"] for r in runs(tmp_path)]
