@@ -162,14 +162,17 @@ class LoadSession:
         limits = self.spec.limits()
         return limits if self.traffic is None else self.traffic.limits(limits)
 
-    def _sent(self, prompt_seed: int, scale: float | None = None) -> Sent:
+    def _sent(self, prompt_seed: int, prepared: PreparedRun | None = None) -> Sent:
         """What the requests really carry: ignore_eos only reaches servers that accept vLLM's extras."""
+        asked = self.prompts.ignore_eos if prepared is None else prepared.ignore_eos
         return Sent(
             length_unit=self.prompts.unit,
             # The target's tokens per reference token: output lengths are asked for in its own tokens.
-            output_scale=output_scale(self.prompts, prompt_seed, self.tokenizer) if scale is None else scale,
-            ignore_eos_requested=self.prompts.ignore_eos,
-            ignore_eos=self.prompts.ignore_eos and self.endpoint.sends_extras,
+            output_scale=output_scale(self.prompts, prompt_seed, self.tokenizer)
+            if prepared is None
+            else prepared.output_scale,
+            ignore_eos_requested=asked,
+            ignore_eos=asked and self.endpoint.sends_extras,
             server_kind=self.endpoint.server_kind,
             server_kind_from=self.endpoint.server_kind_from,
         )
@@ -316,7 +319,7 @@ class LoadSession:
                 "prompts": self.prompts,
                 "prompt_seed": prompt_seed,
                 "slo": self.spec.slo,
-                "sent": self._sent(prompt_seed, None if prepared is None else prepared.output_scale),
+                "sent": self._sent(prompt_seed, prepared),
                 **({} if prepared is None else {"workload": prepared.doc, **prepared.stored}),
                 **(extra or {}),
             }

@@ -95,6 +95,7 @@ class PreparedRun:
     label: str
     doc: WorkloadDoc
     output_scale: float
+    ignore_eos: bool  # whether the requests ask for ignore_eos (a request log is sent as recorded)
     stored: dict[str, Any] = field(default_factory=dict)  # LoadRunProfile fields (kind, rate…)
     requests: Iterator[GenRequest] | None = None  # request sequences and schedules: the LoadRunner's
     sessions: PlannedSessions | None = None  # session workloads: the session driver's
@@ -142,7 +143,8 @@ class PlannedSessions:
 
     def arrivals(self, count: int) -> list[float]:
         """The start offsets (s) of the first `count` sessions, as the file's arrival_rate spaces them."""
-        self.session(count - 1) if count else None
+        if count:
+            self.session(count - 1)  # plans them
         return [s.arrival_s or 0.0 for s in self._plan.sessions[:count]]
 
     def request(self, session: PlannedSession, k: int, answers: list[str], request_id: int) -> GenRequest:
@@ -327,7 +329,9 @@ class WorkloadTraffic:
         warm = limits.warmup.requests if not plan.open_loop else plan.warmup_count
         designed = self._designed(seq, warm, None if n is None else n - warm)
         doc = self._doc(seed, designed_reuse=designed, skipped=seq.skipped)
-        return PreparedRun(plan, limits, f"{profile.label} · {self.name}", doc, scale, requests=requests)
+        return PreparedRun(
+            plan, limits, f"{profile.label} · {self.name}", doc, scale, ignore_eos, requests=requests
+        )
 
     def _designed(self, seq: RequestSequence, warm: int, measured: int | None) -> float | None:
         """The designed reuse share of the measured requests, those before them (warm-up) included."""
@@ -361,7 +365,7 @@ class WorkloadTraffic:
         measured = len(offsets) - warm_count
         span = offsets[-1] - offsets[warm_count] if measured > 1 else 0.0
         rate = (measured - 1) / span if span > 0 else None
-        stored_limits = limits.model_copy(update={"requests": max(1, measured), "duration_s": None})
+        stored_limits = limits.model_copy(update={"requests": max(1, measured)})
         plan = Plan(concurrency=None, offsets_s=tuple(offsets), warmup_count=warm_count, limits=limits)
         head = [built[i].request for i in range(min(SCALE_SAMPLE, len(offsets)))]
         scale = self._scale_of([_text(r) for r in head])
@@ -388,7 +392,7 @@ class WorkloadTraffic:
             "seed": None,
             "limits": stored_limits,
         }
-        return PreparedRun(plan, limits, label, doc, scale, stored=stored, requests=requests)
+        return PreparedRun(plan, limits, label, doc, scale, ignore_eos, stored=stored, requests=requests)
 
     def _sessions(self, profile: RunProfile, limits: Limits, seed: int) -> PreparedRun:
         workload = self._seeded(seed)
@@ -406,7 +410,9 @@ class WorkloadTraffic:
             label = f"{profile.label} · {self.name}"
         planned = plan.planned_requests
         doc = self._doc(seed, sessions=planned)
-        return PreparedRun(plan, limits, label, doc, scale, stored=stored, sessions=sessions)
+        return PreparedRun(
+            plan, limits, label, doc, scale, self._ignore_eos, stored=stored, sessions=sessions
+        )
 
     @staticmethod
     def _own_arrivals(sessions: PlannedSessions, limits: Limits) -> Plan:

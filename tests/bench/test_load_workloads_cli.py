@@ -201,6 +201,11 @@ def test_request_log_invalid_lines_refuse_the_run_or_are_skipped(models_file: Pa
     assert done.returncode == 0, done.stderr
     [run] = runs(tmp_path)
     assert run["profile"]["workload"]["skipped"] == 1
+    # Sent as recorded: no ignore_eos added, max_tokens as logged (not scaled to the target).
+    assert (
+        run["profile"]["sent"]["ignore_eos_requested"] is False
+        and run["profile"]["sent"]["output_scale"] == 1
+    )
     assert run["summary"]["requests"]["completed"] == 2  # an untimed log: its two requests, synchronous
     assert "1 input lines skipped" in done.stdout
 
