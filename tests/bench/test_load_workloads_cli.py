@@ -245,3 +245,21 @@ def test_a_server_that_reports_no_cached_tokens_is_said_so_never_zero() -> None:
     lines = cache_lines("run", cache_measure(ok, None, None))
     assert lines[0] == "run: prompt cache: usage hit rate unknown: cached tokens not reported by this server"
     assert "server hit rate unknown" in lines[1] and "0.0%" not in " ".join(lines)
+
+
+def test_the_server_counters_cover_the_measured_requests_only(models_file: Path, tmp_path: Path) -> None:
+    """With a warm-up, the counters are read where measuring starts (the runner's measure barrier): their
+    Δ is the measured requests' prompt and cached tokens exactly, as usage counts them."""
+    text = "kind: shared_prefix\nprefixes: {count: 2, tokens: 1024}\nquestion_tokens: 32\noutput_tokens: 4\n"
+    path = workload(tmp_path, text)
+    done = load(models_file, tmp_path, "--workload", str(path), "--warmup", "3", "--requests", "5")
+    assert done.returncode == 0, done.stderr
+    [run] = runs(tmp_path)
+    cache = run["summary"]["cache"]
+    assert run["summary"]["requests"]["warmup"] == 3 and cache["requests"] == 5
+    assert cache["prompt_tokens"] == 5 * 1056 and cache["server_queries"] == 5 * 1056
+    assert cache["server_hits"] == cache["read_tokens"] and cache["read_tokens"] % 1024 == 0
+    # Designed over the 5 measured requests, the 3 warm-up ones before them: of D(n) = 2 (1 − ½ⁿ) distinct
+    # documents, D(8) − D(3) = 2 (⅛ − 1/256) = 0.2421875 are new, so 4.7578125 repeats of 1,024 tokens
+    # in 5 prompts of 1,056.
+    assert cache["designed_reuse"] == pytest.approx(1024 * 4.7578125 / (5 * 1056), abs=1e-12)

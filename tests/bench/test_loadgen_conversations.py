@@ -197,3 +197,33 @@ def test_replay_flags_are_refused_for_sessions(tmp_path: Path, flag: dict[str, f
     spec = LoadSpec.from_options(target="http://fake.invalid/v1", workload=str(path), **flag)
     with pytest.raises(UsageError, match=r"--time-scale|--window-start"):
         WorkloadTraffic(spec, load_tokenizer(None))
+
+
+async def test_output_budgets_are_scaled_to_the_targets_tokens(tmp_path: Path, tiny_random_dir: Path) -> None:
+    """As bench.prompts.output_scale does for prompt specs: the target's tokens per reference token over
+    the first requests' texts multiplies each budget, so every option is asked for the same text."""
+    from bench.loadgen.profiles import SynchronousProfile
+    from bench.prompts import SCALE_SAMPLE, text_output_scale
+    from bench.prompts.workloads import SharedPrefixWorkload
+
+    path = tmp_path / "rag.yaml"
+    path.write_text(
+        "schema: llmbench.workload/1\nkind: shared_prefix\nprefixes: {count: 3, tokens: 200}\n"
+        "question_tokens: 16\noutput_tokens: 40\n",
+        encoding="utf-8",
+    )
+    spec = LoadSpec.from_options(target="http://fake.invalid/v1", workload=str(path), requests=4)
+    tok = load_tokenizer(str(tiny_random_dir))
+    traffic = WorkloadTraffic(spec, tok)
+    prepared = await traffic.prepare(SynchronousProfile(), traffic.limits(spec.limits()), 0)
+    seq = SharedPrefixWorkload.model_validate(
+        {"prefixes": {"count": 3, "tokens": 200}, "question_tokens": 16, "output_tokens": 40}
+    ).build()
+    texts = ["".join(m["content"] for m in seq.request(i).messages or []) for i in range(SCALE_SAMPLE)]
+    scale = text_output_scale(texts, tok)
+    assert scale > 1.2  # a byte-level BPE counts more tokens than one per 4 bytes
+    assert prepared.output_scale == scale
+    assert prepared.requests is not None
+    sent = list(prepared.requests)
+    assert [r.max_tokens for r in sent] == [round(40 * scale)] * 4
+    assert all(r.ignore_eos for r in sent) and [r.request_id for r in sent] == [0, 1, 2, 3]
