@@ -19,6 +19,9 @@ class Status(StrEnum):
     ERROR = "error"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    # A turn of a multi-turn session never sent: an earlier turn failed, or the run ended before it. Not a
+    # request: counted in the session figures only (bench.metrics.workload), never in latencies or errors.
+    NOT_SENT = "not_sent"
 
 
 TokenSource = Literal["usage", "tokenizer", "none"]
@@ -102,12 +105,13 @@ class RequestRecord:
     output_text: str = ""
     reasoning_text: str = ""
     warmup: bool = False
-    # Cache writes, part of input_tokens (Anthropic's cache_creation_input_tokens); the store has no column
-    # for it yet, so accuracy items carry it in `extra` and load runs do not keep it.
+    # Cache writes, part of input_tokens (Anthropic's cache_creation_input_tokens).
     cache_write_tokens: int | None = None
     input_bytes: int | None = None  # UTF-8 bytes of the prompt's text (reference tokens: bench.records)
     output_bytes: int | None = None  # UTF-8 bytes of the generated text, reasoning included
     token_logprobs: list[float] | None = None  # each generated token's logprob (ClientConfig.logprobs)
+    session_id: str | None = None  # the conversation this request belongs to (GenRequest.session_id)
+    turn: int | None = None  # its 0-based turn within that session (GenRequest.turn)
 
     @property
     def ok(self) -> bool:

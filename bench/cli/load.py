@@ -14,6 +14,7 @@ from rich.console import Console
 from bench.cli._context import AppContext, check_writable
 from bench.cli._defaults import shown
 from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_point_lines, runs_table
+from bench.cli._workload_lines import workload_lines
 from bench.loadgen.profiles import DEFAULT_REQUESTS, PROFILES, GoodputProfile, Warmup, parse_list
 from bench.loadgen.results import ProgressCallback
 from bench.loadgen.spec import LoadOptions, LoadSpec
@@ -84,7 +85,38 @@ from bench.runs.targets import key_headers_for, parse_headers
     help="Cool-down: seconds to wait for in-flight requests [until they finish, at most --timeout]; "
     "requests cut off are counted and their run's tails marked as lower bounds.",
 )
-@click.option("--slo", default=None, help="Goodput bounds, ms: ttft_ms=500,tpot_ms=50 (also itl_ms, e2e_ms).")
+@click.option(
+    "--slo",
+    default=None,
+    help="Goodput bounds, ms: ttft_ms=500,tpot_ms=50 (also ttfa_ms: first answer token, itl_ms, e2e_ms).",
+)
+@click.option(
+    "--workload",
+    default=None,
+    metavar="FILE",
+    help="A llmbench.workload/1 file (sessions, shared_prefix, trace, request_log, phases): the traffic "
+    "to send instead of the prompt flags; see examples/workloads/.",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    default=None,
+    help="Request logs: skip lines that are not valid requests (counted in the run) instead of refusing.",
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=None,
+    help="Workloads sent at their own times (traces, timed logs, phases): multiply the gaps (0.5: twice "
+    "as fast) [the file's window].",
+)
+@click.option(
+    "--window-start",
+    "window_start_s",
+    type=float,
+    default=None,
+    help="Traces and timed logs: replay from this many seconds after the first arrival [the file's].",
+)
 @click.option(
     "--ignore-eos/--no-ignore-eos",
     default=None,
@@ -209,6 +241,8 @@ def load(
         for line in notes_lines(result):
             console.print(line, highlight=False, markup=False)
         for line in operating_point_lines(result):
+            console.print(line, highlight=False, markup=False)
+        for line in workload_lines(result):
             console.print(line, highlight=False, markup=False)
         where = f"stored in {result.store_path}" + (f"; JSON in {out}" if out else "")
         console.print(where, highlight=False)

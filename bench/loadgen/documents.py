@@ -5,6 +5,13 @@ Kinds: a plain run stores its run profile's fields (`kind` synchronous, concurre
 with its load); a probe of a goodput search adds `goodput` (the search it belongs to and the stage); a
 step of a sweep profile adds `sweep`; the final run of a goodput search is stored with `kind: goodput`,
 its `pacing` (the run profile it ran), the `operating_point` and the `search_profile`.
+
+A run that sent a workload file (`--workload`) adds `workload` (WorkloadDoc: its name, kind, file and
+hash, the designed reuse share, lines skipped, notes). A workload sent at its own times (a trace, a timed
+request log, phases, or sessions arriving as the file says) is stored with `kind: workload` and `rate`
+its mean offered rate (requests per second; sessions per second for sessions). For a session workload
+`concurrency` counts sessions active at once and `rate` sessions started per second, and `limits.requests`
+counts measured sessions.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from bench.loadgen.profiles import (
 )
 from bench.metrics.load import LoadTarget
 from bench.prompts import PromptSpec
+from bench.prompts.workloads import Window
 
 Dimension = Literal["rate", "concurrency"]
 
@@ -99,10 +107,27 @@ class OperatingPointDoc(StoredModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class WorkloadDoc(StoredModel):
+    """The workload file a run sent: what it was, where it came from, and what it was designed to reuse."""
+
+    name: str  # the file's `name`, else its file name
+    kind: str  # sessions | shared_prefix | trace | request_log | phases
+    file: str  # the workload file as given
+    sha256: str  # of the workload file's bytes
+    data_sha256: str | None = None  # of the data file it names (trace, log, conversations), if any
+    seed: int  # the workload seed this run used (the file's, plus the run's offset: fresh text per run)
+    paced_by: Literal["profile", "workload"]  # the load profile, or the workload's own times
+    designed_reuse: float | None = None  # designed share of prompt tokens that repeat an earlier request's
+    skipped: int = 0  # input lines or rows left out (invalid lines with --skip-invalid, unsendable rows)
+    notes: list[str] = Field(default_factory=list)
+    window: Window | None = None  # traces and request logs: the part replayed, and how fast
+    sessions: int | None = None  # session workloads: sessions planned (warm-up included)
+
+
 class LoadRunProfile(StoredModel):
     """The stored profile of one load run (see the module docstring for its kinds)."""
 
-    kind: Literal["synchronous", "concurrent", "constant", "poisson", "goodput"]
+    kind: Literal["synchronous", "concurrent", "constant", "poisson", "goodput", "workload"]
     concurrency: int | None = None
     rate: float | None = None
     seed: int | None = None
@@ -120,6 +145,7 @@ class LoadRunProfile(StoredModel):
     )
     operating_point: OperatingPointDoc | None = None
     search_profile: GoodputProfile | None = None
+    workload: WorkloadDoc | None = None  # None: the prompts came from `prompts` (no workload file)
 
     @model_validator(mode="before")
     @classmethod
@@ -147,6 +173,8 @@ class LoadRunProfile(StoredModel):
     @property
     def target(self) -> LoadTarget | None:
         """The load it was asked for: requests in flight, or requests per second."""
+        if self.kind == "workload":
+            return None if self.rate is None else LoadTarget("rate", self.rate)
         profile = self.run_profile
         if profile is None:
             return None

@@ -2,8 +2,9 @@
 
 A load run stores, besides its records, everything its summary was computed from: the SLO (profile
 `slo`), what was sent (profile `sent`, which decides `fixed_length`), the load it was asked for (its
-profile's target) and the client's CPU over the run (summary `client`). `recompute` therefore reproduces
-the stored summary exactly, field for field.
+profile's target), the client's CPU over the run (summary `client`), and the server's prefix-cache
+counters over the measured window and the designed reuse share (summary `cache`). `recompute` therefore
+reproduces the stored summary exactly, field for field.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from bench.records import RequestRecord
 
 
 def summary_inputs(profile: LoadRunProfile, summary: RunSummary | None) -> dict[str, Any]:
-    """The keyword arguments of `summarize` that a run stored (SLO, client stats, fixed length, target)."""
+    """The keyword arguments of `summarize` that a run stored (SLO, client stats, fixed length, target,
+    server cache counters, designed reuse)."""
+    cache = None if summary is None else summary.cache
     return {
+        "server_cache": None if cache is None else cache.server,
+        "designed_reuse": None if cache is None else cache.designed_reuse,
         "slo": Slo.parse(profile.slo) if profile.slo else None,
         "client": None if summary is None else summary.client,
         "fixed_length": None if profile.sent is None else profile.sent.ignore_eos,

@@ -1,7 +1,9 @@
 """Sample a server's Prometheus /metrics page about once a second during a run.
 
-Only the series a load report needs are kept (requests running and waiting, KV-cache use), so parsing
-costs a prefix test per line; a server without the page (404) is skipped quietly after the first try.
+Only the series a load report needs are kept (requests running and waiting, KV-cache use, and the
+prefix-cache query and hit counters), so parsing costs a prefix test per line; a server without the page
+(404) is skipped quietly after the first try. `sample_once` reads the page at a chosen moment: before a
+run and when its measuring starts, so the prefix-cache hit rate covers exactly the measured window.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ WANTED: tuple[str, ...] = (
     "vllm:num_requests_waiting",
     "vllm:kv_cache_usage_perc",
     "vllm:gpu_cache_usage_perc",  # the name before vLLM 0.10
+    "vllm:prefix_cache_queries_total",  # prompt tokens looked up in the prefix cache (counter)
+    "vllm:prefix_cache_hits_total",  # of which found there
 )
 
 
@@ -95,10 +99,33 @@ class ServerMetricsSampler:
         self.available: bool | None = None  # None until the first answer
         self.errors = 0
 
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=max(0.5, self.every_s * 2))
+
+    async def sample_once(self) -> None:
+        """Read the page now (no-op once the server is known to have none)."""
+        if self.available is False:
+            return
+        async with aiohttp.ClientSession(timeout=self._timeout(), trust_env=False) as session:
+            await self._sample(session)
+
+    async def barrier(self) -> float:
+        """Read the page, then return perf_counter: a runner's measure barrier (counters at its start)."""
+        await self.sample_once()
+        return time.perf_counter()
+
+    def rebase(self, origin_s: float) -> None:
+        """Count times from `origin_s` from now on; samples already taken move with it (they go negative
+        when taken before it)."""
+        shift = origin_s - self.origin_s
+        self.samples = [s._replace(t_s=s.t_s - shift) for s in self.samples]
+        self.origin_s = origin_s
+
     async def run(self) -> None:
         """Sample until cancelled, or stop at once when the server has no /metrics page."""
-        timeout = aiohttp.ClientTimeout(total=max(0.5, self.every_s * 2))
-        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+        if self.available is False:
+            return
+        async with aiohttp.ClientSession(timeout=self._timeout(), trust_env=False) as session:
             next_at = time.perf_counter()
             while True:
                 if not await self._sample(session):

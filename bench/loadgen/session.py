@@ -6,6 +6,9 @@ throughput and rate runs, a goodput profile its probes and the final run at the 
 (SIGINT) stops the run in flight, and one that comes between runs skips the rest. A run that stops early
 (server gone, Ctrl-C, --max-error-rate) is kept as partial, and `aborted` holds the error for the caller to
 raise once it has shown what was measured. It knows no store, no registry and no concrete client.
+With a workload file (`traffic`, bench.loadgen.traffic) each run sends what the workload prepares for it,
+sessions through the session driver. The server's prefix-cache counters are read just before the run and
+when measuring starts, so the summary's hit rate covers the measured window.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ from bench.loadgen.schedule import make_plan
 from bench.loadgen.server_metrics import ServerMetricsSampler
 from bench.loadgen.sink import RunSink
 from bench.loadgen.spec import LoadSpec
-from bench.metrics import summarize
+from bench.loadgen.traffic import PreparedRun, WorkloadTraffic
+from bench.metrics import RunSummary, prefix_cache_delta, summarize
 from bench.prompts import PromptSpec, iter_requests, output_scale
 from bench.records import GenRequest, ServerKind, rebase
 from bench.tokenizer import TextTokenizer
@@ -92,6 +96,7 @@ class LoadSession:
         *,
         progress: ProgressCallback | None = None,
         group_id: str | None = None,
+        traffic: WorkloadTraffic | None = None,
     ) -> None:
         self.spec = spec
         self.client = client
@@ -105,6 +110,7 @@ class LoadSession:
         self.aborted: RunAbortedError | None = None
         self.stop = asyncio.Event()
         self.index = 0
+        self.traffic = traffic
 
     async def run(self, handle_sigint: bool = True) -> list[RunResult]:
         """Run every profile in order until one aborts; Ctrl-C is handled here when `handle_sigint`."""
@@ -113,13 +119,16 @@ class LoadSession:
         if sigint:
             loop.add_signal_handler(signal.SIGINT, self._on_sigint)
         try:
-            for profile in self.spec.profiles():
+            profiles = self.spec.profiles()
+            if self.traffic is not None:
+                profiles = self.traffic.profiles(profiles)
+            for profile in profiles:
                 if isinstance(profile, SweepProfile):
                     await self._sweep(profile)
                 elif isinstance(profile, GoodputProfile):
                     await self._goodput(profile)
                 else:
-                    await self._run_one(profile, total=len(self.spec.profiles()))
+                    await self._run_one(profile, total=len(profiles))
                 if self.aborted is not None:
                     break
         finally:
@@ -148,14 +157,22 @@ class LoadSession:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
 
-    def _sent(self, prompt_seed: int) -> Sent:
+    def _limits(self) -> Limits:
+        """The run's limits: the flags', a workload's own size when they give none."""
+        limits = self.spec.limits()
+        return limits if self.traffic is None else self.traffic.limits(limits)
+
+    def _sent(self, prompt_seed: int, prepared: PreparedRun | None = None) -> Sent:
         """What the requests really carry: ignore_eos only reaches servers that accept vLLM's extras."""
+        asked = self.prompts.ignore_eos if prepared is None else prepared.ignore_eos
         return Sent(
             length_unit=self.prompts.unit,
             # The target's tokens per reference token: output lengths are asked for in its own tokens.
-            output_scale=output_scale(self.prompts, prompt_seed, self.tokenizer),
-            ignore_eos_requested=self.prompts.ignore_eos,
-            ignore_eos=self.prompts.ignore_eos and self.endpoint.sends_extras,
+            output_scale=output_scale(self.prompts, prompt_seed, self.tokenizer)
+            if prepared is None
+            else prepared.output_scale,
+            ignore_eos_requested=asked,
+            ignore_eos=asked and self.endpoint.sends_extras,
             server_kind=self.endpoint.server_kind,
             server_kind_from=self.endpoint.server_kind_from,
         )
@@ -184,7 +201,7 @@ class LoadSession:
         peak = await self._run_one(top, extra={"sweep": SweepStage(points=sweep.points, stage="throughput")})
         if peak is None or self.aborted is not None:
             return
-        low, high = sync.summary.requests_per_s, peak.summary.requests_per_s
+        low, high = _rate(sync.summary), _rate(peak.summary)
         if not low or not high:
             self.aborted = RunAbortedError(
                 "the sweep could not measure a request rate (every request failed); see the error breakdown",
@@ -212,7 +229,7 @@ class LoadSession:
         search = GoodputSearch(
             goodput.dimension, goodput.start, goodput.max_load, goodput.target, goodput.steps
         )
-        base = self.spec.limits()
+        base = self._limits()
         while (step := search.next_load()) is not None:
             load, stage = step
             probe = goodput.probe(load)
@@ -279,15 +296,21 @@ class LoadSession:
         label: str | None = None,
         limits: Limits | None = None,
     ) -> RunResult | None:
-        limits = limits or self.spec.limits()
-        plan = make_plan(profile, limits)
+        limits = limits or self._limits()
         prompt_seed = self.spec.seed + self.index  # fresh prompts per run: no prefix-cache hits across runs
-        requests = await self._requests(plan.planned_requests, prompt_seed)
+        prepared: PreparedRun | None = None
+        requests: Iterator[GenRequest]
+        if self.traffic is not None:
+            prepared = await self.traffic.prepare(profile, limits, prompt_seed)
+            plan, requests = prepared.plan, iter(())
+        else:
+            plan = make_plan(profile, limits)
+            requests = await self._requests(plan.planned_requests, prompt_seed)
         await asyncio.sleep(0)  # let a Ctrl-C that came while prompts were built be seen
         if self.stop.is_set():
             self._interrupted_between_runs(profile.label)
             return None
-        label = label or profile.label
+        label = label or (profile.label if prepared is None else prepared.label)
         stored = LoadRunProfile.model_validate(
             {
                 **profile.model_dump(),
@@ -296,7 +319,8 @@ class LoadSession:
                 "prompts": self.prompts,
                 "prompt_seed": prompt_seed,
                 "slo": self.spec.slo,
-                "sent": self._sent(prompt_seed),
+                "sent": self._sent(prompt_seed, prepared),
+                **({} if prepared is None else {"workload": prepared.doc, **prepared.stored}),
                 **(extra or {}),
             }
         )
@@ -305,24 +329,32 @@ class LoadSession:
         self._emit(RunStarted(self.index, total, label, stored, run_id))
         self.index += 1
 
-        origin = time.perf_counter()
-        runner = LoadRunner(
-            self.client,
-            plan,
-            requests,
-            on_record=lambda record: sink.add(run_id, record, origin),
-            on_progress=lambda p: self._emit(RunProgress(label, p)),
-            stop=self.stop,
-            origin_s=origin,
-        )
         sampler: ServerMetricsSampler | None = None
         if self.endpoint.metrics_url is not None:
             sampler = ServerMetricsSampler(
                 self.endpoint.metrics_url,
-                origin,
+                time.perf_counter(),
                 every_s=self.spec.server_metrics_every_s,
                 headers=dict(self.endpoint.headers),
             )
+            await sampler.sample_once()  # the counters before the run (prefix-cache hit rate)
+        origin = time.perf_counter()
+        if sampler is not None:
+            sampler.rebase(origin)
+        warm = plan.warmup_count or limits.warmup.seconds
+        barrier = sampler.barrier if sampler is not None and warm else None  # counters where measuring starts
+        kwargs: dict[str, Any] = {
+            "on_record": lambda record: sink.add(run_id, record, origin),
+            "on_progress": lambda p: self._emit(RunProgress(label, p)),
+            "stop": self.stop,
+            "origin_s": origin,
+            "measure_barrier": barrier,
+        }
+        runner = (
+            LoadRunner(self.client, plan, requests, **kwargs)
+            if prepared is None
+            else prepared.runner(self.client, **kwargs)
+        )
         sampler_task = asyncio.create_task(sampler.run()) if sampler is not None else None
         outcome: RunOutcome | None = None
         try:
@@ -331,12 +363,15 @@ class LoadSession:
             if sampler_task is not None:
                 sampler_task.cancel()
                 await asyncio.gather(sampler_task, return_exceptions=True)
+            if sampler is not None and outcome is not None:
+                await sampler.sample_once()  # the counters after the run
             kept = await sink.flush(run_id)
             if outcome is None:  # the loop itself failed: keep the run's records and mark it
                 await sink.finish(run_id, "failed", None, "the load generator stopped")
         samples = sampler.samples if sampler is not None else []
         if samples:
             await sink.add_server_samples(run_id, samples)
+        start = (runner.measure_start_s or origin) - origin
         # Summarized from the times relative to the origin (as a store keeps them), so a recompute matches.
         summary = summarize(
             [rebase(r, origin) for r in runner.records],
@@ -345,6 +380,8 @@ class LoadSession:
             fixed_length=stored.sent is not None and stored.sent.ignore_eos,
             attainment_target=stored.attainment_target,
             load_target=stored.target,
+            server_cache=prefix_cache_delta(samples, start),
+            designed_reuse=None if stored.workload is None else stored.workload.designed_reuse,
         )
         status = run_status(outcome.ended, summary)
         await sink.finish(run_id, status, summary, outcome.reason)
@@ -371,3 +408,8 @@ class LoadSession:
                 f"{label}: every request failed; see the error breakdown", run_id=run_id, kept=kept
             )
         return result
+
+
+def _rate(summary: RunSummary) -> float | None:
+    """What a sweep spaces its rates by: requests per second, or sessions per second for sessions."""
+    return summary.requests_per_s if summary.sessions is None else summary.sessions.sessions_per_s

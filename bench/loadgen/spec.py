@@ -68,7 +68,15 @@ FLAGS: dict[str, str] = {
     "search": "--search",
     "max_load": "--max-load",
     "search_steps": "--search-steps",
+    "workload": "--workload",
+    "skip_invalid": "--skip-invalid",
+    "time_scale": "--time-scale",
+    "window_start_s": "--window-start",
 }
+# Flags that shape the prompts themselves: a workload file sets these, so they conflict with --workload.
+PROMPT_FIELDS = ("input_tokens", "output_tokens", "dataset", "length_unit")
+# Flags that choose how requests are paced: they conflict with a workload sent at its own times.
+PACING_FIELDS = ("profile", "concurrency", "rate", "sweep_points", "search", "max_load", "search_steps")
 
 
 class LoadOptions(BaseModel):
@@ -109,10 +117,18 @@ class LoadOptions(BaseModel):
         DEFAULT_SEARCH_STEPS, ge=0, le=12, description="goodput: bisection steps after doubling"
     )
     workload: str | None = Field(
-        None, description="a llmbench.workload/1 file: the traffic to send (instead of the prompt flags)"
+        None,
+        description="a llmbench.workload/1 file: the traffic the run sends (instead of the prompt flags)",
     )
     skip_invalid: bool = Field(
-        False, description="request logs: skip lines that are not valid requests (counted), not refuse"
+        False,
+        description="request logs: skip lines that are not valid requests (counted) instead of refusing",
+    )
+    time_scale: float | None = Field(
+        None, gt=0, description="workloads sent at their own times: multiplies the gaps (0.5: twice as fast)"
+    )
+    window_start_s: float | None = Field(
+        None, ge=0, description="traces and request logs: replay from this many s after the first arrival"
     )
     workers: int | Literal["auto"] | None = Field(
         None, description="load-generator processes (None: 1, in process; auto: one per spare core)"
@@ -178,6 +194,7 @@ class LoadOptions(BaseModel):
                 parse_length(value, flag=FLAGS[name])
         if self.slo is not None:
             Slo.parse(self.slo, flag="--slo")
+        self._workload_flags()
         kind = self.profile
         if kind == "concurrent" and not self.concurrency:
             raise UsageError("the concurrent profile needs --concurrency (e.g. 1,4,16)", flag="--concurrency")
@@ -205,6 +222,30 @@ class LoadOptions(BaseModel):
                     flag="--requests",
                 )
         self.prompt_spec("openai-chat")  # dataset and lengths fail here, before any server starts
+
+    def _workload_flags(self) -> None:
+        """--workload sets the prompts; --time-scale, --window-start and --skip-invalid need it."""
+        if self.workload is None:
+            for name in ("time_scale", "window_start_s", "skip_invalid"):
+                if getattr(self, name) not in (None, False):
+                    raise UsageError(
+                        f"{FLAGS[name]} applies to a workload file: add --workload FILE or drop it",
+                        flag=FLAGS[name],
+                    )
+            return
+        for name in PROMPT_FIELDS:
+            if name in self.model_fields_set and getattr(self, name) is not None:
+                raise UsageError(
+                    f"{FLAGS[name]} and --workload both say what to send: the workload file sets the prompts "
+                    "and their lengths; drop one",
+                    flag=FLAGS[name],
+                )
+
+    @property
+    def pacing_flags(self) -> list[str]:
+        """The pacing flags that were set (a workload sent at its own times refuses them)."""
+        given = self.model_fields_set
+        return [FLAGS[n] for n in PACING_FIELDS if n in given and getattr(self, n) is not None]
 
     def _goodput_values(self) -> None:
         if self.slo is None:

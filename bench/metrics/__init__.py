@@ -9,18 +9,30 @@ from bench.metrics.summary import (
     measured_window,
     summarize,
 )
+from bench.metrics.workload import (
+    CacheMeasure,
+    PrefixCounters,
+    SessionFigures,
+    TurnFigures,
+    prefix_cache_delta,
+)
 
 __all__ = [
     "DEFAULT_ATTAINMENT",
     "SLO_KEYS",
+    "CacheMeasure",
     "ClientStats",
     "Distribution",
+    "PrefixCounters",
     "RequestMetrics",
     "RunSummary",
+    "SessionFigures",
     "Slo",
+    "TurnFigures",
     "client_bound_reasons",
     "measured_window",
     "percentile",
+    "prefix_cache_delta",
     "request_metrics",
     "summarize",
 ]

@@ -22,6 +22,12 @@ here from the records' send and end times:
 - **Latency in the window**: over successful requests sent inside it; attainment over every measured
   request sent inside it (errors and cut-off requests count as misses).
 
+**Sessions** (multi-turn workloads): the load is sessions, not requests. A session occupies its slot from
+its first turn's send to its last answer, think times included (bench.metrics.workload.session_occupancy);
+"in flight" then counts sessions active, the steady window of a closed loop (c sessions at once) is where
+at least 0.95·c sessions are active, and an open loop's send rate and span are those of session starts.
+Throughput, latency and attainment inside the window are still read from the requests.
+
 Everything is a pure function of the records and the target, so a stored summary recomputes exactly.
 """
 
@@ -259,12 +265,15 @@ def measure_load(
     send_rate: float | None,
     e2e_p50_ms: float | None,
     slo: Slo | None,
+    occupancy: Sequence[tuple[float, float]] | None = None,
 ) -> LoadMeasure:
     """The load of one run's measured records (warm-up excluded; cancelled included while in flight).
 
     `metrics` maps a successful record's id() to its RequestMetrics; `window` is the measured window.
+    `occupancy` (session runs): the (start, end) of what the load counts, one per session, instead of
+    the requests' own; `send_rate` is then sessions started per second.
     """
-    intervals = [(r.start_s, r.end_s) for r in measured]
+    intervals = [(r.start_s, r.end_s) for r in measured] if occupancy is None else list(occupancy)
     steps = in_flight_steps(intervals)
     in_flight_max = max((level for _, level in steps), default=0)
     mean = None if window is None else mean_in_flight(intervals, window)
@@ -287,7 +296,7 @@ def measure_load(
                     f"(under {STEADY_SHARE:.0%}): free slots were refilled late"
                 )
     else:
-        sends = sorted(r.start_s for r in measured)
+        sends = sorted(start for start, _ in intervals)
         steady_window = (sends[0], sends[-1]) if len(sends) >= 2 and sends[-1] > sends[0] else None
         if send_rate is None or send_rate < (1 - RATE_TOLERANCE) * target.value:
             got = "unknown" if send_rate is None else f"{send_rate:.3g}/s"

@@ -10,7 +10,7 @@ from typing import Any
 from bench.errors import UsageError
 from bench.records import RequestRecord
 
-SLO_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
+SLO_KEYS = ("ttft_ms", "ttfa_ms", "tpot_ms", "itl_ms", "e2e_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +62,28 @@ DEFAULT_ATTAINMENT = 0.99
 class Slo:
     """Upper bounds (ms) a successful request must meet to count toward goodput; None = no bound.
 
+    `ttft_ms` bounds the time to the first generated token (reasoning or answer), `ttfa_ms` the time to the
+    first answer token (RequestMetrics.ttfc_ms: the first visible content), which a reasoning model's user
+    waits for.
+
     `itl_ms` bounds the request's *mean* inter-chunk gap: a per-request max or p99 would fail a request
     for one scheduler hiccup, and with tens of gaps per request a p99 is simply the max.
 
     A bound on a metric the request does not define is judged as follows: TTFT with no token at all
-    fails; TPOT fails when the output token count is unknown and passes when the request produced at
-    most one token (there is no "per output token" time to exceed); ITL passes with fewer than two
-    chunks (no gap to exceed).
+    fails, and TTFA without an answer token; TPOT fails when the output token count is unknown and
+    passes when the request produced at most one token (there is no "per output token" time to exceed);
+    ITL passes with fewer than two chunks (no gap to exceed).
     """
 
     ttft_ms: float | None = None
+    ttfa_ms: float | None = None
     tpot_ms: float | None = None
     itl_ms: float | None = None
     e2e_ms: float | None = None
 
     @classmethod
     def parse(cls, text: str, *, flag: str = "--slo") -> Slo:
-        """Parse 'ttft_ms=500,tpot_ms=50' (any subset of ttft_ms, tpot_ms, itl_ms, e2e_ms; ms)."""
+        """Parse 'ttft_ms=500,tpot_ms=50' (any subset of ttft_ms, ttfa_ms, tpot_ms, itl_ms, e2e_ms; ms)."""
         bounds: dict[str, float] = {}
         for raw in text.split(","):
             part = raw.strip()
@@ -119,6 +124,8 @@ class Slo:
         if self.e2e_ms is not None and m.e2e_ms > self.e2e_ms:
             return False
         if self.ttft_ms is not None and (m.ttft_ms is None or m.ttft_ms > self.ttft_ms):
+            return False
+        if self.ttfa_ms is not None and (m.ttfc_ms is None or m.ttfc_ms > self.ttfa_ms):
             return False
         if self.tpot_ms is not None:
             if m.tpot_ms is None:

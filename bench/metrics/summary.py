@@ -11,6 +11,17 @@ from typing import Any
 from bench.metrics.distribution import Distribution
 from bench.metrics.load import LoadMeasure, LoadTarget, measure_load
 from bench.metrics.request import RequestMetrics, Slo, request_metrics
+from bench.metrics.workload import (
+    CacheMeasure,
+    PrefixCounters,
+    SessionFigures,
+    TurnFigures,
+    cache_measure,
+    session_figures,
+    session_occupancy,
+    session_records,
+    turn_figures,
+)
 from bench.records import RequestRecord, Status, reference_tokens
 from bench.stats import wilson
 
@@ -29,7 +40,8 @@ COALESCED_MIN_GAPS = 20
 # chunk at the same instant): the response was not streamed, so its TTFT is its e2e and ITL means nothing.
 # (Many 0 ms gaps alone only mean a fast server's events were read together: coalesced_reads.)
 NOT_STREAMED_SHARE = 0.5
-SUMMARY_SCHEMA = "llmbench.load-summary/2"  # /1: the summaries stored before the schema key (read alike)
+# /1: the summaries stored before the schema key; /2 before `cache`, `turns` and `sessions` (all read alike).
+SUMMARY_SCHEMA = "llmbench.load-summary/3"
 # Flags that make a run's load figure unusable as a goodput probe or an operating point.
 INVALID_PROBE = ("client_bound", "not_streamed", "load_not_reached")
 ERROR_TEXT_CHARS = 300  # of the first message of each error kind, in the summary
@@ -182,6 +194,11 @@ class RunSummary:
     cache_read_tokens: int = 0  # successful requests' prompt tokens read from a cache (part of input)
     cache_write_tokens: int = 0  # successful requests' prompt tokens written to a cache (part of input)
     reasoning_tokens: int = 0  # successful requests' reasoning tokens (part of output)
+    # Prompt caching from usage and from the server's counters, beside the designed reuse share
+    # (bench.metrics.workload); None for summaries stored before it and runs with nothing to measure.
+    cache: CacheMeasure | None = None
+    turns: list[TurnFigures] = field(default_factory=list)  # per turn index (session workloads)
+    sessions: SessionFigures | None = None  # per-session counts (session workloads)
 
     @property
     def invalid_reasons(self) -> list[str]:
@@ -259,6 +276,9 @@ class RunSummary:
             "client": None if self.client is None else self.client.to_json(),
             "load": None if self.load is None else self.load.to_json(),
             "valid": not self.invalid_reasons,
+            "cache": None if self.cache is None else self.cache.to_json(),
+            "turns": [t.to_json() for t in self.turns],
+            "sessions": None if self.sessions is None else self.sessions.to_json(),
             "schema": SUMMARY_SCHEMA,
         }
 
@@ -271,6 +291,7 @@ class RunSummary:
         tokens = data.get("tokens") or {}
         window, ref = data.get("window_s"), tokens.get("reference")
         slo, share, load = data.get("slo"), data.get("slo_attainment"), data.get("load")
+        cache, sessions = data.get("cache"), data.get("sessions")
 
         def dist(key: str) -> Distribution:
             return Distribution.from_json(data.get(key) or {"count": 0})
@@ -316,6 +337,9 @@ class RunSummary:
             cache_read_tokens=int(tokens.get("cache_read") or 0),
             cache_write_tokens=int(tokens.get("cache_write") or 0),
             reasoning_tokens=int(tokens.get("reasoning") or 0),
+            cache=None if cache is None else CacheMeasure.from_json(cache),
+            turns=[TurnFigures.from_json(t) for t in data.get("turns") or []],
+            sessions=None if sessions is None else SessionFigures.from_json(sessions),
         )
 
 
@@ -324,10 +348,11 @@ def _rate(count: float, seconds: float | None) -> float | None:
 
 
 def measured_window(records: Iterable[RequestRecord]) -> tuple[float, float] | None:
-    """From the first measured send to the last measured completion (s; warm-up and cancelled excluded)."""
+    """From the first measured send to the last measured completion (s; warm-up, cancelled and turns not
+    sent excluded)."""
     starts, ends = [], []
     for r in records:
-        if not r.warmup and r.status is not Status.CANCELLED:
+        if not r.warmup and r.status is not Status.CANCELLED and r.status is not Status.NOT_SENT:
             starts.append(r.start_s)
             ends.append(r.end_s)
     return (min(starts), max(ends)) if starts else None
@@ -388,6 +413,8 @@ def summarize(
     fixed_length: bool | None = None,
     attainment_target: float | None = None,
     load_target: LoadTarget | None = None,
+    server_cache: PrefixCounters | None = None,
+    designed_reuse: float | None = None,
 ) -> RunSummary:
     """Summarize a run's records: warm-up excluded, distributions over successful requests only.
 
@@ -399,9 +426,16 @@ def summarize(
     any, the run is flagged `cut_off` (its tails are lower bounds). `fixed_length` says whether the output
     length was fixed (ignore_eos was sent); False flags the run. Everything here is a function of its
     arguments, so a summary recomputed from the stored records and the stored inputs is the same.
+
+    Session turns that were never sent (Status.NOT_SENT) count only in the session figures. Records with a
+    session and a turn make a session run: its load is sessions (bench.metrics.load) and it gets per-turn
+    and per-session figures. `server_cache` (the server's prefix-cache counters over the measured window)
+    and `designed_reuse` (the workload's designed reuse share) go into the cache figures.
     """
     all_records = list(records)
-    measured = [r for r in all_records if not r.warmup]
+    with_unsent = [r for r in all_records if not r.warmup]
+    measured = [r for r in with_unsent if r.status is not Status.NOT_SENT]
+    in_sessions = session_records(with_unsent)
     ok: list[tuple[RequestRecord, RequestMetrics]] = []
     errors: Counter[str] = Counter()
     lags: list[float] = []
@@ -461,9 +495,12 @@ def summarize(
         unknown["total_tokens_per_s"] = f"{len(ok) - len(in_known)} successful requests have no input count"
     attainment = _attainment(slo, slo_met, len(ok) + failed + cancelled, attainment_target)
     send_rate = _send_rate(measured)
+    by_id = {id(r): m for r, m in ok}
+    occupancy = session_occupancy(in_sessions) if in_sessions else None
     load = measure_load(
-        measured, {id(r): m for r, m in ok}, load_target, window=win, send_rate=send_rate,
-        e2e_p50_ms=e2e.p50, slo=slo,
+        measured, by_id, load_target, window=win,
+        send_rate=send_rate if occupancy is None else _starts_rate([a for a, _ in occupancy]),
+        e2e_p50_ms=e2e.p50, slo=slo, occupancy=occupancy,
     )  # fmt: skip
     single = sum(1 for r, _ in ok if (r.output_tokens or 0) > 1 and len(set(r.token_chunk_s)) <= 1)
     multi = sum(1 for r, _ in ok if (r.output_tokens or 0) > 1)
@@ -476,7 +513,7 @@ def summarize(
         completed=len(ok),
         failed=failed,
         cancelled=cancelled,
-        warmup=len(all_records) - len(measured),
+        warmup=sum(1 for r in all_records if r.warmup and r.status is not Status.NOT_SENT),
         errors=dict(sorted(errors.items())),
         error_details=details,
         ttft_ms=Distribution.of(m.ttft_ms for m in metrics if m.ttft_ms is not None),
@@ -515,6 +552,11 @@ def summarize(
         cache_read_tokens=sum(r.cached_input_tokens or 0 for r, _ in ok),
         cache_write_tokens=sum(r.cache_write_tokens or 0 for r, _ in ok),
         reasoning_tokens=sum(r.reasoning_tokens or 0 for r, _ in ok),
+        cache=None
+        if not ok and server_cache is None and designed_reuse is None
+        else cache_measure([r for r, _ in ok], server_cache, designed_reuse),
+        turns=turn_figures(in_sessions, by_id) if in_sessions else [],
+        sessions=session_figures(in_sessions, seconds) if in_sessions else None,
     )
 
 
@@ -610,7 +652,12 @@ def _flags(
 
 def _send_rate(measured: list[RequestRecord]) -> float | None:
     """Sends per second: (n − 1) intervals over the span from the first to the last actual send."""
-    starts = sorted(r.start_s for r in measured if r.status is not Status.CANCELLED)
+    return _starts_rate([r.start_s for r in measured if r.status is not Status.CANCELLED])
+
+
+def _starts_rate(times: list[float]) -> float | None:
+    """(n − 1) intervals over the span from the first to the last of `times`, per second."""
+    starts = sorted(times)
     if len(starts) < 2:
         return None
     return _rate(len(starts) - 1, starts[-1] - starts[0])

@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +53,7 @@ from bench.tokenizer import ApproxTokenizer, TextTokenizer
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
+    "SCALE_SAMPLE",
     "LengthDist",
     "LengthUnit",
     "PromptItem",
@@ -62,6 +63,7 @@ __all__ = [
     "load_prompt_file",
     "output_scale",
     "parse_length",
+    "text_output_scale",
 ]
 
 DEFAULT_OUTPUT_TOKENS = 128
@@ -177,7 +179,15 @@ def _texts(spec: PromptSpec, seed: int, tok: TextTokenizer) -> Iterator[tuple[st
 
 def _scale(spec: PromptSpec, tok: TextTokenizer, texts: list[str]) -> float:
     """The target's tokens per reference token over `texts` (1 in model units or without a tokenizer)."""
-    if spec.unit == "model" or tok.approximate or not texts:
+    return 1.0 if spec.unit == "model" else text_output_scale(texts, tok)
+
+
+def text_output_scale(texts: Sequence[str], tokenizer: TextTokenizer | None = None) -> float:
+    """The target's tokens per reference token over `texts` (1.0 without a real tokenizer or texts): what
+    output lengths given in reference tokens are multiplied by for this target. `output_scale` measures it
+    on a PromptSpec's first SCALE_SAMPLE prompts; workloads on their first requests' texts."""
+    tok = tokenizer or ApproxTokenizer()
+    if tok.approximate or not texts:
         return 1.0
     ref = sum(reference_tokens(len(t.encode())) for t in texts)
     own = sum(tok.count(t) for t in texts)

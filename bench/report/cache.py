@@ -15,7 +15,6 @@ prefix-cache counters, the workload's designed reuse, and how many requests did 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from bench.report.query import StoreReader
 from bench.store import RunInfo
@@ -67,40 +66,30 @@ class CacheFigures:
 
 
 def run_cache(run: RunInfo, reader: StoreReader) -> CacheFigures:
-    """ADAPTER: a load run's cache figures and workload. The one function that reads the fields the load
-    layer adds for workloads (branch wl-load); everything else in the report reads CacheFigures.
+    """A load run's cache figures and workload: the one function that reads what the load layer stores about
+    caching (RunSummary.cache, bench.metrics.workload.CacheMeasure) and workloads (LoadRunProfile.workload);
+    everything else in the report reads CacheFigures.
 
-    Assumed shape (point these lines at the real fields when they land):
-
-        run.load_summary.cache: CacheSummary | None       # RunSummary field
-            .requests, .reported, .prompt_tokens, .cached_tokens, .written_tokens: int
-            .usage_hit_rate: float | None                 # cached_tokens / prompt_tokens (derived)
-            .not_reported: int                            # requests - reported (derived)
-            .vllm_hit_rate: float | None                  # prefix-cache hits / queries, scraped
-            .vllm_reason: str | None                      # why there is no vLLM rate
-            .designed_reuse: float | None                 # the workload's designed reuse share
-        run.load_profile.workload: WorkloadDoc | None     # LoadRunProfile field
-            .name: str, .kind: str, .path: str, .sha256: str, .designed_reuse: float | None
-
-    Until then the usage figures are computed here from the stored requests (the same definitions), and
-    there is no vLLM rate, designed reuse or workload (a sweep point names its workload: bench.report.build).
+    A run stored before the summary had cache figures gets its usage figures from its stored requests here
+    (the same definitions), and no vLLM rate or designed reuse.
     """
-    n, reported, prompt, cached, written = reader.cache_counts(run.id)
-    summary = getattr(run.load_summary, "cache", None)  # RunSummary.cache (wl-load); absent before it lands
-    doc: Any = getattr(run.profile, "workload", None)  # LoadRunProfile.workload (wl-load)
+    doc = run.load_profile.workload
+    summary = run.load_summary
+    measure = summary.cache if summary is not None else None
     workload = None
     if doc is not None:
-        workload = RunWorkload(str(doc.name), str(doc.kind), doc.sha256, doc.designed_reuse)
-    if summary is None:
+        workload = RunWorkload(doc.name, doc.kind, doc.sha256, doc.designed_reuse)
+    if measure is None:
+        n, reported, prompt, cached, written = reader.cache_counts(run.id)
         return CacheFigures(n, reported, prompt, cached, written, workload=workload)
     return CacheFigures(
-        requests=summary.requests,
-        reported=summary.reported,
-        prompt_tokens=summary.prompt_tokens,
-        cached_tokens=summary.cached_tokens,
-        written_tokens=summary.written_tokens,
-        vllm_hit_rate=summary.vllm_hit_rate,
-        vllm_reason=summary.vllm_reason or CacheFigures.vllm_reason,
-        designed_reuse=summary.designed_reuse,
+        requests=measure.reported + measure.not_reported,
+        reported=measure.reported,
+        prompt_tokens=measure.prompt_tokens,
+        cached_tokens=measure.read_tokens,
+        written_tokens=measure.write_tokens,
+        vllm_hit_rate=measure.server_hit_rate,
+        vllm_reason=measure.unknown.get("server_hit_rate") or CacheFigures.vllm_reason,
+        designed_reuse=measure.designed_reuse,
         workload=workload,
     )

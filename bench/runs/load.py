@@ -25,6 +25,7 @@ from bench.loadgen.results import ProgressCallback, RunResult
 from bench.loadgen.server_metrics import metrics_url
 from bench.loadgen.session import Endpoint, LoadSession
 from bench.loadgen.spec import LoadSpec
+from bench.loadgen.traffic import WorkloadTraffic
 from bench.prompts import PromptSpec
 from bench.prompts.templates import PromptTemplate
 from bench.registry import Registry
@@ -84,10 +85,12 @@ def run_load(
     )
     prompts = with_template(spec.prompt_spec(resolved.api), template)
     tokenizer = load_tokenizer(resolved.tokenizer)
+    # A workload file is read and checked against the flags before any server starts.
+    traffic = None if spec.workload is None else WorkloadTraffic(spec, tokenizer)
     check_hardware(registry, spec.hardware)
     with opened(resolved, settings, spec.server_kind) as target:
         result = LoadResult(target=target, store_path=spec.store or settings.results_path)
-        _run_async(_measure(spec, registry, result, prompts, tokenizer, progress, handle_sigint))
+        _run_async(_measure(spec, registry, result, prompts, tokenizer, progress, handle_sigint, traffic))
         return result
 
 
@@ -99,6 +102,7 @@ async def _measure(
     tokenizer: TextTokenizer,
     progress: ProgressCallback | None,
     handle_sigint: bool,
+    traffic: WorkloadTraffic | None = None,
 ) -> None:
     """Check the endpoint, record provenance, then run the session into the store; fills `result`."""
     target = result.target
@@ -111,11 +115,18 @@ async def _measure(
         headers=dict(target.headers),
         timeout_s=spec.timeout_s,
         tokenizer=None if tokenizer.approximate else tokenizer,
-        keep_text=False,
+        # Sessions send the answers back as history: their records keep the text.
+        keep_text=traffic is not None and traffic.pacing == "sessions",
     )
     async with make_client(target.api, config) as client:
         await client.check()  # unreachable server or unknown model: fail before any load
         extra = {"load_spec": spec.redacted(), "prompts": prompts.model_dump(mode="json")}
+        if traffic is not None:
+            extra["workload"] = {
+                "file": str(traffic.path),
+                "sha256": traffic.sha256,
+                "kind": traffic.workload.kind,
+            }
         provenance = await asyncio.to_thread(
             run_provenance, target, registry, hardware=spec.hardware, extra=extra
         )
@@ -130,7 +141,7 @@ async def _measure(
         async with sink:
             session = LoadSession(
                 spec, client, sink, endpoint(target, config), prompts, tokenizer,
-                progress=progress, group_id=result.group_id,
+                progress=progress, group_id=result.group_id, traffic=traffic,
             )  # fmt: skip
             try:
                 await session.run(handle_sigint)

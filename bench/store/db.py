@@ -46,8 +46,8 @@ _INSERT_REQUEST = (
     "INSERT INTO requests (run_id, request_id, status, warmup, scheduled_s, start_s, first_byte_s,"
     " first_token_s, first_content_s, end_s, token_chunk_s, input_tokens, output_tokens, reasoning_tokens,"
     " cached_input_tokens, tokens_from, http_status, error_kind, error_text, output_text, reasoning_text,"
-    " cache_write_tokens, input_bytes, output_bytes)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " cache_write_tokens, input_bytes, output_bytes, session_id, turn)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ITEM = (
     "INSERT INTO items (run_id, item_id, area, repeat, status, score, correct, output, reference,"
@@ -364,6 +364,8 @@ class Store(SweepRows):
             r.cache_write_tokens,
             r.input_bytes,
             r.output_bytes,
+            r.session_id,
+            r.turn,
         )
 
     def add_server_samples(self, run_id: str, samples: Iterable[ServerSample], origin_s: float = 0.0) -> None:
@@ -552,6 +554,8 @@ class Store(SweepRows):
                 output_text=r["output_text"],
                 reasoning_text=r["reasoning_text"],
                 warmup=bool(r["warmup"]),
+                session_id=r["session_id"],
+                turn=r["turn"],
             )
             for r in rows
         ]

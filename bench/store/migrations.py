@@ -158,7 +158,23 @@ M004_TEXT_BYTES = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (M001_INITIAL, M002_SWEEPS_DOCUMENTS, M003_CACHE_WRITES, M004_TEXT_BYTES)
+M005_SESSION_TURNS = Migration(
+    "m005_session_turns",
+    (
+        # The conversation and 0-based turn of each request of a multi-turn session workload: per-turn
+        # TTFT and the per-session figures are computed from them (bench.metrics.workload).
+        "ALTER TABLE requests ADD COLUMN session_id TEXT",
+        "ALTER TABLE requests ADD COLUMN turn INTEGER",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    M001_INITIAL,
+    M002_SWEEPS_DOCUMENTS,
+    M003_CACHE_WRITES,
+    M004_TEXT_BYTES,
+    M005_SESSION_TURNS,
+)
 
 _BOOTSTRAP = "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 

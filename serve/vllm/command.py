@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from serve.errors import EngineNotFound
-from serve.vllm.config import PLUGIN_FILE, VllmSpec, config_yaml, engine_env
+from serve.vllm.config import PLUGIN_FILE, VllmSpec, config_yaml, engine_env, negated_flags
 
 VENV_PYTHON = Path(".venv-vllm") / "bin" / "python"
 MODULE = "vllm.entrypoints.openai.api_server"
@@ -116,6 +116,7 @@ def build_launch(spec: VllmSpec, engine: VllmEngine, config_path: Path) -> Launc
         argv = [*engine.prefix, spec.model, "--config", str(config_path)]
     else:
         argv = [*engine.prefix, "--model", spec.model, "--config", str(config_path)]
+    argv += negated_flags(spec)  # after the config file: the command line wins
     env, shown = engine_env(spec), engine_env(spec, redact=True)
     plugin_dir = None
     if spec.info:

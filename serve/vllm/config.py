@@ -123,13 +123,32 @@ def render_config(spec: VllmSpec) -> dict[str, Any]:
         cfg["enforce-eager"] = True
     if spec.info:
         cfg["middleware"] = [INFO_MIDDLEWARE]
+    # Prompt caching, measured on both sides: the prefix cache on (vLLM's default, stated so the config
+    # records it; `enable-prefix-caching: false` in the engine args turns it off, as
+    # --no-enable-prefix-caching), and cached prompt tokens reported in each response's usage
+    # (prompt_tokens_details.cached_tokens), which vLLM leaves out unless asked.
+    cfg["enable-prefix-caching"] = True
+    cfg["enable-prompt-tokens-details"] = True
     cfg.update(spec.engine_args)
     return cfg
 
 
+# Options that default to on in vLLM and are turned off with `--no-KEY`. `vllm serve` reads its config file
+# with the top-level parser, which knows no subcommand's `--no-KEY` and drops `KEY: false` silently (vLLM
+# 0.32, checked: the engine kept enable_prefix_caching=True), so these go on the command line instead.
+NEGATED_ON_COMMAND_LINE = ("enable-prefix-caching", "enable-chunked-prefill")
+
+
+def negated_flags(spec: VllmSpec) -> list[str]:
+    """`--no-KEY` for each default-on option the spec turns off (they stay out of the config file)."""
+    cfg = render_config(spec)
+    return [f"--no-{key}" for key in NEGATED_ON_COMMAND_LINE if cfg.get(key) is False]
+
+
 def config_yaml(spec: VllmSpec) -> str:
-    """The config file text (YAML), in a stable key order."""
-    return yaml.safe_dump(render_config(spec), sort_keys=False, allow_unicode=True, width=1000)
+    """The config file text (YAML), in a stable key order (options turned off by `--no-KEY` left out)."""
+    cfg = {k: v for k, v in render_config(spec).items() if not (k in NEGATED_ON_COMMAND_LINE and v is False)}
+    return yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def engine_env(spec: VllmSpec, *, redact: bool = False) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.metrics import ClientStats, RunSummary, Slo, summarize
+from bench.metrics import ClientStats, PrefixCounters, RunSummary, Slo, summarize
 from bench.metrics.load import LoadTarget
 from bench.records import RequestRecord, Status
 
@@ -21,13 +21,15 @@ CASES = 60
 
 def _records(rng: random.Random) -> list[RequestRecord]:
     n = rng.randint(0, 40)
+    sessions = rng.random() < 0.3  # a session workload: records carry a session and a turn
     concurrency = rng.choice([1, 2, 4])
     clock = [0.0] * concurrency
     out = []
     for i in range(n):
         slot = i % concurrency
         start = clock[slot] + rng.choice([0.0, 0.0, rng.uniform(0, 0.05)])
-        status = rng.choices([Status.OK, Status.ERROR, Status.TIMEOUT, Status.CANCELLED], [8, 1, 1, 1])[0]
+        statuses = [Status.OK, Status.ERROR, Status.TIMEOUT, Status.CANCELLED, Status.NOT_SENT]
+        status = rng.choices(statuses, [8, 1, 1, 1, 1 if sessions else 0])[0]
         chunks = sorted(start + rng.uniform(0.01, 0.5) for _ in range(rng.randint(0, 6)))
         end = (chunks[-1] if chunks else start) + rng.uniform(0.0, 0.05)
         known = rng.random() < 0.9
@@ -56,6 +58,8 @@ def _records(rng: random.Random) -> list[RequestRecord]:
                 warmup=rng.random() < 0.1,
                 input_bytes=rng.choice([None, 400]),
                 output_bytes=rng.choice([None, 64]),
+                session_id=f"s{i % 3}" if sessions else None,
+                turn=i // 3 if sessions else None,
             )
         )
         clock[slot] = end
@@ -67,6 +71,7 @@ def _summary(seed: int) -> RunSummary:
     slo = rng.choice([None, Slo(ttft_ms=200.0), Slo(ttft_ms=300.0, tpot_ms=20.0, e2e_ms=900.0)])
     target = rng.choice([None, LoadTarget("concurrency", rng.choice([1, 2, 4])), LoadTarget("rate", 5.0)])
     client = rng.choice([None, ClientStats(cpu_s=rng.uniform(0, 2), wall_s=rng.uniform(1, 3), cores=2)])
+    server = rng.choice([None, PrefixCounters(queries=rng.uniform(0, 1e4), hits=rng.uniform(0, 1e3))])
     return summarize(
         _records(rng),
         slo=slo,
@@ -74,6 +79,8 @@ def _summary(seed: int) -> RunSummary:
         fixed_length=rng.choice([None, True, False]),
         attainment_target=rng.choice([None, 0.9, 0.99]),
         load_target=target,
+        server_cache=server,
+        designed_reuse=rng.choice([None, 0.0, 0.42]),
     )
 
 

@@ -322,6 +322,7 @@ def test_shipped_migrations_are_never_edited() -> None:
         "m002_sweeps_documents": "2beed59e",
         "m003_cache_writes": "c98c49bd",
         "m004_text_bytes": "cf5c7ab1",
+        "m005_session_turns": "a05ebaf6",
     }
     for m in MIGRATIONS:
         digest = hashlib.sha256("\n".join(m.statements).encode()).hexdigest()[:8]

@@ -172,7 +172,9 @@ def test_bad_workload_entries_are_named_by_key_before_anything_starts(
         "tiny [max-num-seqs=16] on chats",
         "tiny [max-num-seqs=64] on chats",
     ]
-    on_step = SWEEP.replace("loads: [{", "loads: [{workload: chats.yaml, ")
+    on_step = SWEEP.replace("loads: [{", "loads: [{workload: chats.yaml, ").replace(
+        ", input_tokens: 32, output_tokens: 16", ""
+    )
     with pytest.raises(ConfigError, match=r"loads\[0\]\.workload: list workload files under the sweep's"):
         read_sweep_file(write(tmp_path, "step.yaml", on_step))
 

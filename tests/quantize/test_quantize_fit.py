@@ -23,13 +23,14 @@ def test_every_variant_gets_weights_kv_and_max_sequences(variants_overlay: Path)
     assert labels[0] == "tiny-skills"  # the base first, then its variants
     assert sorted(labels[1:]) == [f"tiny-skills:{m}" for m in ("fp8-dynamic", "int8", "nf4", "w4a16", "w8a8")]
     usable = int(1 * 22.5 * GIB * 0.9)
-    assert table.usable_bytes == usable and table.max_model_len == 256
+    served = 8192  # tiny-skills' served context (models.yaml)
+    assert table.usable_bytes == usable and table.max_model_len == served
     # The fakes: 1 layer, 2 KV heads of 32, hidden 64: K and V in bf16 = 2 × 1 × 2 × 32 × 2 bytes per token.
     per_token = 2 * 1 * 2 * 32 * 2
     for row in table.rows:
         assert row.weight_source == "checkpoint" and row.weight_bytes is not None and row.weight_bytes > 0
-        assert row.kv_bytes_per_token == per_token and row.kv_bytes_per_seq == per_token * 256
-        assert row.max_seqs == (usable - row.weight_bytes - OVERHEAD_BYTES_PER_DEVICE) // (per_token * 256)
+        assert row.kv_bytes_per_token == per_token and row.kv_bytes_per_seq == per_token * served
+        assert row.max_seqs == (usable - row.weight_bytes - OVERHEAD_BYTES_PER_DEVICE) // (per_token * served)
         assert row.fits is True and row.reason is None
     base = table.rows[0]
     # The fake base is float32 on disk; vLLM holds 32-bit tensors of an unquantized model as 16-bit.

@@ -359,37 +359,36 @@ def test_the_answer_per_workload_in_headless_chromium(two: Report, tmp_path: Pat
     assert errors == []
 
 
-def test_the_adapter_reads_the_load_layers_cache_figures_and_workload_in_their_assumed_shape() -> None:
-    """bench.report.cache.run_cache is the one reader of the fields the load layer adds (RunSummary.cache,
-    LoadRunProfile.workload); this pins the shape it assumes. Without them it counts the stored requests."""
+def test_the_adapter_reads_the_load_layers_cache_figures_and_workload() -> None:
+    """bench.report.cache.run_cache is the one reader of RunSummary.cache (CacheMeasure) and
+    LoadRunProfile.workload (WorkloadDoc); a run stored without them is counted from its stored requests."""
     from types import SimpleNamespace
 
+    from bench.loadgen.documents import WorkloadDoc
+    from bench.metrics.workload import CacheMeasure
     from bench.report.cache import RunWorkload, run_cache
 
     class Counts:  # the stored requests: 10, 8 reporting 1,000 prompt tokens of which 600 cached
         def cache_counts(self, run_id: str) -> tuple[int, int, int, int, int]:
             return 10, 8, 1000, 600, 50
 
-    plain = SimpleNamespace(id="r", load_summary=SimpleNamespace(), profile=SimpleNamespace())
+    plain = SimpleNamespace(id="r", load_summary=None, load_profile=SimpleNamespace(workload=None))
     before = run_cache(plain, Counts())  # type: ignore[arg-type]
     assert (before.not_reported, before.usage_hit_rate, before.written_tokens) == (2, 0.6, 50)
     assert before.not_reported_text == "cache not reported for 2 of 10 requests"
     assert before.vllm_hit_rate is None and before.workload is None
-    counts = {
-        "requests": 12,
-        "reported": 12,
-        "prompt_tokens": 2000,
-        "cached_tokens": 1500,
-        "written_tokens": 0,
-    }
-    cache = SimpleNamespace(**counts, vllm_hit_rate=0.7, vllm_reason=None, designed_reuse=0.75)
-    doc = SimpleNamespace(
-        name="rag", kind="shared_prefix", path="/w.yaml", sha256="ab" * 32, designed_reuse=0.75
-    )
+    cache = CacheMeasure(requests=12, reported=12, not_reported=0, prompt_tokens=2000, read_tokens=1500,
+                         write_tokens=0, hit_rate=0.75, server_queries=1000.0, server_hits=700.0,
+                         server_hit_rate=0.7, designed_reuse=0.75)  # fmt: skip
+    doc = WorkloadDoc(name="rag", kind="shared_prefix", file="/w.yaml", sha256="ab" * 32, seed=0,
+                      paced_by="profile", designed_reuse=0.75)  # fmt: skip
     after = SimpleNamespace(
-        id="r", load_summary=SimpleNamespace(cache=cache), profile=SimpleNamespace(workload=doc)
+        id="r", load_summary=SimpleNamespace(cache=cache), load_profile=SimpleNamespace(workload=doc)
     )
     figures = run_cache(after, Counts())  # type: ignore[arg-type]
     assert (figures.usage_hit_rate, figures.vllm_hit_rate, figures.designed_reuse) == (0.75, 0.7, 0.75)
     assert figures.not_reported == 0 and figures.not_reported_text is None
     assert figures.workload == RunWorkload("rag", "shared_prefix", "ab" * 32, 0.75)
+    unscraped = dataclasses.replace(cache, server_hit_rate=None, unknown={"server_hit_rate": "not vLLM"})
+    after.load_summary = SimpleNamespace(cache=unscraped)
+    assert run_cache(after, Counts()).vllm_reason == "not vLLM"  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from serve.errors import EngineNotFound
-from serve.vllm.command import MODULE, build_launch, find_vllm
+from serve.vllm.command import MODULE, VllmEngine, build_launch, find_vllm
 from serve.vllm.config import VllmSpec, config_yaml, render_config
 
 
@@ -86,6 +86,21 @@ def test_engine_args_win_and_keep_types() -> None:
     )
     cfg = render_config(spec)
     assert cfg["max-model-len"] == 512 and cfg["enforce-eager"] is True and cfg["dtype"] == "float32"
+
+
+def test_prompt_caching_on_and_reported_unless_the_engine_args_say_otherwise(tmp_path: Path) -> None:
+    spec = VllmSpec(model="m", served_model_name="m")
+    cfg = render_config(spec)
+    assert cfg["enable-prefix-caching"] is True and cfg["enable-prompt-tokens-details"] is True
+    off = VllmSpec(model="m", served_model_name="m", engine_args={"enable-prefix-caching": False})
+    assert render_config(off)["enable-prefix-caching"] is False  # what the provenance records
+    # `vllm serve` drops `KEY: false` of its config file: the command line turns the cache off instead.
+    engine = VllmEngine(prefix=("vllm", "serve"), style="console", source="test")
+    launch = build_launch(off, engine, tmp_path / "c.yaml")
+    assert (
+        launch.argv[-1] == "--no-enable-prefix-caching" and "enable-prefix-caching" not in launch.config_text
+    )
+    assert "--no-enable-prefix-caching" not in build_launch(spec, engine, tmp_path / "c.yaml").argv
 
 
 def test_multi_node_needs_ray_address() -> None:
