@@ -22,6 +22,7 @@ from bench.cost import Usage, api_cost
 from bench.documents import SweepPoint
 from bench.errors import ConfigError, LlmbenchError
 from bench.loadgen.profiles import DEFAULT_REQUESTS, GoodputProfile, Limits
+from bench.loadgen.spec import PROMPT_FIELDS
 from bench.prompts import DEFAULT_OUTPUT_TOKENS, parse_length
 from bench.registry import ApiEndpoint, LocalModel, MockEndpoint, Prices, Registry, variant_name
 from bench.sweep.spec import (
@@ -259,6 +260,8 @@ def _point(
         {**load.model_dump(mode="json"), "slo": load.slo or slo, **({"workload": path} if path else {})}
         for load in sweep.loads
     ]
+    if path:  # the workload file says what to send: the step's prompt keys describe the synthetic workload
+        loads = [{k: v for k, v in load.items() if k not in PROMPT_FIELDS} for load in loads]
     steps = [suite.model_dump(mode="json") for suite in sweep.suites] if suites else []
     loads, steps = with_templates(loads, sweep.templates), with_templates(steps, sweep.templates)
     hardware = target.hardware or (sweep.hardware if kind == "local" else None)

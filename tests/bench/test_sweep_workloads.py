@@ -88,6 +88,7 @@ def test_every_target_meets_every_workload_and_suites_run_once_per_configuration
     sha = hashlib.sha256(SESSIONS.encode()).hexdigest()
     assert (chats.workload, chats.workload_kind, chats.workload_sha256) == ("chats", "sessions", sha)
     assert chats.loads[0]["workload"] == str(wl.resolve())  # the path its load steps pass on, absolute
+    assert "input_tokens" not in chats.loads[0] and "output_tokens" not in chats.loads[0]  # the file's own
     assert chats.suites == []  # the mock's suites ran at its first workload's point
     assert [len(p.suites) for p in plan.points[:3]] == [1, 1, 1]
     synthetic = plan.points[2]

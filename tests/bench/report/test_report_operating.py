@@ -23,6 +23,7 @@ def run(
     started: str = "2026-12-01T00:00:00Z",
     extra_profile: dict[str, Any] | None = None,
     flags: list[dict[str, str]] | None = None,
+    target_kind: str = "local",
 ) -> RunInfo:
     slo = {"ttft_ms": 500.0} if slo is None else slo
     share = {"value": met / total, "met": met, "n": total} if slo else None
@@ -35,7 +36,7 @@ def run(
         extra.setdefault("pacing", {"kind": "concurrent", "concurrency": max(1, round(value))})
     profile = load_profile(kind if kind != "goodput" else "goodput", label=kind, **{key: value}, **extra)
     summ = RunSummary.from_json(summary)
-    return RunInfo(rid, "load", "complete", "complete", started, None, None, target("t", "local"),
+    return RunInfo(rid, "load", "complete", "complete", started, None, None, target("t", target_kind),
                    profile, provenance(), summ, None, None, None, 100, 0)  # fmt: skip
 
 
@@ -69,6 +70,12 @@ def test_a_capped_goodput_search_is_an_upper_bound_on_cost() -> None:
     )
     assert op.status == "goodput" and op.capped is not None and "ceiling 64" in op.capped
     assert "upper bound" in op.note and op.to_json()["capped"] == op.capped
+    # An API is billed per token: a capped search bounds the load it holds, not what it costs.
+    api = choose_operating_point(
+        [run("g", kind="goodput", value=64, extra_profile={"operating_point": point}, target_kind="mock")]
+    )
+    assert api.capped is not None and "upper bound" not in api.note
+    assert api.note.endswith("— capped: the load it holds is at least this")
 
 
 def test_best_meeting_run_is_used_and_flagged_not_searched() -> None:
