@@ -17,6 +17,7 @@ from bench.cli._live import LiveDisplay, PlainProgress, notes_lines, operating_p
 from bench.loadgen.profiles import DEFAULT_REQUESTS, PROFILES, GoodputProfile, Warmup, parse_list
 from bench.loadgen.results import ProgressCallback
 from bench.loadgen.spec import LoadOptions, LoadSpec
+from bench.loadgen.workers import parse_workers
 from bench.prompts import DEFAULT_OUTPUT_TOKENS
 from bench.records import API_KINDS, SERVER_KINDS
 from bench.runs import run_load
@@ -141,6 +142,13 @@ from bench.runs.targets import key_headers_for, parse_headers
     default=None,
     help=f"goodput: bisection steps after doubling [{shown(LoadOptions, 'search_steps')}].",
 )
+@click.option(
+    "--workers",
+    default=None,
+    metavar="N|auto",
+    help="Send from N worker processes, each with its own event loop and connections, on one schedule "
+    "(auto: one per spare core, as many as the load needs) [this process sends].",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_obj
 def load(
@@ -156,6 +164,7 @@ def load(
     timeout: float | None,
     out: Path | None,
     quiet: bool,
+    workers: str | None,
     **options: Any,
 ) -> None:
     """Measure an endpoint under load: TTFT, ITL, TPOT, e2e latency, throughput and goodput.
@@ -174,6 +183,7 @@ def load(
         duration_s=duration,
         grace_s=grace,
         timeout_s=timeout,
+        workers=None if workers is None else parse_workers(workers),
     )
     if out is not None:
         check_writable(out, "--out")  # before the run, not after it

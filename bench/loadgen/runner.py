@@ -20,7 +20,7 @@ from bench.errors import TargetError
 from bench.loadgen.protocol import StreamingClient
 from bench.loadgen.schedule import Plan
 from bench.loadgen.timer import DueTimer
-from bench.metrics import ClientStats
+from bench.metrics import ClientStats, WorkerStats
 from bench.records import GenRequest, RequestRecord, Status
 
 # worker_lost: a worker process of a multi-process run died (bench.loadgen.workers); the run is partial.
@@ -73,25 +73,6 @@ class RunOutcome:
     client_total: ClientStats | None = None
     workers: list[WorkerStats] = field(default_factory=list)
     start_s: float | None = None  # perf_counter when sending began (the workers' shared start)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStats:
-    """One worker process of a multi-process run: its event loop's CPU, its sends and their lag (ms)."""
-
-    index: int
-    pid: int
-    client: ClientStats  # CPU of the worker's event-loop thread over its run
-    process_cpu_s: float
-    sent: int  # requests it launched, warm-up included
-    assigned: int | None  # requests it was given (None: fed on demand)
-    max_in_flight: int
-    lag_p50_ms: float | None  # scheduling lag of its measured sends (start − scheduled)
-    lag_p99_ms: float | None
-    lag_max_ms: float | None
-    client_bound_reasons: list[str]  # the client_bound rule applied to this worker alone
-    ended: str  # how its own runner ended ("lost" when the process died)
-    reason: str | None = None
 
 
 RecordSink = Callable[[RequestRecord], None]

@@ -6,6 +6,10 @@ throughput and rate runs, a goodput profile its probes and the final run at the 
 (SIGINT) stops the run in flight, and one that comes between runs skips the rest. A run that stops early
 (server gone, Ctrl-C, --max-error-rate) is kept as partial, and `aborted` holds the error for the caller to
 raise once it has shown what was measured. It knows no store, no registry and no concrete client.
+
+With `workers` (--workers), each run is sent over worker processes (bench.loadgen.workers) instead of by
+this process's LoadRunner: one pool serves the whole invocation (grown when a run needs more), its records
+reach the same sink, and the summary keeps each worker's figures. `_send` is the one place that chooses.
 """
 
 from __future__ import annotations
@@ -53,14 +57,15 @@ from bench.loadgen.results import (
     abort_message,
     run_status,
 )
-from bench.loadgen.runner import LoadRunner, RunOutcome
-from bench.loadgen.schedule import make_plan
+from bench.loadgen.runner import LoadRunner, Progress, RunOutcome
+from bench.loadgen.schedule import Plan, make_plan
 from bench.loadgen.server_metrics import ServerMetricsSampler
 from bench.loadgen.sink import RunSink
 from bench.loadgen.spec import LoadSpec
+from bench.loadgen.workers import WorkerPool, WorkerSetup
 from bench.metrics import summarize
 from bench.prompts import PromptSpec, iter_requests, output_scale
-from bench.records import GenRequest, ServerKind, rebase
+from bench.records import GenRequest, RequestRecord, ServerKind, rebase
 from bench.tokenizer import TextTokenizer
 
 PREFETCH = 2048  # prompts built before a run whose request count is not known in advance
@@ -92,6 +97,7 @@ class LoadSession:
         *,
         progress: ProgressCallback | None = None,
         group_id: str | None = None,
+        workers: WorkerSetup | None = None,
     ) -> None:
         self.spec = spec
         self.client = client
@@ -105,6 +111,8 @@ class LoadSession:
         self.aborted: RunAbortedError | None = None
         self.stop = asyncio.Event()
         self.index = 0
+        self.workers = workers  # None: every run is sent from this process
+        self._pool: WorkerPool | None = None
 
     async def run(self, handle_sigint: bool = True) -> list[RunResult]:
         """Run every profile in order until one aborts; Ctrl-C is handled here when `handle_sigint`."""
@@ -126,6 +134,7 @@ class LoadSession:
             if sigint:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signal.SIGINT)
+            await self._close_pool()
         return self.runs
 
     def _emit(self, event: LoadEvent) -> None:
@@ -281,6 +290,7 @@ class LoadSession:
     ) -> RunResult | None:
         limits = limits or self.spec.limits()
         plan = make_plan(profile, limits)
+        workers = await self._workers_for(plan)  # before the run is stored: a failed start stores nothing
         prompt_seed = self.spec.seed + self.index  # fresh prompts per run: no prefix-cache hits across runs
         requests = await self._requests(plan.planned_requests, prompt_seed)
         await asyncio.sleep(0)  # let a Ctrl-C that came while prompts were built be seen
@@ -306,15 +316,6 @@ class LoadSession:
         self.index += 1
 
         origin = time.perf_counter()
-        runner = LoadRunner(
-            self.client,
-            plan,
-            requests,
-            on_record=lambda record: sink.add(run_id, record, origin),
-            on_progress=lambda p: self._emit(RunProgress(label, p)),
-            stop=self.stop,
-            origin_s=origin,
-        )
         sampler: ServerMetricsSampler | None = None
         if self.endpoint.metrics_url is not None:
             sampler = ServerMetricsSampler(
@@ -326,7 +327,7 @@ class LoadSession:
         sampler_task = asyncio.create_task(sampler.run()) if sampler is not None else None
         outcome: RunOutcome | None = None
         try:
-            outcome = await runner.run()
+            outcome = await self._send(plan, requests, workers, run_id, label, origin)
         finally:
             if sampler_task is not None:
                 sampler_task.cancel()
@@ -339,12 +340,13 @@ class LoadSession:
             await sink.add_server_samples(run_id, samples)
         # Summarized from the times relative to the origin (as a store keeps them), so a recompute matches.
         summary = summarize(
-            [rebase(r, origin) for r in runner.records],
+            [rebase(r, origin) for r in outcome.records],
             slo=self.spec.slo_bounds(),
             client=outcome.client,
             fixed_length=stored.sent is not None and stored.sent.ignore_eos,
             attainment_target=stored.attainment_target,
             load_target=stored.target,
+            workers=outcome.workers,
         )
         status = run_status(outcome.ended, summary)
         await sink.finish(run_id, status, summary, outcome.reason)
@@ -371,3 +373,56 @@ class LoadSession:
                 f"{label}: every request failed; see the error breakdown", run_id=run_id, kept=kept
             )
         return result
+
+    # --- where a run is sent: this process, or worker processes ---------------------------------------------
+
+    async def _send(
+        self,
+        plan: Plan,
+        requests: Iterator[GenRequest],
+        workers: int | None,
+        run_id: str,
+        label: str,
+        origin: float,
+    ) -> RunOutcome:
+        """Send one run by this process's LoadRunner, or over `workers` processes of the pool."""
+        sink = self.sink
+
+        def on_record(record: RequestRecord) -> None:
+            sink.add(run_id, record, origin)
+
+        def on_progress(progress: Progress) -> None:
+            self._emit(RunProgress(label, progress))
+
+        if workers is None or self._pool is None:
+            runner = LoadRunner(
+                self.client, plan, requests, on_record=on_record, on_progress=on_progress, stop=self.stop,
+                origin_s=origin,
+            )  # fmt: skip
+            return await runner.run()
+        return await self._pool.run(
+            plan, requests, on_record=on_record, on_progress=on_progress, stop=self.stop, origin_s=origin,
+            session_key=_session_of, use=workers,
+        )  # fmt: skip
+
+    async def _workers_for(self, plan: Plan) -> int | None:
+        """How many worker processes send `plan` (None: this process), the pool started or grown to them."""
+        if self.workers is None:
+            return None
+        count = self.workers.count(plan)
+        if self._pool is None or self._pool.size < count:
+            await self._close_pool()
+            pool = WorkerPool(self.workers.factory, count)
+            await pool.__aenter__()  # WorkerStartError when they cannot start; nothing is left running
+            self._pool = pool
+        return count
+
+    async def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.__aexit__(None, None, None)
+
+
+def _session_of(request: GenRequest) -> str | None:
+    """The session a request belongs to: a session's requests stay on one worker process."""
+    return request.session_id

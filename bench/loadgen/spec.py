@@ -68,6 +68,7 @@ FLAGS: dict[str, str] = {
     "search": "--search",
     "max_load": "--max-load",
     "search_steps": "--search-steps",
+    "workers": "--workers",
 }
 
 
@@ -109,13 +110,17 @@ class LoadOptions(BaseModel):
         DEFAULT_SEARCH_STEPS, ge=0, le=12, description="goodput: bisection steps after doubling"
     )
     workload: str | None = Field(
-        None, description="a llmbench.workload/1 file: the traffic the run sends (instead of the prompt flags)"
+        None,
+        description="a llmbench.workload/1 file: the traffic the run sends (instead of the prompt flags)",
     )
     skip_invalid: bool = Field(
-        False, description="request logs: skip lines that are not valid requests (counted) instead of refusing"
+        False,
+        description="request logs: skip lines that are not valid requests (counted) instead of refusing",
     )
     workers: int | Literal["auto"] | None = Field(
-        None, description="load-generator processes (None: 1, in process; auto: one per spare core)"
+        None,
+        description="load-generator worker processes (None: none, this process sends; auto: one per spare "
+        "core, as many as the load needs)",
     )
 
     @model_validator(mode="before")
@@ -147,6 +152,13 @@ class LoadOptions(BaseModel):
                 return Warmup.parse(value)
             except UsageError as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _some_workers(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"give 1 or more worker processes, or auto (got {value})")
         return value
 
     @field_validator("concurrency")
