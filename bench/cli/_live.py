@@ -169,7 +169,8 @@ def _workers_line(r: RunResult) -> str:
         if w.ended not in ("complete", "interrupted"):
             part += f", {w.ended}"
         parts.append(part)
-    return f"{len(parts)} worker processes: " + "; ".join(parts)
+    noun = "worker process" if len(parts) == 1 else "worker processes"
+    return f"{len(parts)} {noun}: " + "; ".join(parts)
 
 
 WIDE = 120  # columns: below this the less essential columns are left out, and the caption says which
