@@ -178,14 +178,17 @@ class TextRun:
         size = len(rest)
         middle = pieces[1:last]
         texts = list(map(bytes.removesuffix, middle, repeat(rest, last - 1)))
+        joined = b"".join(texts)
         # The usual read: one run to the last event but one, from the first event or (when the read
         # starts with a text event, its separator in the read before) from the second. Every middle
-        # piece ended with `rest` exactly when the texts are `size` bytes shorter each.
-        if sum(map(len, texts)) == sum(map(len, middle)) - size * (last - 1):
+        # piece ended with `rest` exactly when the texts are `size` bytes shorter each (the middle
+        # pieces' length is what the region holds besides the first, the last and the cuts).
+        middle_bytes = len(region) - len(pieces[0]) - len(pieces[last]) - len(cut) * last
+        if len(joined) == middle_bytes - size * (last - 1):
             if pieces[0].endswith(rest):
-                if _plain(b"".join(texts)):
+                if _plain(joined):
                     return [pieces[0][:-size] + self.suffix, texts, self.prefix + pieces[last]]
-            elif last > 2 and _plain(b"".join(texts[1:])):
+            elif last > 2 and _plain(joined[len(texts[0]) :]):
                 head = pieces[0] + cut + texts[0] + self.suffix
                 return [head, texts[1:], self.prefix + pieces[last]]
         ends = list(map(bytes.endswith, pieces, repeat(rest, last)))  # the cut after piece i separates
