@@ -11,6 +11,7 @@ LlmbenchError
 │   ├── InterruptedRunError  stopped by Ctrl-C (exit 130)
 │   └── RunFailedError       every request failed, or the error cap stopped the run
 ├── SweepInterrupted         Ctrl-C during a sweep: the server is stopped, the data kept (exit 130)
+├── WorkerStartError         the load generator's worker processes (--workers) could not start
 └── StoreError               the results store cannot be opened or migrated
     ├── StoreReadOnlyError   the store is on read-only media (or not writable): read commands only
     └── UnknownIdError       no run or sweep matches an id (or a prefix matches several)
@@ -104,6 +105,19 @@ class SweepInterrupted(LlmbenchError):
             f"finish it with `llmbench sweep --resume {sweep_id[:8]}`"
         )
         self.sweep_id = sweep_id
+
+
+class WorkerStartError(LlmbenchError):
+    """The load generator's worker processes (`--workers`) could not start: a process could not be made,
+    an import failed in it, or it was not ready in time. Nothing was sent by the run that needed them."""
+
+    def __init__(self, message: str, *, workers: int | None = None, fix: str = "") -> None:
+        super().__init__(message)
+        self.workers = workers  # how many were asked for, when known
+        self.fix = fix or (
+            "run without --workers (one process sends everything), or with fewer; check that the machine "
+            "can start Python processes (memory, process limits) and that `python -c 'import bench'` works"
+        )
 
 
 class StoreError(LlmbenchError):

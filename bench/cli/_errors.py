@@ -40,6 +40,12 @@ def _aborted(exc: BaseException) -> str:
     )
 
 
+def _workers(exc: BaseException) -> str:
+    assert isinstance(exc, be.WorkerStartError)
+    asked = f" (--workers {exc.workers})" if exc.workers is not None else " (--workers)"
+    return f"the load generator's worker processes could not start{asked}: {exc}\n  fix: {exc.fix}"
+
+
 def _start(exc: BaseException) -> str:
     assert isinstance(exc, se.ServerStartError)
     parts = [str(exc)]
@@ -82,6 +88,7 @@ TABLE: list[tuple[type[BaseException], int, Render]] = [
     (be.TargetError, EXIT_FAILURE, _target),
     (be.InterruptedRunError, EXIT_INTERRUPTED, _aborted),
     (be.SweepInterrupted, EXIT_INTERRUPTED, _plain),
+    (be.WorkerStartError, EXIT_FAILURE, _workers),
     (be.RunAbortedError, EXIT_FAILURE, _aborted),
     (be.StoreReadOnlyError, EXIT_USAGE, _plain),
     (be.UnknownIdError, EXIT_USAGE, _plain),

@@ -38,9 +38,10 @@ def _fraction(p: Progress) -> float | None:
 def _line(p: Progress) -> str:
     rate = f"{fmt_number(p.rate_per_s)} req/s" if p.rate_per_s is not None else "-"
     ttft = f"{fmt_number(p.ttft_p50_ms)} ms" if p.ttft_p50_ms is not None else "-"
+    workers = f"  ({p.workers} workers)" if p.workers > 1 else ""
     return (
         f"{p.phase:<9} {p.elapsed_s:6.1f}s  sent {p.sent}  ok {p.ok}  errors {p.failed}  "
-        f"in flight {p.in_flight}  rate {rate}  TTFT p50 {ttft}"
+        f"in flight {p.in_flight}  rate {rate}  TTFT p50 {ttft}{workers}"
     )
 
 
@@ -148,11 +149,28 @@ def notes_lines(result: LoadResult) -> list[str]:
         who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
         lines.append(f"{who}: {kind}: {detail}")
     for r in result.runs:
+        if r.summary.workers:
+            lines.append(f"{r.label}: {_workers_line(r)}")
+    for r in result.runs:
         s = r.summary
         for d in s.error_details:
             status = f" HTTP {d.http_status}" if d.http_status else ""
             lines.append(f"{r.label}: {d.count} × {d.kind}{status}: {d.first_message}")
     return lines
+
+
+def _workers_line(r: RunResult) -> str:
+    """Each worker process of a run: sends, send lag p99, its loop's CPU, and how it ended when not well."""
+    parts = []
+    for w in r.summary.workers:
+        share = w.client.cpu_share
+        cores = "-" if share is None else f"{share:.2f}"
+        part = f"#{w.index} sent {w.sent}, lag p99 {_num(w.lag_p99_ms)} ms, {cores} cores"
+        if w.ended not in ("complete", "interrupted"):
+            part += f", {w.ended}"
+        parts.append(part)
+    noun = "worker process" if len(parts) == 1 else "worker processes"
+    return f"{len(parts)} {noun}: " + "; ".join(parts)
 
 
 WIDE = 120  # columns: below this the less essential columns are left out, and the caption says which

@@ -18,6 +18,7 @@ from bench.cli._workload_lines import workload_lines
 from bench.loadgen.profiles import DEFAULT_REQUESTS, PROFILES, GoodputProfile, Warmup, parse_list
 from bench.loadgen.results import ProgressCallback
 from bench.loadgen.spec import LoadOptions, LoadSpec
+from bench.loadgen.workers import parse_workers
 from bench.prompts import DEFAULT_OUTPUT_TOKENS
 from bench.prompts.templates import load_template
 from bench.records import API_KINDS, SERVER_KINDS
@@ -181,6 +182,13 @@ from bench.runs.targets import key_headers_for, parse_headers
     help="A prompt template file (llmbench.prompt/1) every prompt is asked through (chat); the run "
     "stores it.",
 )
+@click.option(
+    "--workers",
+    default=None,
+    metavar="N|auto",
+    help="Send from N worker processes, each with its own event loop and connections, on one schedule "
+    "(auto: one per spare core, as many as the load needs) [this process sends].",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_obj
 def load(
@@ -197,6 +205,7 @@ def load(
     timeout: float | None,
     out: Path | None,
     quiet: bool,
+    workers: str | None,
     **options: Any,
 ) -> None:
     """Measure an endpoint under load: TTFT, ITL, TPOT, e2e latency, throughput and goodput.
@@ -215,6 +224,7 @@ def load(
         duration_s=duration,
         grace_s=grace,
         timeout_s=timeout,
+        workers=None if workers is None else parse_workers(workers),
     )
     prompt = None if template is None else load_template(template)
     if out is not None:

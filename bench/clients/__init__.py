@@ -11,10 +11,13 @@ Every client implements bench.loadgen.protocol.StreamingClient.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bench.clients.anthropic import AnthropicClient
 from bench.clients.base import BaseClient, ClientConfig, normalize_base_url
 from bench.clients.openai import OpenAIChatClient, OpenAICompletionsClient
 from bench.errors import UsageError
+from bench.tokenizer import load_tokenizer
 
 __all__ = [
     "CLIENTS",
@@ -25,6 +28,7 @@ __all__ = [
     "OpenAICompletionsClient",
     "make_client",
     "normalize_base_url",
+    "worker_client",
 ]
 
 CLIENTS: dict[str, type[BaseClient]] = {
@@ -41,3 +45,13 @@ def make_client(api: str, config: ClientConfig) -> BaseClient:
     except KeyError:
         raise UsageError(f"--api {api!r}: choose one of {', '.join(CLIENTS)}", flag="--api") from None
     return cls(config)
+
+
+def worker_client(api: str, config: ClientConfig, tokenizer: str | None = None) -> BaseClient:
+    """make_client in a load-generator worker process (bench.loadgen.workers): `config` comes without its
+    tokenizer (a loaded tokenizer does not travel between processes), which is loaded here from
+    `tokenizer` (a folder, tokenizer.json or cached hub repo; None: none). Module level: it pickles."""
+    if tokenizer is not None:
+        loaded = load_tokenizer(tokenizer)
+        config = replace(config, tokenizer=None if loaded.approximate else loaded)
+    return make_client(api, config)

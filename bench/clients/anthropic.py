@@ -22,16 +22,27 @@ from bench.clients.base import (
     BaseClient,
     StreamError,
     path_of,
+    stamp_text_run,
     stamp_token_chunk,
     text_bytes,
 )
-from bench.clients.sse import SSEParser
+from bench.clients.sse import SSEParser, TextRun, parse_region
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
 
 ANTHROPIC_VERSION = "2023-06-01"
 # A text delta read with one regex search instead of json.loads (see openai.py for why it is safe).
 _TEXT_FAST = re.compile(rb'"delta": ?\{"type": ?"text_delta", ?"text": ?"([^"\\]*)"\}')
+LEARN_READS = 4  # reads in which a stream looks for its text events' shape (bench.clients.sse.TextRun)
+
+
+def _plain_text(obj: Any, text: str) -> bool:
+    """A content_block_delta whose only effect is the visible text `text` (what the fast path assumes)."""
+    return (
+        isinstance(obj, dict)
+        and obj.get("type") == "content_block_delta"
+        and obj.get("delta") == {"type": "text_delta", "text": text}
+    )
 
 
 class AnthropicStream:
@@ -47,9 +58,13 @@ class AnthropicStream:
         "_parser",
         "_reasoning",
         "_rec",
+        "_run",
+        "_tries",
     )
 
-    def __init__(self, record: RequestRecord, *, keep_text: bool) -> None:
+    def __init__(self, record: RequestRecord, *, keep_text: bool, text_runs: bool = True) -> None:
+        """`text_runs`: count runs of plain text deltas a read at a time (bench.clients.sse.TextRun);
+        False parses every event on its own (the same record, more CPU)."""
         self._rec = record
         self._keep = keep_text
         self._parser = SSEParser()
@@ -57,13 +72,38 @@ class AnthropicStream:
         self._reasoning: list[str] = []
         self._done = False
         self._input = self._cache_read = self._cache_create = 0
+        self._run: TextRun | None = None
+        self._tries = LEARN_READS if text_runs else 0
 
     def feed(self, data: bytes, now: float) -> None:
         """Parse the bytes of one read; `now` is when they were read (perf_counter s)."""
+        region = self._parser.region(data)
+        if not region:
+            return
+        run = self._run
+        if run is None and self._tries:
+            self._tries -= 1
+            run = self._run = TextRun.learn(region, _TEXT_FAST, _plain_text)
+        if run is not None:
+            parts = run.split(region)
+            if parts is not None:  # runs of plain text events, each counted in one go, in stream order
+                for part in parts:
+                    if isinstance(part, bytes):
+                        self._events(part, now)
+                        continue
+                    joined = b"".join(part)
+                    stamp_text_run(self._rec, part, joined, now)
+                    if self._keep and joined:
+                        self._content.append(joined.decode())
+                return
+        self._events(region, now)
+
+    def _events(self, region: bytes, now: float) -> None:
+        """The events of complete blocks, one by one."""
         rec = self._rec
         loads = json.loads
         fast = _TEXT_FAST.search
-        for _event, payload in self._parser.feed(data):
+        for _event, payload in parse_region(region):
             match = fast(payload)
             if match is not None:
                 raw = match.group(1)

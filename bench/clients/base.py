@@ -93,6 +93,19 @@ def stamp_token_chunk(rec: RequestRecord, now: float, *, visible: bool) -> None:
         rec.first_content_s = now
 
 
+def stamp_text_run(rec: RequestRecord, texts: list[bytes], joined: bytes, now: float) -> None:
+    """Record plain visible-text events read at `now` (bench.clients.sse.TextRun.split): one chunk time
+    per non-empty text (an empty one is not a token chunk), first token and content, the text's bytes."""
+    tokens = len(texts) - texts.count(b"")
+    if tokens:
+        rec.token_chunk_s.extend([now] * tokens)
+        if rec.first_content_s is None:
+            rec.first_content_s = now
+            if rec.first_token_s is None:
+                rec.first_token_s = now
+    rec.output_bytes = (rec.output_bytes or 0) + len(joined)  # no escapes: the text's own bytes
+
+
 def text_bytes(*parts: Any) -> int:
     """UTF-8 bytes of the text parts of one chunk (None and non-text parts count 0)."""
     return sum(len(p.encode()) for p in parts if isinstance(p, str))

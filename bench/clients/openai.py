@@ -17,10 +17,11 @@ from bench.clients.base import (
     Reply,
     StreamError,
     path_of,
+    stamp_text_run,
     stamp_token_chunk,
     text_bytes,
 )
-from bench.clients.sse import SSEParser
+from bench.clients.sse import SSEParser, TextRun, parse_region
 from bench.errors import TargetError
 from bench.records import GenRequest, RequestRecord
 
@@ -34,6 +35,7 @@ _CHAT_FAST = re.compile(
 )
 _TEXT_FAST = re.compile(rb'"text": ?"([^"\\]*)", ?(?:"logprobs": ?null, ?)?"finish_reason": ?null')
 _NEVER = re.compile(rb"(?!)")  # asked for logprobs: every chunk is parsed, so none is missed
+LEARN_READS = 4  # reads in which a stream looks for its text events' shape (bench.clients.sse.TextRun)
 
 
 def apply_usage(record: RequestRecord, usage: dict[str, Any]) -> None:
@@ -65,9 +67,21 @@ class OpenAIStream:
         "_parser",
         "_reasoning",
         "_rec",
+        "_run",
+        "_tries",
     )
 
-    def __init__(self, record: RequestRecord, *, chat: bool, keep_text: bool, logprobs: bool = False) -> None:
+    def __init__(
+        self,
+        record: RequestRecord,
+        *,
+        chat: bool,
+        keep_text: bool,
+        logprobs: bool = False,
+        text_runs: bool = True,
+    ) -> None:
+        """`text_runs`: count runs of plain text events a read at a time (bench.clients.sse.TextRun);
+        False parses every event on its own (the same record, more CPU)."""
         self._rec = record
         self._chat = chat
         self._keep = keep_text
@@ -77,13 +91,39 @@ class OpenAIStream:
         self._reasoning: list[str] = []
         self._done = False
         self._finished = False
+        self._run: TextRun | None = None
+        self._tries = LEARN_READS if text_runs and not logprobs else 0
 
     def feed(self, data: bytes, now: float) -> None:
         """Parse the bytes of one read; `now` is when they were read (perf_counter s)."""
+        region = self._parser.region(data)
+        if not region:
+            return
+        run = self._run
+        if run is None and self._tries:
+            self._tries -= 1
+            pattern, check = (_CHAT_FAST, _plain_chat) if self._chat else (_TEXT_FAST, _plain_text)
+            run = self._run = TextRun.learn(region, pattern, check)
+        if run is not None:
+            parts = run.split(region)
+            if parts is not None:  # runs of plain text events, each counted in one go, in stream order
+                for part in parts:
+                    if isinstance(part, bytes):
+                        self._events(part, now)
+                        continue
+                    joined = b"".join(part)
+                    stamp_text_run(self._rec, part, joined, now)
+                    if self._keep and joined:
+                        self._content.append(joined.decode())
+                return
+        self._events(region, now)
+
+    def _events(self, region: bytes, now: float) -> None:
+        """The events of complete blocks, one by one."""
         rec = self._rec
         loads = json.loads
         fast = _NEVER.search if self._logprobs else _CHAT_FAST.search if self._chat else _TEXT_FAST.search
-        for _event, payload in self._parser.feed(data):
+        for _event, payload in parse_region(region):
             match = fast(payload)
             if match is not None:
                 raw = match.group(1)
@@ -144,6 +184,28 @@ class OpenAIStream:
             raise StreamError(
                 "protocol", f"stream ended before [DONE] or a finish_reason (unparsed bytes: {pending!r})"
             )
+
+
+def _plain_chat(obj: Any, text: str) -> bool:
+    """A chat chunk whose only effect is the content `text` (what the chat fast path assumes)."""
+    choices = obj.get("choices") if isinstance(obj, dict) else None
+    if not choices or not isinstance(choices[0], dict) or obj.get("usage") or "error" in obj:
+        return False
+    choice = choices[0]
+    return (
+        choice.get("delta") == {"content": text}
+        and not choice.get("finish_reason")
+        and not (choice.get("logprobs"))
+    )
+
+
+def _plain_text(obj: Any, text: str) -> bool:
+    """A completions chunk whose only effect is the text `text`."""
+    choices = obj.get("choices") if isinstance(obj, dict) else None
+    if not choices or not isinstance(choices[0], dict) or obj.get("usage") or "error" in obj:
+        return False
+    choice = choices[0]
+    return choice.get("text") == text and not choice.get("finish_reason") and not choice.get("logprobs")
 
 
 def add_logprobs(record: RequestRecord, logprobs: dict[str, Any], *, chat: bool) -> None:

@@ -32,11 +32,10 @@ from bench.loadgen.runner import (
     ProgressSink,
     RecordSink,
     RunOutcome,
-    WorkerStats,
 )
 from bench.loadgen.schedule import Plan
 from bench.loadgen.shares import FEED_CHUNK, Router, SessionKey, Share, plan_shares
-from bench.metrics import ClientStats, Distribution, client_bound_reasons
+from bench.metrics import ClientStats, Distribution, WorkerStats, client_bound_reasons
 from bench.metrics.summary import lag_limit_ms
 from bench.records import GenRequest, RequestRecord, Status
 
@@ -398,39 +397,70 @@ class RunCoordinator:
         )
 
     def _worker_stats(self, part: _Part) -> WorkerStats:
-        measured = [r for r in part.records if not r.warmup and r.status is not Status.CANCELLED]
-        lags = [(r.start_s - r.scheduled_s) * 1000.0 for r in measured]
-        lag = Distribution.of(lags)
-        e2e = Distribution.of((r.end_s - r.start_s) * 1000.0 for r in measured if r.ok)
         done = part.done
         cores = os.cpu_count() or 1
-        client = done.client if done is not None else ClientStats(0.0, 0.0, cores)
-        slot_share = None
-        if not self.plan.open_loop:
-            late = math.fsum(max(0.0, x) for x in lags) / 1000.0
-            busy = late + math.fsum(r.end_s - r.start_s for r in measured)
-            slot_share = late / busy if busy > 0 else None
-        limit = lag_limit_ms(e2e)
-        reasons = client_bound_reasons(
-            lag, e2e, client if done is not None else None, sum(1 for x in lags if x > limit), slot_share
-        )
-        return WorkerStats(
-            index=part.link.index,
-            pid=part.link.pid,
-            client=client,
+        starved = "ran out of requests while more were due" if done is not None and done.starved else None
+        return worker_stats(
+            part.link.index,
+            part.link.pid,
+            part.records,
+            open_loop=self.plan.open_loop,
+            client=done.client if done is not None else None,
+            cores=cores,
             process_cpu_s=done.process_cpu_s if done is not None else 0.0,
             sent=part.sent,
             assigned=None if part.share.more else len(part.share.items),
             max_in_flight=done.max_in_flight if done is not None else 0,
-            lag_p50_ms=lag.p50,
-            lag_p99_ms=lag.p99,
-            lag_max_ms=lag.max,
-            client_bound_reasons=reasons,
-            ended="lost" if part.lost is not None else done.ended if done is not None else "lost",
-            reason=part.lost
-            or (done.reason if done is not None else None)
-            or ("ran out of requests while more were due" if done is not None and done.starved else None),
+            ended="lost" if part.lost is not None or done is None else done.ended,
+            reason=part.lost or (done.reason if done is not None else None) or starved,
         )
+
+
+def worker_stats(
+    index: int,
+    pid: int,
+    records: Sequence[RequestRecord],
+    *,
+    open_loop: bool,
+    client: ClientStats | None,
+    cores: int,
+    process_cpu_s: float,
+    sent: int,
+    assigned: int | None,
+    max_in_flight: int,
+    ended: str,
+    reason: str | None,
+) -> WorkerStats:
+    """One worker's figures from the records it sent back: the scheduling lag of its measured sends (ms;
+    warm-up and cancelled left out, as the run's summary does) and the client_bound rule applied to it
+    alone (its lag, its loop's CPU, for a closed loop the share of its slots' time lost to late refills).
+    `client` is None when the worker never reported (it died): its CPU is then unknown, counted 0."""
+    measured = [r for r in records if not r.warmup and r.status is not Status.CANCELLED]
+    lags = [(r.start_s - r.scheduled_s) * 1000.0 for r in measured]
+    lag = Distribution.of(lags)
+    e2e = Distribution.of((r.end_s - r.start_s) * 1000.0 for r in measured if r.ok)
+    slot_share = None
+    if not open_loop:
+        late = math.fsum(max(0.0, x) for x in lags) / 1000.0
+        busy = late + math.fsum(r.end_s - r.start_s for r in measured)
+        slot_share = late / busy if busy > 0 else None
+    limit = lag_limit_ms(e2e)
+    reasons = client_bound_reasons(lag, e2e, client, sum(1 for x in lags if x > limit), slot_share)
+    return WorkerStats(
+        index=index,
+        pid=pid,
+        client=client if client is not None else ClientStats(0.0, 0.0, cores),
+        process_cpu_s=process_cpu_s,
+        sent=sent,
+        assigned=assigned,
+        max_in_flight=max_in_flight,
+        lag_p50_ms=lag.p50,
+        lag_p99_ms=lag.p99,
+        lag_max_ms=lag.max,
+        client_bound_reasons=reasons,
+        ended=ended,
+        reason=reason,
+    )
 
 
 def max_in_flight(records: Sequence[RequestRecord]) -> int:

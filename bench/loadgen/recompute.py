@@ -2,9 +2,9 @@
 
 A load run stores, besides its records, everything its summary was computed from: the SLO (profile
 `slo`), what was sent (profile `sent`, which decides `fixed_length`), the load it was asked for (its
-profile's target), the client's CPU over the run (summary `client`), and the server's prefix-cache
-counters over the measured window and the designed reuse share (summary `cache`). `recompute` therefore
-reproduces the stored summary exactly, field for field.
+profile's target), the client's CPU over the run (summary `client`, and `workers` for a run over worker
+processes), and the server's prefix-cache counters over the measured window and the designed reuse share
+(summary `cache`). `recompute` therefore reproduces the stored summary exactly, field for field.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def summary_inputs(profile: LoadRunProfile, summary: RunSummary | None) -> dict[
         "fixed_length": None if profile.sent is None else profile.sent.ignore_eos,
         "attainment_target": profile.attainment_target,
         "load_target": profile.target,
+        "workers": [] if summary is None else summary.workers,
     }
 
 

@@ -19,8 +19,8 @@ from typing import Literal
 from bench.errors import TargetError
 from bench.loadgen.protocol import StreamingClient
 from bench.loadgen.schedule import Plan
-from bench.loadgen.timer import DueTimer
-from bench.metrics import ClientStats
+from bench.loadgen.timer import DueTimer, prompt_switching
+from bench.metrics import ClientStats, WorkerStats
 from bench.records import GenRequest, RequestRecord, Status
 
 # worker_lost: a worker process of a multi-process run died (bench.loadgen.workers); the run is partial.
@@ -73,25 +73,6 @@ class RunOutcome:
     client_total: ClientStats | None = None
     workers: list[WorkerStats] = field(default_factory=list)
     start_s: float | None = None  # perf_counter when sending began (the workers' shared start)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStats:
-    """One worker process of a multi-process run: its event loop's CPU, its sends and their lag (ms)."""
-
-    index: int
-    pid: int
-    client: ClientStats  # CPU of the worker's event-loop thread over its run
-    process_cpu_s: float
-    sent: int  # requests it launched, warm-up included
-    assigned: int | None  # requests it was given (None: fed on demand)
-    max_in_flight: int
-    lag_p50_ms: float | None  # scheduling lag of its measured sends (start − scheduled)
-    lag_p99_ms: float | None
-    lag_max_ms: float | None
-    client_bound_reasons: list[str]  # the client_bound rule applied to this worker alone
-    ended: str  # how its own runner ended ("lost" when the process died)
-    reason: str | None = None
 
 
 RecordSink = Callable[[RequestRecord], None]
@@ -170,6 +151,8 @@ class LoadRunner:
         ticker = asyncio.create_task(self._tick()) if self._on_progress else None
         freezer = asyncio.create_task(self._freeze_gc())
         waiters = {producer, asyncio.create_task(self._stop.wait()), asyncio.create_task(self._halt.wait())}
+        switching = prompt_switching()  # the store writer's thread yields the GIL to sends within 0.25 ms
+        switching.__enter__()
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             self._sending = False
@@ -195,6 +178,7 @@ class LoadRunner:
             freezer.cancel()
             await asyncio.gather(freezer, return_exceptions=True)
             gc.unfreeze()
+            switching.__exit__(None, None, None)
         wall = time.perf_counter() - wall0
         self._emit_progress("done")
         return RunOutcome(

@@ -9,6 +9,10 @@ raise once it has shown what was measured. It knows no store, no registry and no
 With a workload file (`traffic`, bench.loadgen.traffic) each run sends what the workload prepares for it,
 sessions through the session driver. The server's prefix-cache counters are read just before the run and
 when measuring starts, so the summary's hit rate covers the measured window.
+
+With `workers` (--workers), each run is sent over worker processes (bench.loadgen.workers) instead of by
+this process's LoadRunner: one pool serves the whole invocation (grown when a run needs more), its records
+reach the same sink, and the summary keeps each worker's figures. `_send` is the one place that chooses.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError
+from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError, UsageError
+from bench.loadgen.conversations import ConversationRunner
 from bench.loadgen.documents import (
     GoodputStage,
     LoadRunProfile,
@@ -57,11 +62,12 @@ from bench.loadgen.results import (
     run_status,
 )
 from bench.loadgen.runner import LoadRunner, RunOutcome
-from bench.loadgen.schedule import make_plan
+from bench.loadgen.schedule import Plan, make_plan
 from bench.loadgen.server_metrics import ServerMetricsSampler
 from bench.loadgen.sink import RunSink
 from bench.loadgen.spec import LoadSpec
 from bench.loadgen.traffic import PreparedRun, WorkloadTraffic
+from bench.loadgen.workers import WorkerPool, WorkerSetup
 from bench.metrics import RunSummary, prefix_cache_delta, summarize
 from bench.prompts import PromptSpec, iter_requests, output_scale
 from bench.records import GenRequest, ServerKind, rebase
@@ -97,6 +103,7 @@ class LoadSession:
         progress: ProgressCallback | None = None,
         group_id: str | None = None,
         traffic: WorkloadTraffic | None = None,
+        workers: WorkerSetup | None = None,
     ) -> None:
         self.spec = spec
         self.client = client
@@ -111,6 +118,8 @@ class LoadSession:
         self.stop = asyncio.Event()
         self.index = 0
         self.traffic = traffic
+        self.workers = workers  # None: every run is sent from this process
+        self._pool: WorkerPool | None = None
 
     async def run(self, handle_sigint: bool = True) -> list[RunResult]:
         """Run every profile in order until one aborts; Ctrl-C is handled here when `handle_sigint`."""
@@ -135,6 +144,7 @@ class LoadSession:
             if sigint:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signal.SIGINT)
+            await self._close_pool()
         return self.runs
 
     def _emit(self, event: LoadEvent) -> None:
@@ -306,6 +316,13 @@ class LoadSession:
         else:
             plan = make_plan(profile, limits)
             requests = await self._requests(plan.planned_requests, prompt_seed)
+        if self.workers is not None and prepared is not None and prepared.sessions is not None:
+            raise UsageError(
+                "--workers does not apply to session workloads: each turn waits for the answer before it, "
+                "and the session driver runs in this process; drop --workers",
+                flag="--workers",
+            )
+        workers = await self._workers_for(plan)  # before the run is stored: a failed start stores nothing
         await asyncio.sleep(0)  # let a Ctrl-C that came while prompts were built be seen
         if self.stop.is_set():
             self._interrupted_between_runs(profile.label)
@@ -357,8 +374,10 @@ class LoadSession:
         )
         sampler_task = asyncio.create_task(sampler.run()) if sampler is not None else None
         outcome: RunOutcome | None = None
+        measure_start: float | None = None
         try:
-            outcome = await runner.run()
+            sent = requests if prepared is None else prepared.requests
+            outcome, measure_start = await self._send(runner, plan, sent, workers, kwargs)
         finally:
             if sampler_task is not None:
                 sampler_task.cancel()
@@ -371,10 +390,10 @@ class LoadSession:
         samples = sampler.samples if sampler is not None else []
         if samples:
             await sink.add_server_samples(run_id, samples)
-        start = (runner.measure_start_s or origin) - origin
+        start = (measure_start or origin) - origin
         # Summarized from the times relative to the origin (as a store keeps them), so a recompute matches.
         summary = summarize(
-            [rebase(r, origin) for r in runner.records],
+            [rebase(r, origin) for r in outcome.records],
             slo=self.spec.slo_bounds(),
             client=outcome.client,
             fixed_length=stored.sent is not None and stored.sent.ignore_eos,
@@ -382,6 +401,7 @@ class LoadSession:
             load_target=stored.target,
             server_cache=prefix_cache_delta(samples, start),
             designed_reuse=None if stored.workload is None else stored.workload.designed_reuse,
+            workers=outcome.workers,
         )
         status = run_status(outcome.ended, summary)
         await sink.finish(run_id, status, summary, outcome.reason)
@@ -408,6 +428,50 @@ class LoadSession:
                 f"{label}: every request failed; see the error breakdown", run_id=run_id, kept=kept
             )
         return result
+
+    # --- where a run is sent: this process, or worker processes ---------------------------------------------
+
+    async def _send(
+        self,
+        runner: LoadRunner | ConversationRunner,
+        plan: Plan,
+        requests: Iterator[GenRequest] | None,
+        workers: int | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[RunOutcome, float | None]:
+        """Send one run by `runner` in this process, or over `workers` processes of the pool; returns the
+        outcome and when measuring started (perf_counter)."""
+        if workers is None or self._pool is None:
+            outcome = await runner.run()
+            return outcome, runner.measure_start_s
+        assert requests is not None  # sessions are refused with --workers before the run is stored
+        outcome = await self._pool.run(
+            plan, requests, on_record=kwargs["on_record"], on_progress=kwargs["on_progress"], stop=self.stop,
+            origin_s=kwargs["origin_s"], session_key=_session_of, use=workers,
+        )  # fmt: skip
+        return outcome, outcome.start_s
+
+    async def _workers_for(self, plan: Plan) -> int | None:
+        """How many worker processes send `plan` (None: this process), the pool started or grown to them."""
+        if self.workers is None:
+            return None
+        count = self.workers.count(plan)
+        if self._pool is None or self._pool.size < count:
+            await self._close_pool()
+            pool = WorkerPool(self.workers.factory, count)
+            await pool.__aenter__()  # WorkerStartError when they cannot start; nothing is left running
+            self._pool = pool
+        return count
+
+    async def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.__aexit__(None, None, None)
+
+
+def _session_of(request: GenRequest) -> str | None:
+    """The session a request belongs to: a session's requests stay on one worker process."""
+    return request.session_id
 
 
 def _rate(summary: RunSummary) -> float | None:

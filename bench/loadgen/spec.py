@@ -72,6 +72,7 @@ FLAGS: dict[str, str] = {
     "skip_invalid": "--skip-invalid",
     "time_scale": "--time-scale",
     "window_start_s": "--window-start",
+    "workers": "--workers",
 }
 # Flags that shape the prompts themselves: a workload file sets these, so they conflict with --workload.
 PROMPT_FIELDS = ("input_tokens", "output_tokens", "dataset", "length_unit")
@@ -131,7 +132,9 @@ class LoadOptions(BaseModel):
         None, ge=0, description="traces and request logs: replay from this many s after the first arrival"
     )
     workers: int | Literal["auto"] | None = Field(
-        None, description="load-generator processes (None: 1, in process; auto: one per spare core)"
+        None,
+        description="load-generator worker processes (None: none, this process sends; auto: one per spare "
+        "core, as many as the load needs)",
     )
 
     @model_validator(mode="before")
@@ -163,6 +166,13 @@ class LoadOptions(BaseModel):
                 return Warmup.parse(value)
             except UsageError as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _some_workers(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"give 1 or more worker processes, or auto (got {value})")
         return value
 
     @field_validator("concurrency")

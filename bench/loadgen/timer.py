@@ -12,6 +12,11 @@ before the send, so the send's own task is not queued behind a long turn; it cos
 per send (0.2 ms: a fifth of a core at 1,000 sends/s in the worst case, less when the loop has other
 work to do in those turns). Where there is no timerfd (not Linux, or perf_counter is another clock), a
 plain sleep wakes COARSE_S earlier and the spin covers the rest.
+
+The loop also waits for the GIL: a thread of the same process (the results store's writer, which builds
+rows in Python for a quarter-second of records at a time) keeps it until the interpreter's switch interval
+runs out, 5 ms by default, so a send due then goes up to 5 ms late. `prompt_switching()` shortens the
+interval to SWITCH_S for the time of a run.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import sys
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 SPIN_S = 0.2e-3  # yield-spin this long before a send is due (s)
 COARSE_S = 1.5e-3  # without a timerfd: how early a plain sleep may wake, and how late (s)
+SWITCH_S = 0.25e-3  # the GIL's switch interval during a run (s; Python's default is 5 ms)
 _CLOCK_MONOTONIC = 1
 _TFD_TIMER_ABSTIME = 1
 _TFD_NONBLOCK = os.O_NONBLOCK
@@ -130,3 +138,15 @@ class DueTimer:
             self._loop.remove_reader(self._fd)
         os.close(self._fd)
         self._fd = None
+
+
+@contextlib.contextmanager
+def prompt_switching(interval_s: float = SWITCH_S) -> Iterator[None]:
+    """Within the block, another thread holding the GIL hands it to the event loop within `interval_s`
+    (the interpreter's switch interval, process-wide; put back as it was after)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)

@@ -34,9 +34,10 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
-from bench.errors import LlmbenchError, UsageError
+from bench.errors import UsageError, WorkerStartError
 from bench.loadgen import wire
 from bench.loadgen.coordinator import Inbox, RunCoordinator
 from bench.loadgen.protocol import StreamingClient
@@ -60,8 +61,17 @@ _BOOT = (
 )
 
 
-class WorkerStartError(LlmbenchError):
-    """A worker process could not start (the factory does not pickle, an import failed, it timed out)."""
+__all__ = [
+    "ClientFactory",
+    "WorkerPool",
+    "WorkerSetup",
+    "WorkerStartError",
+    "WorkersChoice",
+    "parse_workers",
+    "resolve_workers",
+    "run_in_workers",
+    "usable_cores",
+]
 
 
 def parse_workers(text: str, *, flag: str = "--workers") -> WorkersChoice:
@@ -86,17 +96,17 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_workers(choice: WorkersChoice, plan: Plan, *, cores: int | None = None) -> int:
+def resolve_workers(choice: WorkersChoice, plan: Plan, *, cores: int | None = None, reserved: int = 1) -> int:
     """The number of worker processes for `plan`: the number given, or for `auto`
-    min(cores − 1, what the load needs), at least 1.
+    min(cores − reserved, what the load needs), at least 1.
 
     The load needs ⌈rate ÷ WORKER_RATE⌉ workers for an open loop (its measured rate from the schedule) and
-    ⌈concurrency ÷ WORKER_STREAMS⌉ for a closed loop. One core is left to the parent (store, display) and,
-    on a small box, to a local server.
+    ⌈concurrency ÷ WORKER_STREAMS⌉ for a closed loop. `reserved` cores are left out: one for the parent
+    (the store writer, the display), and the caller adds one for a server on this machine.
     """
     if choice != "auto":
         return choice
-    spare = (cores if cores is not None else usable_cores()) - 1
+    spare = (cores if cores is not None else usable_cores()) - reserved
     if plan.offsets_s is not None:
         measured = plan.offsets_s[plan.warmup_count :]
         span = measured[-1] - measured[0] if len(measured) > 1 else 0.0
@@ -105,6 +115,22 @@ def resolve_workers(choice: WorkersChoice, plan: Plan, *, cores: int | None = No
     else:
         need = math.ceil((plan.concurrency or 1) / WORKER_STREAMS)
     return max(1, min(spare, need))
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """How a load session sends over worker processes (`--workers`): the client factory (it must pickle,
+    see the module docstring), the count or auto, and for auto the cores it leaves out (`reserved`, of
+    `cores`, None: this process's usable cores)."""
+
+    factory: ClientFactory
+    choice: WorkersChoice
+    reserved: int = 1
+    cores: int | None = None
+
+    def count(self, plan: Plan) -> int:
+        """Worker processes for `plan` (resolve_workers)."""
+        return resolve_workers(self.choice, plan, cores=self.cores, reserved=self.reserved)
 
 
 class _Link:
@@ -226,14 +252,16 @@ class WorkerPool:
         return sum(1 for link in self._links if link.alive)
 
     async def __aenter__(self) -> WorkerPool:
+        size = self._size
         try:
             factory_frame = wire.frame(self._factory)
         except Exception as exc:  # pickle raises many kinds
             raise WorkerStartError(
                 f"the client factory cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
-                "pass a module-level function or functools.partial of one, with picklable arguments"
+                "pass a module-level function or functools.partial of one, with picklable arguments",
+                workers=size,
             ) from exc
-        self._links = [_Link(i, self._inbox) for i in range(self._size)]
+        self._links = [_Link(i, self._inbox) for i in range(size)]
         try:
             for link in self._links:
                 await link.start(factory_frame)
@@ -244,7 +272,11 @@ class WorkerPool:
             await self.__aexit__(None, None, None)
             if isinstance(exc, TimeoutError):
                 raise WorkerStartError(
-                    f"the worker processes were not ready within {START_TIMEOUT_S:g} s"
+                    f"the worker processes were not ready within {START_TIMEOUT_S:g} s", workers=size
+                ) from exc
+            if isinstance(exc, OSError):  # no process, pipe or CPU to be had
+                raise WorkerStartError(
+                    f"a worker process could not be started ({type(exc).__name__}: {exc})", workers=size
                 ) from exc
             raise
         return self
@@ -256,10 +288,12 @@ class WorkerPool:
             if isinstance(message, wire.Ready):
                 waiting.discard(index)
             elif isinstance(message, wire.Failed):
-                raise WorkerStartError(f"a worker process failed to start: {message.text}")
+                raise WorkerStartError(
+                    f"a worker process failed to start: {message.text}", workers=self._size
+                )
             elif message is None:
                 how = await self._links[index].death()
-                raise WorkerStartError(f"worker {index} {how} while starting")
+                raise WorkerStartError(f"worker {index} {how} while starting", workers=self._size)
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(link.close() for link in self._links), return_exceptions=True)
@@ -275,12 +309,14 @@ class WorkerPool:
         origin_s: float | None = None,
         session_key: SessionKey | None = None,
         progress_every_s: float = PROGRESS_EVERY_S,
+        use: int | None = None,
     ) -> RunOutcome:
-        """Run `plan` over the live workers; see the module docstring for how records, progress and stop
-        flow. `origin_s` is the caller's time base (perf_counter); the workers start a little after it."""
-        links = [link for link in self._links if link.alive]
+        """Run `plan` over the live workers (the first `use` of them when given; the others stay idle);
+        see the module docstring for how records, progress and stop flow. `origin_s` is the caller's time
+        base (perf_counter); the workers start a little after it."""
+        links = [link for link in self._links if link.alive][:use]
         if not links:
-            raise WorkerStartError("every worker process of the pool has died")
+            raise WorkerStartError("every worker process of the pool has died", workers=self._size)
         self._drain()
         self._runs += 1
         coordinator = RunCoordinator(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +148,68 @@ class ClientStats:
         return cls(cpu_s=float(data["cpu_s"]), wall_s=float(data["wall_s"]), cores=int(data["cores"]))
 
 
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """One worker process of a multi-process run (`--workers`): its event loop's CPU, its sends and their
+    scheduling lag (ms), and the client_bound rule applied to it alone."""
+
+    index: int
+    pid: int
+    client: ClientStats  # CPU of the worker's event-loop thread over its run
+    process_cpu_s: float
+    sent: int  # requests it launched, warm-up included
+    assigned: int | None  # requests it was given (None: fed on demand)
+    max_in_flight: int
+    lag_p50_ms: float | None  # scheduling lag of its measured sends (start − scheduled)
+    lag_p99_ms: float | None
+    lag_max_ms: float | None
+    client_bound_reasons: list[str]  # the client_bound rule applied to this worker alone
+    ended: str  # how its own runner ended ("lost" when the process died)
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in the summary's `workers` list."""
+        return {
+            "index": self.index,
+            "pid": self.pid,
+            "client": self.client.to_json(),
+            "process_cpu_s": self.process_cpu_s,
+            "sent": self.sent,
+            "assigned": self.assigned,
+            "max_in_flight": self.max_in_flight,
+            "lag_ms": {"p50": self.lag_p50_ms, "p99": self.lag_p99_ms, "max": self.lag_max_ms},
+            "client_bound_reasons": list(self.client_bound_reasons),
+            "ended": self.ended,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerStats:
+        """The inverse of `to_json`."""
+        lag = data.get("lag_ms") or {}
+        client = ClientStats.from_json(data.get("client")) or ClientStats(0.0, 0.0, 1)
+        assigned = data.get("assigned")
+        return cls(
+            index=int(data["index"]),
+            pid=int(data.get("pid") or 0),
+            client=client,
+            process_cpu_s=float(data.get("process_cpu_s") or 0.0),
+            sent=int(data.get("sent") or 0),
+            assigned=None if assigned is None else int(assigned),
+            max_in_flight=int(data.get("max_in_flight") or 0),
+            lag_p50_ms=_opt_float(lag.get("p50")),
+            lag_p99_ms=_opt_float(lag.get("p99")),
+            lag_max_ms=_opt_float(lag.get("max")),
+            client_bound_reasons=[str(r) for r in data.get("client_bound_reasons") or []],
+            ended=str(data.get("ended") or ""),
+            reason=None if data.get("reason") is None else str(data["reason"]),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     """What a run measured, over its measured (non-warm-up) records. Latencies ms, rates per second."""
@@ -199,6 +261,9 @@ class RunSummary:
     cache: CacheMeasure | None = None
     turns: list[TurnFigures] = field(default_factory=list)  # per turn index (session workloads)
     sessions: SessionFigures | None = None  # per-session counts (session workloads)
+    # A multi-process run (`--workers`): each worker process's own figures; `client` is then the busiest
+    # worker's event loop. Empty for a run sent from one process.
+    workers: list[WorkerStats] = field(default_factory=list)
 
     @property
     def invalid_reasons(self) -> list[str]:
@@ -275,6 +340,7 @@ class RunSummary:
             "sched_lag_ms": self.sched_lag_ms.to_json(),
             "client": None if self.client is None else self.client.to_json(),
             "load": None if self.load is None else self.load.to_json(),
+            "workers": [w.to_json() for w in self.workers],
             "valid": not self.invalid_reasons,
             "cache": None if self.cache is None else self.cache.to_json(),
             "turns": [t.to_json() for t in self.turns],
@@ -340,6 +406,7 @@ class RunSummary:
             cache=None if cache is None else CacheMeasure.from_json(cache),
             turns=[TurnFigures.from_json(t) for t in data.get("turns") or []],
             sessions=None if sessions is None else SessionFigures.from_json(sessions),
+            workers=[WorkerStats.from_json(w) for w in data.get("workers") or []],
         )
 
 
@@ -415,6 +482,7 @@ def summarize(
     load_target: LoadTarget | None = None,
     server_cache: PrefixCounters | None = None,
     designed_reuse: float | None = None,
+    workers: Sequence[WorkerStats] = (),
 ) -> RunSummary:
     """Summarize a run's records: warm-up excluded, distributions over successful requests only.
 
@@ -431,6 +499,8 @@ def summarize(
     session and a turn make a session run: its load is sessions (bench.metrics.load) and it gets per-turn
     and per-session figures. `server_cache` (the server's prefix-cache counters over the measured window)
     and `designed_reuse` (the workload's designed reuse share) go into the cache figures.
+    `workers` (a multi-process run) are kept on the summary; when the whole run's sends and CPU pass the
+    client_bound rule but some worker's own do not, the run is client-bound by that worker.
     """
     all_records = list(records)
     with_unsent = [r for r in all_records if not r.warmup]
@@ -472,6 +542,8 @@ def summarize(
         )
         slot_share = math.fsum(max(0.0, x) for x in lags) / 1000.0 / busy if busy > 0 else None
     reasons = client_bound_reasons(lag, e2e, client, sum(1 for x in lags if x > limit), slot_share)
+    if not reasons:  # one worker behind its share of the schedule, hidden in the whole run's figures
+        reasons = [f"worker {w.index}: {r}" for w in workers for r in w.client_bound_reasons]
     itl = Distribution.of(g for m in metrics for g in m.itl_ms)
     zero_gaps = sum(1 for m in metrics for g in m.itl_ms if g == 0.0)
     tokens_from: dict[str, int] = dict(sorted(Counter(str(r.tokens_from) for r, _ in ok).items()))
@@ -557,6 +629,7 @@ def summarize(
         else cache_measure([r for r, _ in ok], server_cache, designed_reuse),
         turns=turn_figures(in_sessions, by_id) if in_sessions else [],
         sessions=session_figures(in_sessions, seconds) if in_sessions else None,
+        workers=list(workers),
     )
 
 

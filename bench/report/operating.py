@@ -151,8 +151,9 @@ def choose_operating_point(
             capped = f"the run at the operating point is invalid ({why})" + (f"; {capped}" if capped else "")
             warnings.append(f"the run at the operating point is invalid: {why}")
         point = describe_point(load_point(run), measured_load(run.load_summary))
-        billed = run.target.kind in ("api", "mock")  # priced per token: the load reached does not change it
-        bound = " — capped: the load it holds is at least this" if billed else " — capped, cost is an upper bound"
+        bound = " — capped, cost is an upper bound"
+        if run.target.kind in ("api", "mock"):  # billed per token: the load reached does not change the cost
+            bound = " — capped: the load it holds is at least this"
         note = f"goodput search: {point}" + (bound if capped else "")
         return OperatingPoint("goodput", run, run, got, wanted, _slo(run), note, warnings, capped)
     all_slo = [(r, a) for r in usable if (a := attainment(r.load_summary)) is not None]

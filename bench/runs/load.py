@@ -11,25 +11,28 @@ has rendered what was measured.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from bench.clients import ClientConfig, make_client
+from bench.clients import ClientConfig, make_client, worker_client
 from bench.errors import RunAbortedError, UsageError
 from bench.loadgen.results import ProgressCallback, RunResult
 from bench.loadgen.server_metrics import metrics_url
 from bench.loadgen.session import Endpoint, LoadSession
 from bench.loadgen.spec import LoadSpec
 from bench.loadgen.traffic import WorkloadTraffic
+from bench.loadgen.workers import WorkerSetup
 from bench.prompts import PromptSpec
 from bench.prompts.templates import PromptTemplate
 from bench.registry import Registry
 from bench.runs.opening import check_hardware, opened, run_provenance
+from bench.runs.provenance import is_loopback
 from bench.runs.targets import Target, resolve_target
 from bench.runs.writer import StoreRunSink
 from bench.settings import Settings
@@ -142,6 +145,7 @@ async def _measure(
             session = LoadSession(
                 spec, client, sink, endpoint(target, config), prompts, tokenizer,
                 progress=progress, group_id=result.group_id, traffic=traffic,
+                workers=worker_setup(spec, target, config),
             )  # fmt: skip
             try:
                 await session.run(handle_sigint)
@@ -172,6 +176,17 @@ def endpoint(target: Target, config: ClientConfig) -> Endpoint:
         metrics_url=metrics_url(target.url) if target.exposes_metrics else None,
         headers=dict(target.headers),
     )
+
+
+def worker_setup(spec: LoadSpec, target: Target, config: ClientConfig) -> WorkerSetup | None:
+    """--workers: each worker process builds the same client (its tokenizer loaded there). `auto` leaves one
+    core to this process (the store writer, the display) and one more to a server on this machine (a
+    loopback URL: a mock, or a GPU server's API process)."""
+    if spec.workers is None:
+        return None
+    tokenizer = None if config.tokenizer is None else target.tokenizer
+    factory = functools.partial(worker_client, target.api, replace(config, tokenizer=None), tokenizer)
+    return WorkerSetup(factory, spec.workers, reserved=1 + is_loopback(target.url))
 
 
 def _run_async(coro: Coroutine[Any, Any, None]) -> None:

@@ -263,3 +263,16 @@ def test_the_server_counters_cover_the_measured_requests_only(models_file: Path,
     # documents, D(8) − D(3) = 2 (⅛ − 1/256) = 0.2421875 are new, so 4.7578125 repeats of 1,024 tokens
     # in 5 prompts of 1,056.
     assert cache["designed_reuse"] == pytest.approx(1024 * 4.7578125 / (5 * 1056), abs=1e-12)
+
+
+def test_workers_refuse_a_session_workload_before_storing_a_run(models_file: Path, tmp_path: Path) -> None:
+    """Each turn waits for the answer before it, in this process's session driver: --workers is refused
+    (exit 2, naming the flag), and no run is stored."""
+    path = workload(tmp_path, "kind: sessions\nsessions: 2\nconcurrent: 1\nturns: 2\noutput_tokens: 4\n")
+    done = load(models_file, tmp_path, "--workload", str(path), "--workers", "1")
+    assert done.returncode == 2, done.stderr
+    assert "--workers does not apply to session workloads" in done.stderr and "Traceback" not in done.stderr
+    from bench.store import Store
+
+    store = tmp_path / "s.sqlite"
+    assert not store.exists() or Store.open(store).list_runs() == []

@@ -8,7 +8,11 @@ import time
 
 import pytest
 
-from bench.loadgen.timer import DueTimer
+from bench.loadgen.profiles import ConstantProfile, Limits
+from bench.loadgen.runner import LoadRunner
+from bench.loadgen.schedule import make_plan
+from bench.loadgen.timer import DueTimer, prompt_switching
+from bench.records import GenRequest, RequestRecord, Status
 
 
 async def _lateness(precise: bool, delays_s: list[float]) -> tuple[bool, list[float]]:
@@ -65,3 +69,37 @@ def test_a_waiter_cancelled_mid_wait_leaves_the_timer_usable() -> None:
             timer.close()
 
     assert asyncio.run(go()) >= 0.0
+
+
+def test_a_run_hands_the_gil_to_the_loop_within_a_quarter_millisecond() -> None:
+    before = sys.getswitchinterval()
+    with prompt_switching():
+        assert sys.getswitchinterval() == pytest.approx(0.25e-3)
+        with prompt_switching(0.01):  # never longer than what is already set
+            assert sys.getswitchinterval() == pytest.approx(0.25e-3)
+    assert sys.getswitchinterval() == before
+    seen: list[float] = []
+
+    async def run() -> None:
+        plan = make_plan(ConstantProfile(rate=1000.0), Limits(requests=3))
+        requests = (GenRequest(i, prompt="x") for i in range(3))
+        await LoadRunner(_Client(seen), plan, requests).run()
+
+    asyncio.run(run())
+    assert seen and all(s == pytest.approx(0.25e-3) for s in seen)  # while the run sends
+    assert sys.getswitchinterval() == before  # and put back after
+
+
+class _Client:
+    """A client that answers at once and notes the switch interval each request was sent under."""
+
+    def __init__(self, seen: list[float]) -> None:
+        self.seen = seen
+
+    async def send(self, request: GenRequest, scheduled_s: float) -> RequestRecord:
+        self.seen.append(sys.getswitchinterval())
+        now = time.perf_counter()
+        return RequestRecord(request.request_id, Status.OK, scheduled_s, now, now)
+
+    async def check(self) -> None:
+        return None
