@@ -96,6 +96,11 @@ class RunFailedError(RunAbortedError):
     """Every request of a run failed (or --max-error-rate stopped it); its records are stored as failed."""
 
 
+class NoOperatingPointError(RunFailedError):
+    """A goodput search whose first probe missed the SLO or could not be measured: no operating point (the
+    server answered; its runs are stored)."""
+
+
 class SweepInterrupted(LlmbenchError):
     """A sweep stopped by Ctrl-C; every record so far is stored and `--resume` finishes it."""
 

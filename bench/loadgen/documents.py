@@ -82,6 +82,7 @@ class ProbeDoc(StoredModel):
     valid: bool = True
     invalid: list[str] = Field(default_factory=list)
     verdict: Literal["pass", "miss", "invalid"] | None = None
+    retried: list[str] = Field(default_factory=list)  # earlier invalid runs of this probe, measured again
 
     @model_validator(mode="before")
     @classmethod

@@ -34,6 +34,7 @@ class Probe:
     passed: bool
     measured_load: float | None = None  # mean in flight in the steady window, or the achieved rate
     invalid: tuple[str, ...] = ()  # why the probe measured something else than the server at its load
+    retried: tuple[str, ...] = ()  # runs of this probe that were invalid and measured again (oldest first)
 
     @property
     def valid(self) -> bool:
@@ -56,6 +57,7 @@ class Probe:
             "valid": self.valid,
             "invalid": list(self.invalid),
             "verdict": self.verdict,
+            "retried": list(self.retried),
         }
 
 
@@ -143,11 +145,14 @@ class GoodputSearch:
         *,
         measured_load: float | None = None,
         invalid: tuple[str, ...] = (),
+        retried: tuple[str, ...] = (),
     ) -> Probe:
         """Add one probe's outcome (attainment None: nothing could be measured, a miss; `invalid`: the
         reasons it measured something else than the server at its load, so it can neither pass nor miss)."""
         passed = not invalid and attainment is not None and attainment >= self.target
-        probe = Probe(load, stage, run_id, attainment, ci95, passed, measured_load, tuple(invalid))
+        probe = Probe(
+            load, stage, run_id, attainment, ci95, passed, measured_load, tuple(invalid), tuple(retried)
+        )
         self.probes.append(probe)
         if stage == "bisect":
             self._bisections += 1

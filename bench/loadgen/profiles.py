@@ -23,6 +23,10 @@ DEFAULT_MAX_LOAD = 1024.0  # a goodput search doubles its load up to this (req/s
 DEFAULT_SEARCH_STEPS = 3  # bisection steps of a goodput search after the doubling
 MIN_ROUNDS = 4  # a closed-loop probe sends at least this many requests per slot, so its load settles
 MIN_PROBE_S = 5.0  # an open-loop probe sends for at least this many seconds
+# An invalid probe (the client starved, the load not reached) is measured again up to this many times before
+# it ends the search: on a shared machine one stall spoils a run without saying anything about the server.
+# Every attempt is stored; the probe records the invalid runs it replaced.
+INVALID_RETRIES = 2
 
 
 class _Spec(BaseModel):
@@ -119,6 +123,9 @@ class GoodputProfile(_Spec):
     )
     min_seconds: float = Field(
         MIN_PROBE_S, gt=0, description="open loop: a probe sends for at least this many seconds"
+    )
+    retries: int = Field(
+        INVALID_RETRIES, ge=0, le=5, description="an invalid probe is measured again up to this many times"
     )
 
     @property

@@ -28,7 +28,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import InterruptedRunError, RunAbortedError, RunFailedError, UsageError
+from bench.errors import (
+    InterruptedRunError,
+    NoOperatingPointError,
+    RunAbortedError,
+    RunFailedError,
+    UsageError,
+)
 from bench.loadgen.conversations import ConversationRunner
 from bench.loadgen.documents import (
     GoodputStage,
@@ -249,15 +255,20 @@ class LoadSession:
             )  # fmt: skip
             extra = {"goodput": tag, "attainment_target": goodput.target}
             limits = goodput.probe_limits(load, base)
-            run = await self._run_one(probe, extra=extra, limits=limits)
-            if run is None or self.aborted is not None:
-                return
+            retried: list[str] = []
+            while True:
+                run = await self._run_one(probe, extra=extra, limits=limits)
+                if run is None or self.aborted is not None:
+                    return
+                if not run.summary.invalid_reasons or len(retried) >= goodput.retries:
+                    break
+                retried.append(run.run_id)  # spoiled (a stall, a starved client): measured again
             share = run.summary.slo_attainment
             measured = None if run.summary.load is None else run.summary.load.measured
             search.record(
                 load, stage, run.run_id, None if share is None else share.value,
                 None if share is None else share.ci95,
-                measured_load=measured, invalid=tuple(run.summary.invalid_reasons),
+                measured_load=measured, invalid=tuple(run.summary.invalid_reasons), retried=tuple(retried),
             )  # fmt: skip
         best = search.best
         if best is None:
@@ -267,7 +278,7 @@ class LoadSession:
                 if not first.valid
                 else f"met the SLO for only {(first.attainment or 0):.1%} of requests"
             )
-            self.aborted = RunFailedError(
+            self.aborted = NoOperatingPointError(
                 f"{goodput.label}: even the first probe ({first.load:g}) {why}; lower --{goodput.dimension}, "
                 "relax --slo, or send more requests per probe",
                 run_id=first.run_id,

@@ -144,7 +144,14 @@ def search_trace(option: Option) -> list[dict[str, str]]:
                 "attainment": "n/a"
                 if share is None
                 else f"{100 * share:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""),
-                "verdict": (p.verdict or "miss") + (f": {'; '.join(p.invalid)}" if p.invalid else ""),
+                "verdict": (p.verdict or "miss")
+                + (f": {'; '.join(p.invalid)}" if p.invalid else "")
+                + (
+                    f" (after {len(p.retried)} invalid run{'s' if len(p.retried) > 1 else ''}: "
+                    f"{', '.join(r[:8] for r in p.retried)})"
+                    if p.retried
+                    else ""
+                ),
                 "stage": p.stage,
                 "run": p.run_id[:8],
             }

@@ -20,7 +20,7 @@ import httpx
 from bench.accuracy.spec import AccuracySpec
 from bench.cost import api_cost, from_record
 from bench.documents import PointDetail, RepeatStep
-from bench.errors import InterruptedRunError, LlmbenchError, RunAbortedError
+from bench.errors import InterruptedRunError, LlmbenchError, NoOperatingPointError, RunAbortedError
 from bench.loadgen.spec import LoadSpec
 from bench.metrics import RunSummary
 from bench.prompts.templates import load_template
@@ -213,16 +213,19 @@ def _measure(
             if aborted is not None:
                 if isinstance(aborted, InterruptedRunError):
                     raise aborted
-                outcome.status = "failed"  # the server died or every request failed: the point stops here
+                outcome.status = "failed"
                 outcome.error = str(aborted)
-                return
+                if not isinstance(aborted, NoOperatingPointError):
+                    return  # the server died or every request failed: the point stops here
+                # A search that found no operating point measured a server that answers: its suites
+                # still run (the point stays failed, with the search's reason).
         for suite in point.suites:
             fresh()
             run_id, failed = _suite(point, ctx, registry, url, suite, rep)
             outcome.run_ids.append(run_id)
             if failed is not None:
                 outcome.status = "failed"  # every item failed: the server answers nothing useful
-                outcome.error = failed
+                outcome.error = failed if outcome.error is None else f"{outcome.error}; {failed}"
                 return
     outcome.note(
         prefix_cache=(

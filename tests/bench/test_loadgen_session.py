@@ -112,3 +112,53 @@ async def test_a_run_whose_every_request_failed_is_kept_failed_and_aborts_the_re
     assert isinstance(s.aborted, RunFailedError) and s.aborted.run_id == runs[0].run_id
     (kept,) = sink.runs
     assert kept.status == "failed" and len(kept.records) == 6 and kept.summary is not None
+
+
+class SpoilingClient(QueueingClient):
+    """A QueueingClient whose first `spoiled` responses arrive in one read (a stalled machine: the run is
+    invalid, not_streamed), then streams as before."""
+
+    def __init__(self, spoiled: int) -> None:
+        super().__init__()
+        self.spoiled = spoiled
+
+    async def send(self, request: GenRequest, scheduled_s: float) -> RequestRecord:
+        record = await super().send(request, scheduled_s)
+        if self.sent <= self.spoiled:
+            record.token_chunk_s = [record.end_s] * len(record.token_chunk_s)
+            record.first_byte_s = record.first_token_s = record.first_content_s = record.end_s
+        return record
+
+
+async def test_an_invalid_probe_is_measured_again_and_the_probe_names_the_run_it_replaced() -> None:
+    # The first probe (2 in flight, 8 requests) arrives in single reads: invalid. It is measured again, streams,
+    # and passes; the search goes on (TTFT ≤ 22 ms holds up to 4 in flight) as if nothing had happened.
+    client, sink = SpoilingClient(spoiled=8), MemorySink()
+    s = session(
+        client, sink, profile="goodput", concurrency=[2], requests=8, search_steps=0, slo="ttft_ms=22",
+        max_load=8,
+    )  # fmt: skip
+    runs = await s.run(handle_sigint=False)
+    assert s.aborted is None
+    spoiled, retried, *rest = runs
+    assert "not_streamed" in " ".join(spoiled.summary.invalid_reasons)
+    assert not retried.summary.invalid_reasons and retried.profile.concurrency == 2
+    point = runs[-1].profile.operating_point
+    assert point is not None and point.value == 4 and not point.capped
+    first = point.search[0]
+    assert (first.load, first.verdict, first.run_id, first.retried) == (
+        2,
+        "pass",
+        retried.run_id,
+        [spoiled.run_id],
+    )
+    assert point.probes == [p.run_id for p in point.search] and spoiled.run_id not in point.probes
+    assert [r.run_id for r in sink.runs] == [r.run_id for r in runs]  # the spoiled run is kept, too
+
+
+async def test_a_probe_invalid_every_time_ends_the_search_after_its_retries() -> None:
+    client, sink = SpoilingClient(spoiled=10**6), MemorySink()
+    s = session(client, sink, profile="goodput", concurrency=[2], requests=8, slo="ttft_ms=22", max_load=4)
+    runs = await s.run(handle_sigint=False)
+    assert len(runs) == 3 and all(r.summary.invalid_reasons for r in runs)  # the probe and 2 retries
+    assert isinstance(s.aborted, RunFailedError) and "was invalid" in str(s.aborted)

@@ -209,3 +209,29 @@ def test_the_spend_cap_prices_cache_reads_and_writes_as_bench_cost_does() -> Non
     from bench.registry import load_registry
 
     assert _load_cost(load_registry(), point, summarize([rec])) == pytest.approx(4455 / 1e6)
+
+
+def test_a_search_with_no_operating_point_still_runs_the_points_suites(tmp_path: Path) -> None:
+    """A goodput search whose first probe misses the SLO ends the load step with no operating point; the
+    server answered, so the point's suite still runs (the point is failed, with the search's reason)."""
+    overlay = tmp_path / "models.yaml"
+    overlay.write_text(
+        "schema: llmbench.models/1\nmock:\n  slow:\n    provider: openai\n    model: slow\n"
+        "    latency: {ttft_ms: 80, itl_ms: 1}\n"
+        "    answers: {kind: oracle, oracle_file: 'builtin:tiny-skills', accuracy: 1.0}\n",
+        encoding="utf-8",
+    )
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "schema: llmbench.sweep/1\nname: no-op\nslo: ttft_ms=20\ntargets: [{name: slow}]\n"
+        "loads: [{profile: goodput, concurrency: 1, requests: 8, input_tokens: 8, output_tokens: 4}]\n"
+        "suites: [{suite: 'builtin:tiny-skills', limit: 2, concurrency: 2, max_tokens: 8}]\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "r.sqlite"
+    result = driver.run_sweep(Settings(home=tmp_path), load_registry([overlay]), path=sweep, store_path=store)
+    with Store.open(store) as s:
+        (info,) = s.list_points(result.sweep_id)
+        kinds = [s.get_run(r).kind for r in info.run_ids]
+    assert info.status == "failed" and "even the first probe" in (info.error or "")
+    assert kinds.count("accuracy") == 1 and "load" in kinds
