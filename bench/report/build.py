@@ -154,7 +154,8 @@ class Report:
     def attainment_label(self) -> str:
         """The attainment target the operating points were judged at: each goodput search's own target,
         else the report's (several are listed when the searches differ)."""
-        targets = sorted({r.option.op.target for r in self.rows if r.option.op is not None})
+        ops = [r.option.op for r in self.rows if r.option.op is not None and r.option.op.run is not None]
+        targets = sorted({op.target for op in ops})  # options without an operating point judge nothing
         return " / ".join(f"{t:.0%}" for t in targets) if targets else f"{self.spec.target_attainment:.0%}"
 
     def row(self, key: str | None) -> Row | None:
