@@ -177,7 +177,7 @@ def test_chat_task_matches_the_lmeval_cli_on_the_mock(
         target=oracle_url, suite="lm-eval:llmbench_arith", api="openai-chat", tasks_dir=TASKS, concurrency=4
     )
     result = run_accuracy(spec, load_registry(), settings)
-    s = result.summary
+    s = result.summary.to_json()
     assert s["schema"] == "llmbench.accuracy/1" and 0 < s["score"] < 1
     assert s["requests"] == {"n": 40, "failed": 0}
     assert s["tokens"]["input"] > 0 and s["tokens"]["output"] > 0
@@ -218,7 +218,7 @@ def test_completions_tasks_match_the_lmeval_cli_on_the_hf_backend(
             concurrency=4,
         )
         result = run_accuracy(spec, load_registry(), settings)
-        s = result.summary
+        s = result.summary.to_json()
         args = {
             "model": "tiny-skills",
             "base_url": url.rstrip("/") + "/v1/completions",

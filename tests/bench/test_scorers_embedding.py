@@ -55,5 +55,5 @@ async def test_embedding_is_advisory(tmp_path: Path) -> None:
     got = {i.item_id: i for i in await runner.run(Suite("s", tmp_path, "0", items), lambda _: None)}
     assert got["e"].correct is None and got["e"].score == pytest.approx(close, abs=1e-4)
     assert got["x"].correct is True and got["x"].extra["similarity"] > 0.99
-    s = summarize(list(got.values()), suite="s", target="t", run_id=None)
+    s = summarize(list(got.values()), suite="s", target="t", run_id=None).to_json()
     assert s["n"] == 1 and s["unscored"] == 1  # the advisory item is not in the accuracy

@@ -84,6 +84,7 @@ def test_a_point_is_measured_against_its_served_plan_and_its_server_is_stopped(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
     said: list[str] = []
+    before = our_children()  # the session's shared servers are children too: only new ones count
     store_path = tmp_path / "r.sqlite"
     ctx = PointContext(settings, registry, store_path, "sweep-1", Spend(None), said.append)
     outcome = run_point(point("mock", {}, [LOAD]), ctx)
@@ -96,9 +97,7 @@ def test_a_point_is_measured_against_its_served_plan_and_its_server_is_stopped(
         info = store.get_run(run_id)
     assert info.status == "complete" and info.point_id == "p0" and info.target.url == outcome.detail.url
     assert info.provenance.server.backend == "mock"
-    assert not any(
-        "serve" in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)
-    )  # our own children only
+    assert our_children() - before == set()
 
 
 @pytest.mark.vllm
@@ -108,6 +107,7 @@ def test_a_point_on_vllm_gets_its_typed_engine_arguments_and_no_engine_process_o
     require_vllm()
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / "tiny-random").symlink_to(tiny_random_dir.resolve())
+    before = our_children()
     store_path = tmp_path / "r.sqlite"
     ctx = PointContext(settings, registry, store_path, "sweep-1", Spend(None))
     outcome = run_point(point("vllm", {"max_num_seqs": 4, "enable-prefix-caching": False}, [LOAD]), ctx)
@@ -117,4 +117,4 @@ def test_a_point_on_vllm_gets_its_typed_engine_arguments_and_no_engine_process_o
     args = info.provenance.engine_args or {}
     assert args["max-num-seqs"] == 4 and args["enable-prefix-caching"] is False  # typed, not text
     assert info.provenance.engine.name == "vllm"
-    assert not any("vllm" in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True))
+    assert our_children() - before == set()  # no engine process outlives the point
