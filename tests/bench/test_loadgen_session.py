@@ -131,8 +131,9 @@ class SpoilingClient(QueueingClient):
 
 
 async def test_an_invalid_probe_is_measured_again_and_the_probe_names_the_run_it_replaced() -> None:
-    # The first probe (2 in flight, 8 requests) arrives in single reads: invalid. It is measured again, streams,
-    # and passes; the search goes on (TTFT ≤ 22 ms holds up to 4 in flight) as if nothing had happened.
+    # The first probe (2 in flight, 8 requests) arrives in single reads: invalid. It is measured again,
+    # streams, and passes; the search goes on (TTFT ≤ 22 ms holds up to 4 in flight)
+    # as if nothing had happened.
     client, sink = SpoilingClient(spoiled=8), MemorySink()
     s = session(
         client, sink, profile="goodput", concurrency=[2], requests=8, search_steps=0, slo="ttft_ms=22",
@@ -140,7 +141,7 @@ async def test_an_invalid_probe_is_measured_again_and_the_probe_names_the_run_it
     )  # fmt: skip
     runs = await s.run(handle_sigint=False)
     assert s.aborted is None
-    spoiled, retried, *rest = runs
+    spoiled, retried, *_rest = runs
     assert "not_streamed" in " ".join(spoiled.summary.invalid_reasons)
     assert not retried.summary.invalid_reasons and retried.profile.concurrency == 2
     point = runs[-1].profile.operating_point
