@@ -347,6 +347,7 @@ def hung_server(*, models: bool) -> Iterator[str]:
 HINT = "no answer within 1 s: the server may be overloaded or hung; raise --timeout or check the server"
 
 
+@pytest.mark.slow  # about 6.3 s: scripts/test runs it, scripts/check stays under a minute
 @pytest.mark.parametrize("command", ["load", "accuracy"])
 def test_a_hung_server_gets_a_hint_under_load_and_accuracy(
     command: str, capsys: pytest.CaptureFixture[str]
@@ -364,6 +365,7 @@ def test_a_hung_server_gets_a_hint_under_load_and_accuracy(
     assert f"timeout: {HINT}" in out and "every" in err
 
 
+@pytest.mark.slow  # about 1.2 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_keyed_url_target_is_told_how_to_send_the_key_and_the_key_never_shows(
     store_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,6 +54,7 @@ def test_unknown_run_id_is_a_clear_error(tmp_path: Path) -> None:
     assert out.returncode != 0 and "deadbeef" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_read_only_commands_never_create_a_store_at_a_mistyped_path(tmp_path: Path) -> None:
     typo = tmp_path / "typo.sqlite"
     for args in (["runs", "list"], ["runs", "show", "abc"], ["bench", "diff", "a", "b"]):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bench.clients import ClientConfig, make_client
 from bench.clients.anthropic import AnthropicClient
 from bench.records import GenRequest, RequestRecord
@@ -66,6 +68,7 @@ def test_anthropic_client_records_thinking_tokens() -> None:
     assert len(rec.reasoning_text.split()) == 5 and rec.output_text
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_openai_client_records_cached_and_reasoning_tokens_and_ttft_skips_the_cache() -> None:
     """1,300 prompt tokens at 0.5 ms each: 650 ms to the first token; then 1,280 are cached: 10 ms."""
     spec = MockSpec(

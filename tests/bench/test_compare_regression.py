@@ -109,6 +109,7 @@ def answers(broken: int) -> dict[str, str]:
     return {q: ("wrong again" if i < broken else a) for i, (q, a) in enumerate(right.items())}
 
 
+@pytest.mark.slow  # about 3.9 s: scripts/test runs it, scripts/check stays under a minute
 def test_fixed_complaints_that_come_back_fail_compare_with_mcnemars_p(
     serve: Any, suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

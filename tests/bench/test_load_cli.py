@@ -106,6 +106,7 @@ def test_bad_flags_exit_2_and_name_the_flag(
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_unknown_target_and_missing_key(models_file: Path) -> None:
     done = cli("--target", "fast-mok", models_file=models_file)
     assert done.returncode == 2 and "fast-mock" in done.stderr  # suggests the close match
@@ -120,6 +121,7 @@ def test_unreachable_target_fails_before_load(tmp_path: Path) -> None:
     assert not store.exists() or not Store.open(store).list_runs()
 
 
+@pytest.mark.slow  # about 1.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_wrong_model_fails_before_load(models_file: Path, tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     done = cli("--target", "fast-mock", "--model", "nope", "--store", str(store), models_file=models_file)
@@ -127,6 +129,7 @@ def test_wrong_model_fails_before_load(models_file: Path, tmp_path: Path) -> Non
     assert not store.exists() or not Store.open(store).list_runs()
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_run_writes_json_and_store(models_file: Path, tmp_path: Path) -> None:
     out, store = tmp_path / "out.json", tmp_path / "s.sqlite"
     done = cli(
@@ -148,6 +151,7 @@ def test_run_writes_json_and_store(models_file: Path, tmp_path: Path) -> None:
             assert len(s.load_records(run["run_id"])) == 8
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_quiet_prints_nothing(models_file: Path, tmp_path: Path) -> None:
     done = cli(
         "--target", "fast-mock", "--requests", "3", "--output-tokens", "4", "--quiet",
@@ -157,6 +161,7 @@ def test_quiet_prints_nothing(models_file: Path, tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_server_killed_mid_run(timing_server: tuple[subprocess.Popen[str], str], tmp_path: Path) -> None:
     server, url = timing_server
     store = tmp_path / "s.sqlite"
@@ -176,6 +181,7 @@ def test_server_killed_mid_run(timing_server: tuple[subprocess.Popen[str], str],
         assert sum(r.ok for r in s.load_records(info.id)) >= 10
 
 
+@pytest.mark.slow  # about 1.5 s: scripts/test runs it, scripts/check stays under a minute
 def test_ctrl_c_stops_cleanly_and_keeps_data(
     timing_server: tuple[subprocess.Popen[str], str], tmp_path: Path
 ) -> None:

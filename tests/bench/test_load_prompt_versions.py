@@ -66,6 +66,7 @@ def test_a_template_needs_the_chat_api() -> None:
     assert err.value.flag == "--template" and "needs the chat API" in str(err.value)
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_bench_load_template_stores_the_prompt_version(tmp_path: Path) -> None:
     models = tmp_path / "models.yaml"
     models.write_text(OVERLAY, encoding="utf-8")

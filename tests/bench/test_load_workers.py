@@ -66,6 +66,7 @@ def arrivals(records: list[RequestRecord]) -> list[tuple[int, bool, float]]:
     return sorted((r.request_id, r.warmup, round(r.scheduled_s - first[r.warmup], 6)) for r in records)
 
 
+@pytest.mark.slow  # about 5.2 s: scripts/test runs it, scripts/check stays under a minute
 def test_one_and_two_workers_store_the_same_schedule_and_records(mock_url: str, tmp_path: Path) -> None:
     stored: dict[str, tuple[str, RunSummary, list[RequestRecord]]] = {}
     for workers in ("none", "1", "2"):
@@ -119,6 +120,7 @@ def stored_records(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # about 2.5 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_killed_worker_keeps_its_records_and_stores_the_run_partial_with_the_reason(
     slow_mock_url: str, tmp_path: Path, hermetic_env: Path
 ) -> None:

@@ -60,6 +60,7 @@ def runs(tmp_path: Path) -> list[dict[str, Any]]:
     return list(doc["runs"])
 
 
+@pytest.mark.slow  # about 1.5 s: scripts/test runs it, scripts/check stays under a minute
 def test_sessions_read_the_cache_more_every_turn_by_the_mocks_rules(
     models_file: Path, tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ def test_sessions_read_the_cache_more_every_turn_by_the_mocks_rules(
     assert "TTFT by turn" in done.stdout and "usage hit rate" in done.stdout
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_shared_prefix_designed_and_measured_reuse_by_hand(models_file: Path, tmp_path: Path) -> None:
     """Two documents of 1,024 tokens (uniform), questions of 32: 8 requests, one at a time.
 
@@ -129,6 +131,7 @@ def test_shared_prefix_designed_and_measured_reuse_by_hand(models_file: Path, tm
     assert cache["designed_reuse"] == doc["designed_reuse"]
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_trace_replay_window_from_the_flags(models_file: Path, tmp_path: Path) -> None:
     data = tmp_path / "trace.jsonl"
     rows = [
@@ -157,6 +160,7 @@ def test_trace_replay_window_from_the_flags(models_file: Path, tmp_path: Path) -
         (["--profile", "concurrent", "--concurrency", "2"], "--profile"),
     ],
 )
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_trace_refuses_profile_flags(
     models_file: Path, tmp_path: Path, flags: list[str], named: str
 ) -> None:
@@ -185,6 +189,7 @@ def test_a_trace_with_unsorted_timestamps_is_refused_naming_file_and_line(
     assert not (tmp_path / "s.sqlite").exists() or not Store.open(tmp_path / "s.sqlite").list_runs()
 
 
+@pytest.mark.slow  # about 2.1 s: scripts/test runs it, scripts/check stays under a minute
 def test_request_log_invalid_lines_refuse_the_run_or_are_skipped(models_file: Path, tmp_path: Path) -> None:
     data = tmp_path / "log.jsonl"
     good = {"model": "x", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 4}
@@ -210,6 +215,7 @@ def test_request_log_invalid_lines_refuse_the_run_or_are_skipped(models_file: Pa
     assert "1 input lines skipped" in done.stdout
 
 
+@pytest.mark.slow  # about 4.8 s: scripts/test runs it, scripts/check stays under a minute
 def test_sessions_in_a_sweep_and_a_goodput_search(models_file: Path, tmp_path: Path) -> None:
     """Against a mock of 50 ms TTFT: a closed-loop probe is judged on how late its slots were refilled,
     and the client's own millisecond between turns must be a small share of each request's time."""
@@ -247,6 +253,7 @@ def test_a_server_that_reports_no_cached_tokens_is_said_so_never_zero() -> None:
     assert "server hit rate unknown" in lines[1] and "0.0%" not in " ".join(lines)
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_the_server_counters_cover_the_measured_requests_only(models_file: Path, tmp_path: Path) -> None:
     """With a warm-up, the counters are read where measuring starts (the runner's measure barrier): their
     Δ is the measured requests' prompt and cached tokens exactly, as usage counts them."""
@@ -265,6 +272,7 @@ def test_the_server_counters_cover_the_measured_requests_only(models_file: Path,
     assert cache["designed_reuse"] == pytest.approx(1024 * 4.7578125 / (5 * 1056), abs=1e-12)
 
 
+@pytest.mark.slow  # about 1.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_workers_refuse_a_session_workload_before_storing_a_run(models_file: Path, tmp_path: Path) -> None:
     """Each turn waits for the answer before it, in this process's session driver: --workers is refused
     (exit 2, naming the flag), and no run is stored."""

@@ -102,6 +102,7 @@ def test_closed_loop_never_exceeds_concurrency_and_flags_warmup() -> None:
     assert out.client.wall_s > 0 and out.client.cpu_s >= 0
 
 
+@pytest.mark.slow  # about 1.9 s: scripts/test runs it, scripts/check stays under a minute
 def test_open_loop_schedule_ignores_a_slow_server() -> None:
     # Each request takes 1 s, far longer than the 50 ms between sends: the sends must not wait.
     client = FakeClient(latency_s=1.0)

@@ -91,6 +91,7 @@ def test_every_profile_runs(registry: Registry, settings: Settings) -> None:
         assert run.profile.kind == options["profile"]
 
 
+@pytest.mark.slow  # about 1.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_open_loop_schedule_against_a_slow_server(registry: Registry, settings: Settings) -> None:
     # 400 ms per request against a 20/s schedule: sends must follow the schedule, not the responses.
     with TimingServer(Timing(ttft_ms=300, itl_ms=20)) as server:
@@ -103,6 +104,7 @@ def test_open_loop_schedule_against_a_slow_server(registry: Registry, settings: 
     assert all(r.start_s - r.scheduled_s < 0.15 for r in records)
 
 
+@pytest.mark.slow  # about 1.1 s: scripts/test runs it, scripts/check stays under a minute
 def test_sweep_measures_k_rates_between_sync_and_max(registry: Registry, settings: Settings) -> None:
     result = load(registry, settings, profile="sweep", sweep_points=3, concurrency=[8], requests=16)
     assert result.aborted is None
@@ -152,6 +154,7 @@ def test_json_contract(registry: Registry, settings: Settings, tmp_path: Path) -
     assert summary["goodput_requests_per_s"] == pytest.approx(summary["requests_per_s"])
 
 
+@pytest.mark.slow  # about 1.9 s: scripts/test runs it, scripts/check stays under a minute
 def test_server_metrics_are_stored(registry: Registry, settings: Settings) -> None:
     result = load(
         registry, settings, profile="constant", rate=[10.0], requests=14, server_metrics_every_s=0.2

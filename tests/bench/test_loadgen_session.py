@@ -71,6 +71,7 @@ def session(client: QueueingClient, sink: MemorySink, **options: Any) -> LoadSes
     return LoadSession(spec, client, sink, endpoint, spec.prompt_spec("openai-chat"), tokenizer)
 
 
+@pytest.mark.slow  # about 1.2 s: scripts/test runs it, scripts/check stays under a minute
 async def test_a_goodput_search_finds_the_operating_point_of_a_queueing_client_in_memory() -> None:
     # TTFT ≤ 22 ms holds up to 4 requests in flight (20 ms) and fails from 5 (25 ms) on.
     client, sink = QueueingClient(), MemorySink()

@@ -190,6 +190,7 @@ def run_in_process(url: str, plan: Plan) -> RunOutcome:
     return asyncio.run(go())
 
 
+@pytest.mark.slow  # about 2.5 s: scripts/test runs it, scripts/check stays under a minute
 def test_one_and_two_workers_send_the_same_schedule_and_the_same_records(mock_url: str) -> None:
     plan = make_plan(PoissonProfile(rate=150.0, seed=3), Limits(requests=60, warmup=Warmup(requests=6)))
     progress: list[Progress] = []
@@ -215,6 +216,7 @@ def test_one_and_two_workers_send_the_same_schedule_and_the_same_records(mock_ur
     assert min(r.start_s for r in two.records if not r.warmup) >= last_warm
 
 
+@pytest.mark.slow  # about 1.0 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_closed_loop_splits_its_slots_over_the_workers(mock_url: str) -> None:
     plan = make_plan(ConcurrentProfile(concurrency=10), Limits(requests=60, warmup=Warmup(requests=6)))
     outcome, _ = run_pool(mock_url, 3, plan)
@@ -226,6 +228,7 @@ def test_a_closed_loop_splits_its_slots_over_the_workers(mock_url: str) -> None:
     assert min(r.start_s for r in outcome.records if not r.warmup) >= last_warm
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_an_open_ended_closed_loop_is_fed_on_demand(mock_url: str) -> None:
     plan = make_plan(ConcurrentProfile(concurrency=4), Limits(duration_s=1.0, grace_s=5))
     outcome, _ = run_pool(mock_url, 2, plan, feed_chunk=16)
@@ -247,6 +250,7 @@ def test_a_session_stays_on_one_worker_process(mock_url: str) -> None:
     assert [(w.assigned, w.sent) for w in outcome.workers] == [(20, 20), (10, 10)]
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_killed_worker_keeps_what_it_sent_back_and_marks_the_run_partial(slow_mock_url: str) -> None:
     plan = make_plan(ConstantProfile(rate=40.0), Limits(requests=200))  # 5 s; 320 ms per request
     seen: list[RequestRecord] = []
@@ -279,6 +283,7 @@ def test_a_killed_worker_keeps_what_it_sent_back_and_marks_the_run_partial(slow_
     assert len(outcome.records) < 200  # the run stopped: nothing due after the loss was sent
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_stop_halts_every_worker_and_keeps_the_records(slow_mock_url: str) -> None:
     plan = make_plan(ConstantProfile(rate=40.0), Limits(requests=200))
     stop_at = 10
@@ -314,6 +319,7 @@ def test_a_worker_that_cannot_start_fails_the_pool(mock_url: str) -> None:
         asyncio.run(start(lambda: mock_client(mock_url, MODEL)))
 
 
+@pytest.mark.slow  # about 1.1 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_caller_that_fails_mid_run_stops_every_worker(slow_mock_url: str) -> None:
     plan = make_plan(ConstantProfile(rate=40.0), Limits(requests=2000))  # 50 s if nobody stopped it
     pids: list[int] = []

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bench.records import ItemRecord
@@ -122,6 +123,7 @@ OVERLAY = {
 }  # fmt: skip
 
 
+@pytest.mark.slow  # about 1.2 s: scripts/test runs it, scripts/check stays under a minute
 def test_run_recovery_serves_both_scores_loads_and_stores_the_document(tmp_path: Path) -> None:
     overlay = tmp_path / "models.yaml"
     overlay.write_text(yaml.safe_dump(OVERLAY), encoding="utf-8")

@@ -222,6 +222,7 @@ def test_anthropic_run_by_hand() -> None:
 # --- the same record as event by event, at every split -------------------------------------------------
 
 
+@pytest.mark.slow  # about 2.1 s: scripts/test runs it, scripts/check stays under a minute
 @pytest.mark.parametrize("name", list(OPENAI_STREAMS))
 @pytest.mark.parametrize("keep", [True, False], ids=["keep", "no-text"])
 def test_openai_runs_give_the_same_record_at_every_split(name: str, keep: bool) -> None:

@@ -211,6 +211,7 @@ def test_the_spend_cap_prices_cache_reads_and_writes_as_bench_cost_does() -> Non
     assert _load_cost(load_registry(), point, summarize([rec])) == pytest.approx(4455 / 1e6)
 
 
+@pytest.mark.slow  # about 2.1 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_search_with_no_operating_point_still_runs_the_points_suites(tmp_path: Path) -> None:
     """A goodput search whose first probe misses the SLO ends the load step with no operating point; the
     server answered, so the point's suite still runs (the point is failed, with the search's reason)."""

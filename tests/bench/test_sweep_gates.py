@@ -22,6 +22,7 @@ def llmbench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return code, out.out, out.err
 
 
+@pytest.mark.slow  # about 1.9 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_sweep_fails_its_gate_when_complaints_come_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

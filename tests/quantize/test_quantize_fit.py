@@ -52,6 +52,7 @@ def test_not_a_hardware_profile_is_a_usage_error() -> None:
         fit_table(load_registry(), Settings.from_env(), "tiny-skills", "gpt-4o")
 
 
+@pytest.mark.slow  # about 1.0 s: scripts/test runs it, scripts/check stays under a minute
 def test_cli_prints_the_table_and_the_json(variants_overlay: Path, hermetic_env: Path) -> None:
     args = [*LLMBENCH, "--models-file", str(variants_overlay), "models", "fit", "tiny-skills",
             "--hardware", "a10g-24gb-x1", "--max-model-len", "128", "--concurrency", "2"]  # fmt: skip

@@ -61,6 +61,7 @@ def test_the_typed_specs_round_trip_through_the_child_environment(tmp_path: Path
     assert child_spec("hf", env["LLMBENCH_SERVE_SPEC"], "k2") == hf
 
 
+@pytest.mark.slow  # about 2.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_server_that_cannot_start_reports_its_own_reason_and_leaves_no_process(tmp_path: Path) -> None:
     from serve.hf.server import HfServeSpec
 

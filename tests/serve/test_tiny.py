@@ -45,6 +45,7 @@ def _siblings(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.parent.iterdir())
 
 
+@pytest.mark.slow  # about 2.9 s: scripts/test runs it, scripts/check stays under a minute
 def test_tiny_random_has_the_promised_shape(tiny_random: BuildResult) -> None:
     config = json.loads((tiny_random.path / "config.json").read_text())
     assert 15_000_000 <= tiny_random.params <= 25_000_000
@@ -82,6 +83,7 @@ def test_tiny_random_tokenizer_is_chatml_with_left_padding(tiny_random: BuildRes
     assert tok.decode(ids) == "The capital of France is Paris."
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_tiny_random_generates_in_transformers(tiny_random: BuildResult) -> None:
     tok = transformers.AutoTokenizer.from_pretrained(str(tiny_random.path))
     model = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_random.path))
@@ -113,6 +115,7 @@ def test_a_complete_build_is_reused(tiny_random: BuildResult) -> None:
     assert any("reusing" in m for m in messages)
 
 
+@pytest.mark.slow  # about 1.0 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_stale_build_is_replaced(tiny_random: BuildResult, tmp_path: Path) -> None:
     dest = tmp_path / "model"
     shutil.copytree(tiny_random.path, dest)

@@ -58,6 +58,7 @@ class _Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow  # about 3.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_pinned_build_stopped_by_its_caller_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
     import psutil
 

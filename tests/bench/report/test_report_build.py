@@ -80,6 +80,7 @@ def test_costs_match_hand_computation(store: tuple[Path, dict[str, str]]) -> Non
     assert not [n for n in report.notes if "different workloads" in n]
 
 
+@pytest.mark.slow  # about 2.5 s: scripts/test runs it, scripts/check stays under a minute
 def test_headline_follows_the_paired_ci(store: tuple[Path, dict[str, str]]) -> None:
     path, _ = store
     strict = build_report(ReportSpec(max_drop=2), path, PRICING)

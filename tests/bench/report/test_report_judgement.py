@@ -83,6 +83,7 @@ def near_ties(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_dominance_needs_a_difference_beyond_noise(near_ties: Path) -> None:
     # Before: "tiny-skills:w8a8@cpu-2vcpu is dominated by tiny-skills@cpu-2vcpu (cheaper and at least as
     # accurate)", on costs 0.25% apart and one item.
@@ -100,6 +101,7 @@ def test_dominance_needs_a_difference_beyond_noise(near_ties: Path) -> None:
     assert data["dominated_by"] == {} and data["within_noise"][0]["other"] == "tiny-skills@cpu-2vcpu"
 
 
+@pytest.mark.slow  # about 1.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_ladder_step_on_one_item_says_within_noise(near_ties: Path) -> None:
     # Before: "int8 is ahead of base" on one item, with no word about noise.
     report = build_report(ReportSpec(max_drop=5), near_ties, PRICING)
@@ -114,6 +116,7 @@ def test_a_ladder_step_on_one_item_says_within_noise(near_ties: Path) -> None:
     assert "-0.2 [" in md and "n = 400; within noise)" in md
 
 
+@pytest.mark.slow  # about 1.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_real_differences_are_still_claimed(trade_off: Path) -> None:
     report = build_report(ReportSpec(max_drop=30), trade_off, PRICING)
     ladder = report.downgrade
@@ -123,6 +126,7 @@ def test_real_differences_are_still_claimed(trade_off: Path) -> None:
     assert first.saving_noise is None and first.accuracy_noise is None
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_simulated_accuracies_are_marked_on_every_page(trade_off: Path) -> None:
     # Before: the mocks' configured 95% and 70% read as measurements everywhere.
     report = build_report(ReportSpec(max_drop=2), trade_off, PRICING)
@@ -147,6 +151,7 @@ def test_simulated_accuracies_are_marked_on_every_page(trade_off: Path) -> None:
     assert "simulated" in html.split('id="headline"')[1].split("</section>")[0]
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_upper_bound_costs_read_as_such_wherever_they_appear(trade_off: Path) -> None:
     report = build_report(ReportSpec(max_drop=30), trade_off, PRICING)
     row = report.row("tiny-skills:int8@cpu-2vcpu")
@@ -192,6 +197,7 @@ def test_the_flags_list_names_options(tmp_path: Path) -> None:
     assert "<b>tiny-skills:w8a8@cpu-2vcpu</b> —" in flags and f"run {run[:8]}" in flags
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_latency_lines_are_drawn_in_load_order(trade_off: Path) -> None:
     # tiny-skills at concurrency 1, 4, 16: c16 saturates below c4's throughput. Before: drawn by throughput
     # (c1, c16, c4), so the line doubled back on itself.
@@ -207,6 +213,7 @@ def test_latency_lines_are_drawn_in_load_order(trade_off: Path) -> None:
     assert list(trace.x) == expected
 
 
+@pytest.mark.slow  # about 1.2 s: scripts/test runs it, scripts/check stays under a minute
 def test_cost_accuracy_labels_are_in_the_legend_not_over_the_points(trade_off: Path) -> None:
     # Before: two traces ("self-hosted", "api") with each key written "top center" of its marker: the base
     # and its int8 variant sit a few pixels apart and their labels overlapped.
@@ -222,6 +229,7 @@ def test_cost_accuracy_labels_are_in_the_legend_not_over_the_points(trade_off: P
     json.dumps(fig.to_plotly_json(), default=str)
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_pages_print_figures_as_stored(trade_off: Path) -> None:
     # Before: 359.65 tok/s printed "36" and 500 req/s "5" in the Markdown and the HTML (the JSON was right).
     report = build_report(ReportSpec(max_drop=30), trade_off, PRICING)

@@ -93,6 +93,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     return path, levers_store(path)
 
 
+@pytest.mark.slow  # about 1.4 s: scripts/test runs it, scripts/check stays under a minute
 def test_the_levers_section_prices_each_lever(built: tuple[Path, dict[str, str]]) -> None:
     path, ids = built
     pricing = pricing_from_registry(load_registry())

@@ -170,6 +170,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Report:
     return build_report(ReportSpec(sweep=sweep, max_drop=40), path, pricing_from_registry(load_registry()))
 
 
+@pytest.mark.slow  # about 1.5 s: scripts/test runs it, scripts/check stays under a minute
 def test_each_workload_gets_its_own_answer_with_cache_hit_rates_on_both_sides(two: Report) -> None:
     synthetic, docs = two.answers
     assert (synthetic.workload.name, docs.workload.name) == ("synthetic", "docs")
@@ -233,6 +234,7 @@ def test_one_line_says_where_the_answer_changes_and_why(two: Report) -> None:
     assert "90.0% (46,800 of 52,000 prompt tokens), 1,200 written" in md
 
 
+@pytest.mark.slow  # about 1.3 s: scripts/test runs it, scripts/check stays under a minute
 def test_an_option_not_measured_on_a_workload_changes_the_answer_there(tmp_path: Path) -> None:
     path = tmp_path / "results.sqlite"
     sweep = two_workload_store(path, local_docs=False)
@@ -294,6 +296,7 @@ def test_the_report_names_each_price_source_and_date(two: Report) -> None:
     assert "as of 2026-12-01" in prices
 
 
+@pytest.mark.slow  # about 1.7 s: scripts/test runs it, scripts/check stays under a minute
 def test_a_report_of_one_workload_reads_as_before(tmp_path: Path) -> None:
     from report_fixtures import trade_off_store
 

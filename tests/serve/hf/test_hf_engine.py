@@ -59,6 +59,7 @@ def _greedy(n: int, **kw: Any) -> SamplingParams:
     return SamplingParams(max_tokens=n, temperature=0.0, ignore_eos=True, **kw)
 
 
+@pytest.mark.slow  # about 4.8 s: scripts/test runs it, scripts/check stays under a minute
 def test_greedy_alone_matches_generate(engine: HfEngine) -> None:
     for text in PROMPTS[:3]:
         ids = _ids(engine, text)

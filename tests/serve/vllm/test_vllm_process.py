@@ -76,6 +76,7 @@ def test_start_ready_and_stop_leaves_no_process(tmp_path: Path) -> None:
     assert group_members(pgid) == []
 
 
+@pytest.mark.slow  # about 1.6 s: scripts/test runs it, scripts/check stays under a minute
 def test_sigterm_ignored_then_sigkill(tmp_path: Path) -> None:
     server = fake_server(tmp_path, "stubborn", grace_s=1.0)
     server.start()
@@ -92,6 +93,7 @@ def test_start_failure_carries_log_tail_and_hint(tmp_path: Path) -> None:
     assert "quantized variant" in exc.value.hint
 
 
+@pytest.mark.slow  # about 1.1 s: scripts/test runs it, scripts/check stays under a minute
 def test_death_after_ready_is_reported(tmp_path: Path) -> None:
     server = fake_server(tmp_path, "ok")
     server.start()
