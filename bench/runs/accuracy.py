@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.accuracy.documents import AccuracySummary
+from bench.accuracy.documents import AccuracyRunProfile, AccuracySummary
 from bench.accuracy.judge import JUDGE_TEMPLATES_SHA, Judge, template_hash
 from bench.accuracy.judge_cache import JudgeCache
 from bench.accuracy.logprobs import EXTRA_KEY as LOGPROBS_KEY
@@ -105,19 +105,26 @@ def run_accuracy(
         store.check_writable()  # before the first request, not at the first item
         prices = target_prices(target, registry)
         templates = {"item": template_hash(ITEM_TEMPLATE), "judge": JUDGE_TEMPLATES_SHA}
-        profile = {**spec.model_dump(mode="json"), "api": target.api, "templates": templates}
-        if template is not None:
-            profile["prompt"] = template.ref().to_json()
-        if suite is not None:
-            profile["suite_sha256"] = suite.sha256
-            profile["items"] = len(suite.items)
-            profile["suite_version"] = suite.version
-            profile["regression_area"] = suite.regression_area
-        extra = {
-            "suite": spec.suite,
-            "suite_sha256": profile.get("suite_sha256"),
-            "prompt": profile.get("prompt"),
-        }
+        profile = AccuracyRunProfile.model_validate(
+            {
+                **spec.model_dump(mode="json"),
+                "api": target.api,
+                "templates": templates,
+                "prompt": template.ref() if template is not None else None,
+                **(
+                    {
+                        "suite_sha256": suite.sha256,
+                        "items": len(suite.items),
+                        "suite_version": suite.version,
+                        "regression_area": suite.regression_area,
+                    }
+                    if suite is not None
+                    else {}
+                ),
+            }
+        )
+        prompt = profile.prompt.to_json() if profile.prompt is not None else None
+        extra = {"suite": spec.suite, "suite_sha256": profile.suite_sha256, "prompt": prompt}
         provenance = run_provenance(target, registry, hardware=spec.hardware, extra=extra)
         answers = mock_answers(target, registry)
         if answers is not None:
@@ -125,7 +132,7 @@ def run_accuracy(
         run_id = store.start_run(
             "accuracy",
             target.to_json(),
-            profile,
+            profile.to_json(),
             provenance,
             sweep_id=spec.sweep_id,
             point_id=spec.point_id,
