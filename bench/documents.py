@@ -185,3 +185,118 @@ class PointDetail(StoredModel):
     simulated_spend_usd: float = 0.0
     cap_reached: str | None = None  # the spend cap stopped it
     imported_runs: int | None = None  # on Ray: the runs its task sent back
+
+
+RECOVERY_SCHEMA = "llmbench.recovery/1"
+
+
+class RecoveryFigure(StoredModel):
+    """One figure of a recovery document: `value` with its 95% CI, the concurrency or basis it was taken at;
+    or `value: null` and the `reason` it could not be measured (never 0)."""
+
+    value: float | None
+    reason: str | None = None
+    ci95: tuple[float, float | None] | None = None  # an upper bound of None: unbounded
+    concurrency: int | None = None
+    basis: str | None = None
+
+
+class RecoverySide(StoredModel):
+    """One side of a recovery comparison: what was served, on which backend, in which dtype, and its size."""
+
+    name: str  # NAME or NAME:VARIANT as given
+    entry: str  # registry entry (the served model name)
+    backend: str
+    method: str | None = None  # registry quantization method
+    dtype: str | None = None  # what was served: the engine's dtype where known, else the stored one
+    dtype_from: str | None = None  # engine | config.json
+    stored_dtype: str | None = None
+    weights_bytes: int | None = None
+    disk_bytes: int | None = None
+    size_reason: str | None = None  # why the size is unknown
+    manifest: dict[str, Any] | None = None
+
+
+class RecoveryComparison(StoredModel):
+    """Base against variant on the items both scored (one area, or a whole suite): scores, the paired
+    change in points with its CI and McNemar's p, and recovery (variant ÷ base) with its CI and flag."""
+
+    n: int
+    base_score: float | None
+    variant_score: float | None
+    diff_points: float | None = None
+    diff_ci95_points: tuple[float, float] | None = None
+    base_only_correct: int | None = None
+    variant_only_correct: int | None = None
+    p_value: float | None = None
+    recovery: RecoveryFigure
+    flagged: bool
+    clearly_below: bool | None = None  # the whole interval is under the threshold
+
+
+class SideCounts(StoredModel):
+    base: int
+    variant: int
+
+
+class SuiteRecovery(RecoveryComparison):
+    """One suite: its two runs, the whole-suite comparison, each area's, and the items that failed or were
+    scored on one side only."""
+
+    base_run: str
+    variant_run: str
+    areas: dict[str, RecoveryComparison] = Field(default_factory=dict)
+    failed: SideCounts
+    unpaired: SideCounts
+
+
+class RecoverySpeedPoint(StoredModel):
+    """One load run at a fixed concurrency (rates per second, latencies ms; None when not measured)."""
+
+    concurrency: int
+    output_tokens_per_s: float | None
+    tpot_p50_ms: float | None
+    ttft_p50_ms: float | None
+    completed: int
+    failed: int
+    run_id: str | None
+    status: str = "complete"
+
+
+class SpeedRatios(StoredModel):
+    concurrency_1: RecoveryFigure
+    saturation: RecoveryFigure
+
+
+class RecoverySpeed(StoredModel):
+    """Output tok/s of both sides and the ratio (variant ÷ base) at concurrency 1 and near saturation; or
+    why speed was not measured (`skipped`)."""
+
+    ratio: SpeedRatios
+    skipped: str | None = None
+    metric: str | None = None
+    saturation_concurrency: int | None = None
+    saturation_share: float | None = None
+    base: list[RecoverySpeedPoint] = Field(default_factory=list)
+    variant: list[RecoverySpeedPoint] = Field(default_factory=list)
+
+
+class RecoveryDoc(StoredModel):
+    """The `llmbench.recovery/1` document (`llmbench bench recovery`, a sweep's variants): what a quantized
+    variant keeps of its base, per suite and area, its size and its speed. Written by bench.recovery, read
+    by the report and the CLI."""
+
+    schema_: str = Field(RECOVERY_SCHEMA, alias="schema")
+    created_at: str
+    base: RecoverySide
+    variant: RecoverySide
+    threshold: float
+    size_ratio: RecoveryFigure
+    suites: dict[str, SuiteRecovery]
+    flagged: list[str]
+    passed: bool
+    speed: RecoverySpeed
+    notes: list[str] = Field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bench.cli._context import AppContext
+from bench.documents import RecoveryComparison, RecoveryDoc, RecoveryFigure, RecoverySpeed
 from bench.errors import UsageError
 from bench.registry import load_registry
 from bench.settings import Settings
@@ -84,7 +85,7 @@ def run_and_print(settings: Settings, base: str, variant: str, suites: str, **fl
     click.echo(f"stored: document {result.document_id[:12]} (llmbench.recovery/1) in {result.store_path}")
     out = flags.get("out")
     if out is not None:
-        Path(out).write_text(json.dumps(result.document, indent=2) + "\n", encoding="utf-8")
+        Path(out).write_text(json.dumps(result.document.to_json(), indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {out}")
 
 
@@ -97,74 +98,76 @@ def _ints(text: str) -> list[int]:
         ) from exc
 
 
-def _fig(value: dict[str, Any], fmt: str = "{:.3f}") -> str:
-    if value.get("value") is None:
-        return f"n/a ({value.get('reason', 'not measured')})"
-    return fmt.format(value["value"])
+def _fig(value: RecoveryFigure, fmt: str = "{:.3f}") -> str:
+    if value.value is None:
+        return f"n/a ({value.reason or 'not measured'})"
+    return fmt.format(value.value)
 
 
-def _recovery(r: dict[str, Any]) -> tuple[str, str]:
-    rec = r["recovery"]
-    if rec.get("value") is None:
-        return "n/a", str(rec.get("reason", ""))
-    lo, hi = rec["ci95"]
-    return f"{rec['value']:.3f}", f"[{lo:.3f}, {'inf' if hi is None else f'{hi:.3f}'}]"
+def _recovery(r: RecoveryComparison) -> tuple[str, str]:
+    rec = r.recovery
+    if rec.value is None or rec.ci95 is None:
+        return "n/a", rec.reason or ""
+    lo, hi = rec.ci95
+    return f"{rec.value:.3f}", f"[{lo:.3f}, {'inf' if hi is None else f'{hi:.3f}'}]"
 
 
-def render(doc: dict[str, Any]) -> list[str]:
+def _pct(value: float | None, width: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.1%}"
+
+
+def render(doc: RecoveryDoc) -> list[str]:
     """The recovery document as text lines."""
-    b, v = doc["base"], doc["variant"]
-    out = [f"recovery of {v['name']} against {b['name']} (threshold {doc['threshold']:g})"]
+    b, v = doc.base, doc.variant
+    out = [f"recovery of {v.name} against {b.name} (threshold {doc.threshold:g})"]
     sizes = (
-        f"{b['weights_bytes'] / MIB:.2f} MiB ({b.get('dtype') or '?'}) -> {v['weights_bytes'] / MIB:.2f} MiB"
-        if b.get("weights_bytes") is not None and v.get("weights_bytes") is not None
+        f"{b.weights_bytes / MIB:.2f} MiB ({b.dtype or '?'}) -> {v.weights_bytes / MIB:.2f} MiB"
+        if b.weights_bytes is not None and v.weights_bytes is not None
         else "n/a"
     )
-    out.append(f"size: weights {sizes}; ratio {_fig(doc['size_ratio'])}")
-    for name, s in doc["suites"].items():
+    out.append(f"size: weights {sizes}; ratio {_fig(doc.size_ratio)}")
+    for name, s in doc.suites.items():
         rec, ci = _recovery(s)
-        if s["base_score"] is None:
+        if s.base_score is None or s.variant_score is None:
             out.append(f"suite {name}: n/a ({ci})  FLAGGED")
             continue
         out.append(
-            f"suite {name}: base {s['base_score']:.1%}, variant {s['variant_score']:.1%}, recovery {rec} "
-            f"95% CI {ci}, n={s['n']}{'  FLAGGED' if s['flagged'] else ''}"
+            f"suite {name}: base {s.base_score:.1%}, variant {s.variant_score:.1%}, recovery {rec} "
+            f"95% CI {ci}, n={s.n}{'  FLAGGED' if s.flagged else ''}"
         )
         out.append(f"  {'area':<14}{'base':>8}{'variant':>9}{'recovery':>10}  {'95% CI':<18}{'n':>5}")
-        for area, a in s["areas"].items():
+        for area, a in s.areas.items():
             rec, ci = _recovery(a)
-            flag = "  FLAGGED" if a["flagged"] else ""
-            scores = f"{a['base_score']:>8.1%}{a['variant_score']:>9.1%}"
-            out.append(f"  {area:<14}{scores}{rec:>10}  {ci:<18}{a['n']:>5}{flag}")
-        if s["failed"]["base"] or s["failed"]["variant"]:
-            out.append(f"  failed requests: base {s['failed']['base']}, variant {s['failed']['variant']}")
-    out.extend(_speed_lines(doc["speed"]))
-    if doc["flagged"]:
-        out.append(f"flagged (recovery < {doc['threshold']:g}): {', '.join(doc['flagged'])}")
+            flag = "  FLAGGED" if a.flagged else ""
+            scores = f"{_pct(a.base_score, 8)}{_pct(a.variant_score, 9)}"
+            out.append(f"  {area:<14}{scores}{rec:>10}  {ci:<18}{a.n:>5}{flag}")
+        if s.failed.base or s.failed.variant:
+            out.append(f"  failed requests: base {s.failed.base}, variant {s.failed.variant}")
+    out.extend(_speed_lines(doc.speed))
+    if doc.flagged:
+        out.append(f"flagged (recovery < {doc.threshold:g}): {', '.join(doc.flagged)}")
     else:
-        out.append(f"no suite or area under {doc['threshold']:g}")
-    out.extend(f"note: {n}" for n in doc.get("notes", []))
+        out.append(f"no suite or area under {doc.threshold:g}")
+    out.extend(f"note: {n}" for n in doc.notes)
     return out
 
 
-def _speed_lines(speed: dict[str, Any]) -> list[str]:
-    ratio = speed["ratio"]
-    if speed.get("skipped"):
-        return [f"speed: not measured ({speed['skipped']})"]
+def _speed_lines(speed: RecoverySpeed) -> list[str]:
+    ratio = speed.ratio
+    if speed.skipped:
+        return [f"speed: not measured ({speed.skipped})"]
     out = ["speed (output tokens/s; ratio = variant ÷ base):"]
-    base = {p["concurrency"]: p for p in speed["base"]}
-    var = {p["concurrency"]: p for p in speed["variant"]}
+    base = {p.concurrency: p for p in speed.base}
+    var = {p.concurrency: p for p in speed.variant}
     for c in sorted(base):
-        tok = base[c]["output_tokens_per_s"]
-        vt = var.get(c, {}).get("output_tokens_per_s")
-        sat = "  <- base near saturation" if c == speed.get("saturation_concurrency") else ""
-        line = f"  c={c:<4} base {_tok(tok)}"
+        sat = "  <- base near saturation" if c == speed.saturation_concurrency else ""
+        line = f"  c={c:<4} base {_tok(base[c].output_tokens_per_s)}"
         if c in var:
-            line += f"  variant {_tok(vt)}"
+            line += f"  variant {_tok(var[c].output_tokens_per_s)}"
         out.append(line + sat)
-    out.append(f"  ratio at concurrency 1: {_fig(ratio['concurrency_1'])}")
-    at = ratio["saturation"].get("concurrency")
-    out.append(f"  ratio near saturation{f' (c={at})' if at else ''}: {_fig(ratio['saturation'])}")
+    out.append(f"  ratio at concurrency 1: {_fig(ratio.concurrency_1)}")
+    at = ratio.saturation.concurrency
+    out.append(f"  ratio near saturation{f' (c={at})' if at else ''}: {_fig(ratio.saturation)}")
     return out
 
 

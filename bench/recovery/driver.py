@@ -17,9 +17,11 @@ from typing import Any
 
 from bench.accuracy.runner import DEFAULT_MAX_TOKENS
 from bench.accuracy.spec import AccuracySpec
+from bench.documents import RecoveryDoc
 from bench.errors import LlmbenchError, UsageError
 from bench.loadgen.spec import LoadSpec
 from bench.recovery.report import (
+    SCHEMA,
     ModelFacts,
     SpeedPoint,
     SpeedRuns,
@@ -52,7 +54,7 @@ ServeFn = Callable[[str, str], AbstractContextManager[Served]]  # (registry name
 class RecoveryResult:
     """The document and where it was stored."""
 
-    document: dict[str, Any]
+    document: RecoveryDoc
     document_id: str
     store_path: Path
 
@@ -115,6 +117,7 @@ def model_facts(
     return ModelFacts(
         label, name, backend, method, sizes.weights_bytes, sizes.disk_bytes, dtype=dtype,
         manifest=manifest.to_json() if manifest is not None else None, served_dtype=served,
+        calibration=manifest.calibration.name if manifest is not None and manifest.calibration else None,
     )  # fmt: skip
 
 
@@ -155,9 +158,9 @@ def run_recovery(
         base_dtype = served_dtype(store, [run for run, _ in base_runs.values()])
         var_dtype = served_dtype(store, [run for run, _ in var_runs.values()])
     var_facts = model_facts(settings, spec.variant, var_name, var, backend, var_dtype)
-    calibration = (var_facts.manifest or {}).get("calibration")
-    if calibration and any(_same_suite(calibration.get("name"), s) for s in spec.suites):
-        notes.append(f"the variant was calibrated on {calibration['name']}, which is also scored here")
+    calibration = var_facts.calibration
+    if calibration and any(_same_suite(calibration, s) for s in spec.suites):
+        notes.append(f"the variant was calibrated on {calibration}, which is also scored here")
     document = recovery_document(
         model_facts(settings, spec.base, base_name, base, backend, base_dtype),
         var_facts,
@@ -167,7 +170,7 @@ def run_recovery(
         notes=notes,
     )
     with Store.open(store_path) as store:
-        doc_id = store.add_document("llmbench.recovery/1", document, subject=_subject(registry, var_name))
+        doc_id = store.add_document(SCHEMA, document.to_json(), subject=_subject(registry, var_name))
     return RecoveryResult(document, doc_id, store_path)
 
 

@@ -15,15 +15,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.accuracy.summary import diff_items
+from bench.documents import RECOVERY_SCHEMA as SCHEMA
+from bench.documents import (
+    RecoveryComparison,
+    RecoveryDoc,
+    RecoveryFigure,
+    RecoverySide,
+    RecoverySpeed,
+    RecoverySpeedPoint,
+    SideCounts,
+    SpeedRatios,
+    SuiteRecovery,
+)
 from bench.records import ItemRecord
 from bench.stats import PairedComparison
 
-SCHEMA = "llmbench.recovery/1"
+__all__ = ["SCHEMA", "ModelFacts", "SpeedPoint", "SpeedRuns", "SuiteRuns", "recovery_document"]
 
 
-def na(reason: str) -> dict[str, Any]:
+def na(reason: str) -> RecoveryFigure:
     """A figure that is missing, with the reason."""
-    return {"value": None, "reason": reason}
+    return RecoveryFigure(value=None, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -40,26 +52,24 @@ class ModelFacts:
     dtype: str | None = None  # stored dtype (config.json)
     manifest: Mapping[str, Any] | None = None
     served_dtype: str | None = None  # the dtype the engine served it in (its engine arguments)
+    calibration: str | None = None  # the calibration set a quantized variant was made with (its manifest)
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.label,
-            "entry": self.entry,
-            "backend": self.backend,
-            "method": self.method,
+    def side(self) -> RecoverySide:
+        return RecoverySide(
+            name=self.label,
+            entry=self.entry,
+            backend=self.backend,
+            method=self.method,
             # What was served: the engine's own dtype (vLLM serves a float32 folder in bfloat16 on CPU);
             # the folder's stored dtype beside it.
-            "dtype": self.served_dtype or self.dtype,
-            "dtype_from": "engine" if self.served_dtype else ("config.json" if self.dtype else None),
-            "stored_dtype": self.dtype,
-            "weights_bytes": self.weights_bytes,
-            "disk_bytes": self.disk_bytes,
-        }
-        if self.size_reason:
-            out["size_reason"] = self.size_reason
-        if self.manifest is not None:
-            out["manifest"] = dict(self.manifest)
-        return out
+            dtype=self.served_dtype or self.dtype,
+            dtype_from="engine" if self.served_dtype else ("config.json" if self.dtype else None),
+            stored_dtype=self.dtype,
+            weights_bytes=self.weights_bytes,
+            disk_bytes=self.disk_bytes,
+            size_reason=self.size_reason or None,
+            manifest=dict(self.manifest) if self.manifest is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,17 +95,17 @@ class SpeedPoint:
     run_id: str | None
     status: str = "complete"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "concurrency": self.concurrency,
-            "output_tokens_per_s": self.output_tokens_per_s,
-            "tpot_p50_ms": self.tpot_p50_ms,
-            "ttft_p50_ms": self.ttft_p50_ms,
-            "completed": self.completed,
-            "failed": self.failed,
-            "run_id": self.run_id,
-            "status": self.status,
-        }
+    def doc(self) -> RecoverySpeedPoint:
+        return RecoverySpeedPoint(
+            concurrency=self.concurrency,
+            output_tokens_per_s=self.output_tokens_per_s,
+            tpot_p50_ms=self.tpot_p50_ms,
+            ttft_p50_ms=self.ttft_p50_ms,
+            completed=self.completed,
+            failed=self.failed,
+            run_id=self.run_id,
+            status=self.status,
+        )
 
 
 @dataclass(frozen=True)
@@ -110,12 +120,13 @@ class SpeedRuns:
 
 
 def _comparison(c: PairedComparison, threshold: float) -> dict[str, Any]:
+    """The fields of a RecoveryComparison (a suite's add its runs and counts)."""
     out: dict[str, Any] = {
         "n": c.n,
         "base_score": c.a_score,
         "variant_score": c.b_score,
         "diff_points": c.diff_points,
-        "diff_ci95_points": list(c.ci95_points),
+        "diff_ci95_points": c.ci95_points,
         "base_only_correct": c.a_only,
         "variant_only_correct": c.b_only,
         "p_value": c.p_value,
@@ -125,7 +136,7 @@ def _comparison(c: PairedComparison, threshold: float) -> dict[str, Any]:
         out["flagged"] = c.b_score < c.a_score
         return out
     lo, hi = c.ratio_ci95
-    out["recovery"] = {"value": c.ratio, "ci95": [lo, None if hi == float("inf") else hi]}
+    out["recovery"] = RecoveryFigure(value=c.ratio, ci95=(lo, None if hi == float("inf") else hi))
     out["flagged"] = c.ratio < threshold
     out["clearly_below"] = hi < threshold  # the whole interval is under the threshold
     return out
@@ -135,7 +146,7 @@ def _scored(items: Sequence[ItemRecord]) -> set[str]:
     return {f"{i.item_id}#{i.repeat}" for i in items if i.status == "ok" and i.correct is not None}
 
 
-def suite_recovery(runs: SuiteRuns, threshold: float) -> dict[str, Any]:
+def suite_recovery(runs: SuiteRuns, threshold: float) -> SuiteRecovery:
     """Recovery of one suite, overall and per area, each with its paired 95% CI and flag."""
     if not _scored(runs.base_items) & _scored(runs.variant_items):
         failed = {
@@ -147,20 +158,21 @@ def suite_recovery(runs: SuiteRuns, threshold: float) -> dict[str, Any]:
             f"no item was scored on both sides (failed: base {failed['base']}, variant {failed['variant']}"
         )
         reason += f"; first error: {first})" if first else ")"
-        return {
-            "base_run": runs.base_run, "variant_run": runs.variant_run, "n": 0, "base_score": None,
-            "variant_score": None, "recovery": na(reason), "flagged": True, "areas": {}, "failed": failed,
-            "unpaired": {"base": len(runs.base_items), "variant": len(runs.variant_items)},
-        }  # fmt: skip
+        return SuiteRecovery(
+            base_run=runs.base_run, variant_run=runs.variant_run, n=0, base_score=None,
+            variant_score=None, recovery=na(reason), flagged=True, areas={},
+            failed=SideCounts(base=failed["base"], variant=failed["variant"]),
+            unpaired=SideCounts(base=len(runs.base_items), variant=len(runs.variant_items)),
+        )  # fmt: skip
     diff = diff_items(runs.base_run, runs.base_items, runs.variant_run, runs.variant_items)
-    return {
-        "base_run": runs.base_run,
-        "variant_run": runs.variant_run,
+    return SuiteRecovery(
+        base_run=runs.base_run,
+        variant_run=runs.variant_run,
         **_comparison(diff.overall, threshold),
-        "areas": {area: _comparison(c, threshold) for area, c in diff.areas.items()},
-        "failed": {"base": diff.a_failed, "variant": diff.b_failed},
-        "unpaired": {"base": diff.only_a, "variant": diff.only_b},
-    }
+        areas={area: RecoveryComparison(**_comparison(c, threshold)) for area, c in diff.areas.items()},
+        failed=SideCounts(base=diff.a_failed, variant=diff.b_failed),
+        unpaired=SideCounts(base=diff.only_a, variant=diff.only_b),
+    )
 
 
 def saturation_level(points: Sequence[SpeedPoint], share: float) -> int | None:
@@ -172,7 +184,7 @@ def saturation_level(points: Sequence[SpeedPoint], share: float) -> int | None:
     return min(p.concurrency for p in measured if (p.output_tokens_per_s or 0.0) >= share * best)
 
 
-def _ratio_at(speed: SpeedRuns, concurrency: int | None, what: str) -> dict[str, Any]:
+def _ratio_at(speed: SpeedRuns, concurrency: int | None, what: str) -> RecoveryFigure:
     if concurrency is None:
         return na(f"{what}: the base has no throughput figure to find its saturation point")
     base = next((p for p in speed.base if p.concurrency == concurrency), None)
@@ -186,28 +198,30 @@ def _ratio_at(speed: SpeedRuns, concurrency: int | None, what: str) -> dict[str,
             )
     assert base is not None and var is not None
     value = (var.output_tokens_per_s or 0.0) / (base.output_tokens_per_s or 1.0)
-    return {"value": value, "concurrency": concurrency}
+    return RecoveryFigure(value=value, concurrency=concurrency)
 
 
-def speed_section(speed: SpeedRuns) -> dict[str, Any]:
+def speed_section(speed: SpeedRuns) -> RecoverySpeed:
     """Output tok/s of both sides, and the ratio (variant ÷ base) at concurrency 1 and near saturation."""
     if speed.skipped is not None:
         reason = f"speed not measured: {speed.skipped}"
-        return {"ratio": {"concurrency_1": na(reason), "saturation": na(reason)}, "skipped": speed.skipped}
-    return {
-        "metric": "output_tokens_per_s",
-        "saturation_concurrency": speed.saturation,
-        "saturation_share": speed.saturation_share,
-        "base": [p.to_json() for p in speed.base],
-        "variant": [p.to_json() for p in speed.variant],
-        "ratio": {
-            "concurrency_1": _ratio_at(speed, 1, "concurrency 1"),
-            "saturation": _ratio_at(speed, speed.saturation, "near saturation"),
-        },
-    }
+        return RecoverySpeed(
+            ratio=SpeedRatios(concurrency_1=na(reason), saturation=na(reason)), skipped=speed.skipped
+        )
+    return RecoverySpeed(
+        metric="output_tokens_per_s",
+        saturation_concurrency=speed.saturation,
+        saturation_share=speed.saturation_share,
+        base=[p.doc() for p in speed.base],
+        variant=[p.doc() for p in speed.variant],
+        ratio=SpeedRatios(
+            concurrency_1=_ratio_at(speed, 1, "concurrency 1"),
+            saturation=_ratio_at(speed, speed.saturation, "near saturation"),
+        ),
+    )
 
 
-def size_ratio(base: ModelFacts, variant: ModelFacts) -> dict[str, Any]:
+def size_ratio(base: ModelFacts, variant: ModelFacts) -> RecoveryFigure:
     """Variant weight bytes ÷ base weight bytes (safetensors headers)."""
     for side in (base, variant):
         if side.weights_bytes is None:
@@ -215,10 +229,9 @@ def size_ratio(base: ModelFacts, variant: ModelFacts) -> dict[str, Any]:
     assert base.weights_bytes is not None and variant.weights_bytes is not None
     if base.weights_bytes <= 0:
         return na(f"{base.label}: no safetensors weights")
-    return {
-        "value": variant.weights_bytes / base.weights_bytes,
-        "basis": "weight bytes (safetensors headers)",
-    }
+    return RecoveryFigure(
+        value=variant.weights_bytes / base.weights_bytes, basis="weight bytes (safetensors headers)"
+    )
 
 
 def recovery_document(
@@ -229,24 +242,23 @@ def recovery_document(
     *,
     threshold: float,
     notes: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> RecoveryDoc:
     """The whole `llmbench.recovery/1` document."""
     per_suite = {name: suite_recovery(runs, threshold) for name, runs in suites.items()}
     flagged = []
     for name, suite in per_suite.items():
-        if suite["flagged"]:
+        if suite.flagged:
             flagged.append(name)
-        flagged.extend(f"{name}/{area}" for area, a in suite["areas"].items() if a["flagged"])
-    return {
-        "schema": SCHEMA,
-        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "base": base.to_json(),
-        "variant": variant.to_json(),
-        "threshold": threshold,
-        "size_ratio": size_ratio(base, variant),
-        "suites": per_suite,
-        "flagged": flagged,
-        "passed": not flagged,
-        "speed": speed_section(speed),
-        "notes": list(notes),
-    }
+        flagged.extend(f"{name}/{area}" for area, a in suite.areas.items() if a.flagged)
+    return RecoveryDoc(
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        base=base.side(),
+        variant=variant.side(),
+        threshold=threshold,
+        size_ratio=size_ratio(base, variant),
+        suites=per_suite,
+        flagged=flagged,
+        passed=not flagged,
+        speed=speed_section(speed),
+        notes=list(notes),
+    )

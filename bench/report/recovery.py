@@ -1,7 +1,6 @@
 """Quantization recovery per area, read from stored `llmbench.recovery/1` documents (made by
-`llmbench bench recovery`). The reader is tolerant: it needs, per suite, a map of areas with a recovery
-(variant ÷ base) and, where given, its 95% CI; suites may be a mapping or a list of {suite: NAME, ...}.
-A document it cannot read is reported as such, never drawn as zeros.
+`llmbench bench recovery` and a sweep's variants) through their one typed model, bench.documents.RecoveryDoc.
+A document it cannot read is reported as such, with the field at fault, never drawn as zeros.
 """
 
 from __future__ import annotations
@@ -10,9 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from bench.documents import RECOVERY_SCHEMA as SCHEMA
+from bench.documents import RecoveryDoc
 from bench.store import Document
 
-SCHEMA = "llmbench.recovery/1"
+__all__ = ["SCHEMA", "Recovery", "RecoveryArea", "read_recovery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,66 +58,40 @@ class Recovery:
         }  # fmt: skip
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _ci(raw: dict[str, Any]) -> tuple[float, float] | None:
-    ci = raw.get("ci95") or raw.get("ci") or raw.get("recovery_ci95")
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(_num(v) is not None for v in ci):
-        return (float(ci[0]), float(ci[1]))
-    return None
-
-
-def _suites(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    raw = body.get("suites")
-    if isinstance(raw, dict):
-        return [(str(k), v) for k, v in raw.items() if isinstance(v, dict)]
-    if isinstance(raw, list):
-        return [(str(v.get("suite") or v.get("name") or "?"), v) for v in raw if isinstance(v, dict)]
-    if isinstance(body.get("areas"), dict):
-        return [(str(body.get("suite") or "?"), body)]
-    return []
-
-
 def read_recovery(docs: Iterable[Document]) -> Recovery:
     """Per-area recovery from documents, newest first; one document per variant (the newest)."""
     out = Recovery()
     seen: set[str] = set()
     for doc in docs:
-        body = doc.body
-        side = body.get("variant")
-        variant = str(side.get("name") if isinstance(side, dict) else side or doc.subject or "?")
+        try:
+            body = RecoveryDoc.from_json(doc.body)
+        except ValidationError as exc:
+            errors = exc.errors()
+            where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
+            what = f"{errors[0]['msg']} at {where}" if errors else str(exc)
+            out.unreadable.append(f"{doc.id[:8]} ({doc.subject or '?'}): not an {SCHEMA} document: {what}")
+            continue
+        variant = body.variant.name
         if variant in seen:
             continue
         seen.add(variant)
-        threshold = _num(body.get("threshold")) or 0.95
         found = 0
-        for suite, data in _suites(body):
-            areas = data.get("areas")
-            if not isinstance(areas, dict):
-                continue
-            for area, raw in areas.items():
-                value = raw if _num(raw) is not None else (raw or {}).get("recovery")
-                # llmbench.recovery/1 writes {"value": x, "ci95": [lo, hi]}, or {"value": null, "reason"}.
-                figure = value if isinstance(value, dict) else None
-                rec = _num(figure.get("value") if figure is not None else value)
-                if rec is None:
+        for suite, data in body.suites.items():
+            for area, a in data.areas.items():
+                rec = a.recovery
+                if rec.value is None:
                     continue
-                ci = _ci(figure) if figure is not None else (_ci(raw) if isinstance(raw, dict) else None)
-                flagged = (
-                    bool(raw.get("flagged"))
-                    if isinstance(raw, dict) and "flagged" in raw
-                    else rec < threshold
-                )
-                out.areas.append(RecoveryArea(variant, suite, str(area), rec, ci, flagged))
+                # An unbounded upper end (the base scored 0 on a resample) is drawn without an interval.
+                hi = rec.ci95[1] if rec.ci95 is not None else None
+                ci = (rec.ci95[0], hi) if rec.ci95 is not None and hi is not None else None
+                out.areas.append(RecoveryArea(variant, suite, area, rec.value, ci, a.flagged))
                 found += 1
         if found:
-            speed = body.get("speed_ratios") or body.get("speed")
             out.documents.append(
-                {"id": doc.id, "variant": variant, "base": body.get("base"),
-                 "size_ratio": body.get("size_ratio"), "speed_ratios": speed, "threshold": threshold}
+                {"id": doc.id, "variant": variant, "base": body.base.to_json(),
+                 "size_ratio": body.size_ratio.to_json(), "speed_ratios": body.speed.to_json(),
+                 "threshold": body.threshold}
             )  # fmt: skip
         else:
-            out.unreadable.append(f"{doc.id[:8]} ({variant}): no per-area recovery found under 'suites'")
+            out.unreadable.append(f"{doc.id[:8]} ({variant}): no area was scored on both sides")
     return out

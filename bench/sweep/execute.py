@@ -202,7 +202,7 @@ def _measure(
         if url is not None:
             resets["done" if reset_prefix_cache(url) else "unsupported"] += 1
 
-    by_step: dict[tuple[int, str], list[dict[str, Any]]] = {}  # (load step, run label) -> summaries
+    by_step: dict[tuple[int, str], list[RunSummary]] = {}  # (load step, run label) -> summaries
     for rep in range(point.repetitions):
         for step, load in enumerate(point.loads):
             fresh()
@@ -233,7 +233,9 @@ def _measure(
             ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
         ),
         repeats=[
-            RepeatStep.model_validate({"load": step, "run": label, **repeat_figures(summaries)})
+            RepeatStep.model_validate(
+                {"load": step, "run": label, **{k: f.to_json() for k, f in repeat_figures(summaries).items()}}
+            )
             for (step, label), summaries in by_step.items()
         ],
         spend_usd=ctx.spend.spent - spent_before,  # this point's own
@@ -243,7 +245,7 @@ def _measure(
 
 def _load(
     point: Point, ctx: PointContext, registry: Registry, url: str | None, load: dict[str, Any], rep: int
-) -> tuple[list[str], RunAbortedError | None, list[tuple[str, dict[str, Any]]]]:
+) -> tuple[list[str], RunAbortedError | None, list[tuple[str, RunSummary]]]:
     options = load_options(load)
     spec = LoadSpec.from_options(
         **{**options, "seed": options["seed"] + 1000 * rep},  # fresh prompts in every repetition
@@ -263,7 +265,7 @@ def _load(
         ctx.spend.add(point.kind, _load_cost(registry, point, run.summary))
     # A goodput search repeats at its operating point (the probes' loads differ between repetitions).
     search = load["profile"] == "goodput"
-    labels = [("operating point" if search else r.label, r.summary.to_json())
+    labels = [("operating point" if search else r.label, r.summary)
               for r in result.runs if not search or r.profile.kind == "goodput"]  # fmt: skip
     return [r.run_id for r in result.runs], result.aborted, labels
 

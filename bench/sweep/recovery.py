@@ -79,7 +79,7 @@ def store_recoveries(
                 threshold=THRESHOLD,
                 notes=notes,
             )
-            ids.append(store.add_document(SCHEMA, doc, subject=point.serve_name, sweep_id=sweep_id))
+            ids.append(store.add_document(SCHEMA, doc.to_json(), subject=point.serve_name, sweep_id=sweep_id))
     return ids
 
 

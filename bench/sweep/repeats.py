@@ -9,32 +9,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
+from bench.documents import RepeatFigures
+from bench.metrics import RunSummary
 from bench.stats import t95
 
 FIGURES = ("output_tokens_per_s", "requests_per_s", "goodput_requests_per_s")
 
 
-def mean_ci(values: Sequence[float]) -> dict[str, Any]:
+def mean_ci(values: Sequence[float]) -> RepeatFigures:
     """Mean, sample standard deviation and 95% t-interval of the mean (n/a below two values)."""
     n = len(values)
     if n == 0:
-        return {"n": 0, "mean": None, "std": None, "ci95": None, "na": "no value measured"}
+        return RepeatFigures(n=0, na="no value measured")
     mean = math.fsum(values) / n
     if n == 1:
-        return {"n": 1, "mean": mean, "std": None, "ci95": None, "na": "one repetition: no interval"}
+        return RepeatFigures(n=1, mean=mean, na="one repetition: no interval")
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = t95(n - 1) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+    return RepeatFigures(n=n, mean=mean, std=std, ci95=(mean - half, mean + half))
 
 
-def repeat_figures(summaries: Sequence[dict[str, Any]], ttft_key: str = "p50") -> dict[str, Any]:
-    """Each figure of `summaries` (one load summary per repetition) as mean ± 95% CI."""
-    out: dict[str, Any] = {}
+def repeat_figures(summaries: Sequence[RunSummary]) -> dict[str, RepeatFigures]:
+    """Each figure of `summaries` (one load summary per repetition) as mean ± 95% CI, TTFT p50 included."""
+    out: dict[str, RepeatFigures] = {}
     for key in FIGURES:
-        out[key] = mean_ci([s[key] for s in summaries if s.get(key) is not None])
-    out[f"ttft_{ttft_key}_ms"] = mean_ci(
-        [s["ttft_ms"][ttft_key] for s in summaries if (s.get("ttft_ms") or {}).get(ttft_key) is not None]
-    )
+        values = [getattr(s, key) for s in summaries]
+        out[key] = mean_ci([v for v in values if v is not None])
+    out["ttft_p50_ms"] = mean_ci([s.ttft_ms.p50 for s in summaries if s.ttft_ms.p50 is not None])
     return out

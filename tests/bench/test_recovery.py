@@ -9,11 +9,11 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from bench.documents import RecoveryDoc, RecoveryFigure
 from bench.records import ItemRecord
 from bench.recovery import RecoverySpec, Served, run_recovery, saturation_level
 from bench.recovery.report import ModelFacts, SpeedPoint, SpeedRuns, SuiteRuns, recovery_document
@@ -36,7 +36,7 @@ def items(correct: dict[str, list[bool]]) -> list[ItemRecord]:
     ]
 
 
-def doc(base: list[ItemRecord], var: list[ItemRecord], speed: SpeedRuns | None = None) -> dict[str, Any]:
+def doc(base: list[ItemRecord], var: list[ItemRecord], speed: SpeedRuns | None = None) -> RecoveryDoc:
     return recovery_document(
         ModelFacts("m", "m", "hf", weights_bytes=1000, disk_bytes=1100, dtype="float32"),
         ModelFacts("m:q", "m-q", "hf", "bnb-int8", weights_bytes=300, disk_bytes=320),
@@ -50,14 +50,16 @@ def test_an_area_under_the_threshold_is_flagged_even_when_the_average_passes() -
     base = items({a: [True] * 50 for a in ("w", "x", "y", "z")})
     var = items({"w": [True] * 44 + [False] * 6, "x": [True] * 50, "y": [True] * 50, "z": [True] * 50})
     d = doc(base, var)
-    suite = d["suites"]["s"]
-    assert suite["recovery"]["value"] == 194 / 200 and not suite["flagged"]  # 0.97: the average passes
-    assert suite["areas"]["w"]["recovery"]["value"] == 44 / 50 and suite["areas"]["w"]["flagged"]
-    assert d["flagged"] == ["s/w"] and d["passed"] is False
-    lo, hi = suite["areas"]["w"]["recovery"]["ci95"]
-    assert lo < 44 / 50 <= hi <= 1.0
-    assert d["size_ratio"] == {"value": 0.3, "basis": "weight bytes (safetensors headers)"}
-    assert d["speed"]["ratio"]["concurrency_1"] == {"value": None, "reason": "speed not measured: --no-speed"}
+    suite = d.suites["s"]
+    assert suite.recovery.value == 194 / 200 and not suite.flagged  # 0.97: the average passes
+    assert suite.areas["w"].recovery.value == 44 / 50 and suite.areas["w"].flagged
+    assert d.flagged == ["s/w"] and d.passed is False
+    assert suite.areas["w"].recovery.ci95 is not None
+    lo, hi = suite.areas["w"].recovery.ci95
+    assert hi is not None and lo < 44 / 50 <= hi <= 1.0
+    assert d.size_ratio == RecoveryFigure(value=0.3, basis="weight bytes (safetensors headers)")
+    assert d.speed.ratio.concurrency_1 == RecoveryFigure(value=None, reason="speed not measured: --no-speed")
+    assert RecoveryDoc.from_json(d.to_json()) == d and d.to_json()["schema"] == "llmbench.recovery/1"
 
 
 def test_missing_figures_are_na_with_a_reason_never_zero() -> None:
@@ -66,16 +68,16 @@ def test_missing_figures_are_na_with_a_reason_never_zero() -> None:
     d = doc(
         base, var, SpeedRuns(base=[SpeedPoint(1, None, None, None, 0, 8, "r1")], variant=[], saturation=None)
     )
-    area = d["suites"]["s"]["areas"]["a"]
-    assert area["recovery"]["value"] is None and "base scores 0" in area["recovery"]["reason"]
-    ratio = d["speed"]["ratio"]
-    assert ratio["concurrency_1"]["value"] is None and "8 failed requests" in ratio["concurrency_1"]["reason"]
-    assert ratio["saturation"]["value"] is None and "saturation point" in ratio["saturation"]["reason"]
+    area = d.suites["s"].areas["a"]
+    assert area.recovery.value is None and "base scores 0" in (area.recovery.reason or "")
+    ratio = d.speed.ratio
+    assert ratio.concurrency_1.value is None and "8 failed requests" in (ratio.concurrency_1.reason or "")
+    assert ratio.saturation.value is None and "saturation point" in (ratio.saturation.reason or "")
     nothing = items({"a": []})
     failed = [ItemRecord(item_id="a-0", status="error", area="a", error_text="http_400: too long")]
     d = doc(nothing + failed, failed)
-    assert d["suites"]["s"]["recovery"]["value"] is None
-    assert "http_400: too long" in d["suites"]["s"]["recovery"]["reason"] and d["flagged"] == ["s"]
+    assert d.suites["s"].recovery.value is None
+    assert "http_400: too long" in (d.suites["s"].recovery.reason or "") and d.flagged == ["s"]
 
 
 def test_saturation_is_the_lowest_level_near_the_best_throughput() -> None:
@@ -150,34 +152,34 @@ def test_run_recovery_serves_both_scores_loads_and_stores_the_document(tmp_path:
     result = run_recovery(spec, registry, settings, serve)
     assert served == [("rbase", "hf"), ("rbase-int8", "hf")]
     d = result.document
-    suite = d["suites"]["builtin:tiny-skills"]
-    assert suite["n"] == 80 and suite["base_score"] == 1.0 and 0.5 < suite["variant_score"] < 0.95
-    assert set(suite["areas"]) == {"arithmetic", "comparison", "lookup", "string"}
-    assert suite["flagged"] and "builtin:tiny-skills" in d["flagged"]
-    assert d["size_ratio"]["value"] is None and "not in the local model cache" in d["size_ratio"]["reason"]
-    speed = d["speed"]
-    assert [p["concurrency"] for p in speed["base"]] == [1, 2, 4]
-    sat = speed["saturation_concurrency"]
-    best = max(p["output_tokens_per_s"] for p in speed["base"])
-    assert sat == min(p["concurrency"] for p in speed["base"] if p["output_tokens_per_s"] >= 0.9 * best)
-    assert [p["concurrency"] for p in speed["variant"]] == sorted({1, sat})
-    assert speed["ratio"]["concurrency_1"]["value"] > 0 and speed["ratio"]["saturation"]["concurrency"] == sat
+    suite = d.suites["builtin:tiny-skills"]
+    assert suite.n == 80 and suite.base_score == 1.0 and 0.5 < (suite.variant_score or 0) < 0.95
+    assert set(suite.areas) == {"arithmetic", "comparison", "lookup", "string"}
+    assert suite.flagged and "builtin:tiny-skills" in d.flagged
+    assert d.size_ratio.value is None and "not in the local model cache" in (d.size_ratio.reason or "")
+    speed = d.speed
+    assert [p.concurrency for p in speed.base] == [1, 2, 4]
+    sat = speed.saturation_concurrency
+    best = max(p.output_tokens_per_s or 0 for p in speed.base)
+    assert sat == min(p.concurrency for p in speed.base if (p.output_tokens_per_s or 0) >= 0.9 * best)
+    assert [p.concurrency for p in speed.variant] == sorted({1, sat})
+    assert (speed.ratio.concurrency_1.value or 0) > 0 and speed.ratio.saturation.concurrency == sat
     with Store.open(settings.results_path) as store:
         docs = store.list_documents("llmbench.recovery/1", subject="rbase:int8")
-        assert [x.id for x in docs] == [result.document_id] and docs[0].body["suites"] == d["suites"]
-        assert store.get_run(suite["base_run"]).kind == "accuracy"
-        assert store.get_run(speed["base"][0]["run_id"]).kind == "load"
+        assert [x.id for x in docs] == [result.document_id] and RecoveryDoc.from_json(docs[0].body) == d
+        assert store.get_run(suite.base_run).kind == "accuracy"
+        assert store.get_run(speed.base[0].run_id or "").kind == "load"
     # The answer page reads exactly this document: every area, with its recovery and CI.
     from bench.report.recovery import read_recovery
 
     read = read_recovery(docs)
     assert read.empty_reason is None and not read.unreadable
     by_area = {a.area: a for a in read.areas}
-    for area, figure in d["suites"]["builtin:tiny-skills"]["areas"].items():
-        if figure["recovery"]["value"] is not None:
-            assert by_area[area].recovery == figure["recovery"]["value"]
-            assert by_area[area].flagged == figure["flagged"]
-    assert {a.variant for a in read.areas} == {d["variant"]["name"]}
+    for area, figure in d.suites["builtin:tiny-skills"].areas.items():
+        if figure.recovery.value is not None:
+            assert by_area[area].recovery == figure.recovery.value
+            assert by_area[area].flagged == figure.flagged
+    assert {a.variant for a in read.areas} == {d.variant.name}
 
 
 def test_the_document_names_the_dtype_the_engine_served_not_only_the_stored_one(tmp_path: Path) -> None:
@@ -194,9 +196,7 @@ def test_the_document_names_the_dtype_the_engine_served_not_only_the_stored_one(
         auto = store.start_run("accuracy", tgt, profile, provenance(engine_args={"dtype": "auto"}))
         assert served_dtype(store, [auto, run]) == "bfloat16"
         assert served_dtype(store, [auto]) is None
-    facts = ModelFacts(
-        "tiny-skills", "tiny-skills", "vllm", dtype="float32", served_dtype="bfloat16"
-    ).to_json()
-    assert (facts["dtype"], facts["dtype_from"], facts["stored_dtype"]) == ("bfloat16", "engine", "float32")
-    stored = ModelFacts("x", "x", "hf", dtype="float32").to_json()
-    assert (stored["dtype"], stored["dtype_from"]) == ("float32", "config.json")
+    facts = ModelFacts("tiny-skills", "tiny-skills", "vllm", dtype="float32", served_dtype="bfloat16").side()
+    assert (facts.dtype, facts.dtype_from, facts.stored_dtype) == ("bfloat16", "engine", "float32")
+    stored = ModelFacts("x", "x", "hf", dtype="float32").side()
+    assert (stored.dtype, stored.dtype_from) == ("float32", "config.json")

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import trade_off_store
 
+from bench.records import ItemRecord
+from bench.recovery.report import ModelFacts, SpeedRuns, SuiteRuns, recovery_document
 from bench.registry import load_registry
 from bench.report.build import ReportSpec, build_report
 from bench.report.html import render_html
@@ -21,24 +23,28 @@ CHROMIUM = os.environ.get("LLMBENCH_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("LLMBENCH_REQUIRE_BROWSER") == "1"  # read at import: the tests clear LLMBENCH_*
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip
-RECOVERY = {
-    "schema": "llmbench.recovery/1",
-    "base": "tiny-skills",
-    "variant": "tiny-skills:int8",
-    "threshold": 0.95,
-    "size_ratio": 0.3,
-    "speed_ratios": {"c1": 1.1, "c16": 1.3},
-    "suites": {
-        "tiny-skills": {
-            "recovery": 0.98,
-            "ci95": [0.95, 1.01],
-            "areas": {
-                "arithmetic": {"recovery": 0.92, "ci95": [0.85, 0.99]},
-                "lookup": {"recovery": 1.0, "ci95": [0.98, 1.02]},
-            },
-        }
-    },
-}
+
+
+def recovery_body() -> dict[str, object]:
+    """A recovery document as `bench recovery` writes it: int8 keeps 46 of 50 arithmetic items, all lookup."""
+
+    def scored(area: str, right: int, n: int = 50) -> list[ItemRecord]:
+        return [
+            ItemRecord(
+                item_id=f"{area}{i}", status="ok", area=area, correct=i < right, score=float(i < right)
+            )
+            for i in range(n)
+        ]
+
+    base = scored("arithmetic", 50) + scored("lookup", 50)
+    var = scored("arithmetic", 46) + scored("lookup", 50)
+    return recovery_document(
+        ModelFacts("tiny-skills", "tiny-skills", "vllm", weights_bytes=1000),
+        ModelFacts("tiny-skills:int8", "tiny-skills-int8", "hf", "bnb-int8", weights_bytes=300),
+        {"tiny-skills": SuiteRuns("A", base, "B", var)},
+        SpeedRuns(skipped="--no-speed"),
+        threshold=0.95,
+    ).to_json()
 
 
 def _chromium() -> str:
@@ -55,7 +61,7 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = folder / "results.sqlite"
     trade_off_store(store)
     with Store.open(store) as db:
-        db.add_document("llmbench.recovery/1", RECOVERY, subject="tiny-skills:int8")
+        db.add_document("llmbench.recovery/1", recovery_body(), subject="tiny-skills:int8")
     report = build_report(ReportSpec(max_drop=30), store, pricing_from_registry(load_registry()))
     path = folder / "report.html"
     path.write_text(render_html(report), encoding="utf-8")

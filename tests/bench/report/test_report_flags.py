@@ -67,15 +67,32 @@ def _doc(body: dict[str, object], subject: str = "m:v") -> Document:
     return Document("d" * 32, "llmbench.recovery/1", "2026-12-01T00:00:00Z", subject, None, body)
 
 
-def test_recovery_documents_in_either_shape_and_unreadable_ones() -> None:
-    areas = {"a": {"recovery": 0.96, "ci": [0.9, 1.0]}, "b": 1.01}
-    listed = {"variant": "m:int8", "threshold": 0.97, "suites": [{"suite": "s", "areas": areas}]}
-    rec = read_recovery([_doc(listed), _doc({"variant": "m:nf4", "suites": {"s": {"score": 1}}})])
-    assert [(a.variant, a.area, a.recovery, a.ci95, a.flagged) for a in rec.areas] == [
-        ("m:int8", "a", 0.96, (0.9, 1.0), True),
-        ("m:int8", "b", 1.01, None, False),
+def test_recovery_documents_are_read_through_their_model_and_unreadable_ones_say_why() -> None:
+    from bench.records import ItemRecord
+    from bench.recovery.report import ModelFacts, SpeedRuns, SuiteRuns, recovery_document
+
+    def scored(area: str, verdicts: list[bool]) -> list[ItemRecord]:
+        return [
+            ItemRecord(item_id=f"{area}{i}", status="ok", area=area, correct=c, score=float(c))
+            for i, c in enumerate(verdicts)
+        ]
+
+    # Area a: the variant gets 48 of the base's 50 (0.96 < 0.97: flagged); b: both score 0 (no recovery).
+    base = scored("a", [True] * 50) + scored("b", [False] * 4)
+    var = scored("a", [True] * 48 + [False] * 2) + scored("b", [False] * 4)
+    written = recovery_document(
+        ModelFacts("m", "m", "hf"), ModelFacts("m:int8", "m-int8", "hf", "bnb-int8"),
+        {"s": SuiteRuns("A", base, "B", var)}, SpeedRuns(skipped="--no-speed"), threshold=0.97,
+    ).to_json()  # fmt: skip
+    rec = read_recovery([_doc(written), _doc({"variant": "m:nf4", "suites": {"s": {"score": 1}}})])
+    ((variant, area, value, ci, flagged),) = [
+        (a.variant, a.area, a.recovery, a.ci95, a.flagged) for a in rec.areas
     ]
-    assert rec.unreadable and "m:nf4" in rec.unreadable[0] and rec.empty_reason is None
+    assert (variant, area, value, flagged) == ("m:int8", "a", 0.96, True) and ci is not None
+    assert ci[0] < 0.96 <= ci[1]
+    assert rec.documents[0]["threshold"] == 0.97 and rec.documents[0]["size_ratio"]["value"] is None
+    assert rec.unreadable and "not an llmbench.recovery/1 document" in rec.unreadable[0]
+    assert rec.empty_reason is None
     none = read_recovery([_doc({"variant": "x"})])
     assert none.empty_reason is not None and none.empty_reason.startswith(
         "recovery reports stored but not readable"
