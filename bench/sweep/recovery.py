@@ -32,13 +32,18 @@ def store_recoveries(
     registry: Registry,
     settings: Settings,
 ) -> list[str]:
-    """One recovery document per complete variant point whose base point (same target and engine args) is
-    complete too; returns the document ids."""
-    by_key = {(p.target, tuple(sorted(p.engine_args.items())), p.variant): p for p in points}
+    """One recovery document per complete variant point whose base point (same target, engine args and
+    workload) is complete too; returns the document ids."""
+    # The base is the point of the same target, engine arguments and workload (a sweep with workloads
+    # serves the base once per workload; the variant's suites run beside one of them).
+    def key(p: Point, variant: str) -> tuple[object, ...]:
+        return (p.target, tuple(sorted(p.engine_args.items())), p.workload, variant)
+
+    by_key = {key(p, p.variant): p for p in points}
     ids: list[str] = []
     with Store.open(store_path) as store:
         for point in points:
-            base = by_key.get((point.target, tuple(sorted(point.engine_args.items())), "base"))
+            base = by_key.get(key(point, "base"))
             if point.kind != "local" or point.variant == "base" or base is None:
                 continue
             got, base_got = outcomes.get(point.point_id), outcomes.get(base.point_id)

@@ -71,8 +71,17 @@ def test_variant_recovery_per_area_is_stored_with_the_sweep(settings: Settings, 
                 run, "complete", {"suite": "s", "target": "m", "score": 1.0, "n": 1, "correct": 1}
             )
             runs.append(run)
-    points = [point("p0", "m", "base", "vllm"), point("p1", "m:int8", "int8", "hf")]
-    outcomes = {"p0": PointOutcome("complete", [runs[0]]), "p1": PointOutcome("complete", [runs[1]])}
+    # The base is served again for a second workload (load only): the variant pairs with the base of its own
+    # workload, whose suites ran, not with the last base point of the plan.
+    sessions = point("p2", "m", "base", "vllm").model_copy(
+        update={"workload": "chat", "workload_kind": "sessions"}
+    )
+    points = [point("p0", "m", "base", "vllm"), sessions, point("p1", "m:int8", "int8", "hf")]
+    outcomes = {
+        "p0": PointOutcome("complete", [runs[0]]),
+        "p2": PointOutcome("complete", []),
+        "p1": PointOutcome("complete", [runs[1]]),
+    }
     ids = store_recoveries(points, outcomes, store_path, sweep_id, registry, settings)
     assert len(ids) == 1
     again = store_recoveries(points, outcomes, store_path, sweep_id, registry, settings)
