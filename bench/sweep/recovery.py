@@ -34,6 +34,7 @@ def store_recoveries(
 ) -> list[str]:
     """One recovery document per complete variant point whose base point (same target, engine args and
     workload) is complete too; returns the document ids."""
+
     # The base is the point of the same target, engine arguments and workload (a sweep with workloads
     # serves the base once per workload; the variant's suites run beside one of them).
     def key(p: Point, variant: str) -> tuple[object, ...]:

@@ -68,6 +68,9 @@ class OfflineEmbedder:
                 raise ConfigError(
                     "embeddings need sentence-transformers", fix="pip install 'llmbench[eval]'"
                 ) from exc
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar in the middle of our output
             self._model = SentenceTransformer(str(self.path), device="cpu")
         vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
         return [list(map(float, v)) for v in vectors]
