@@ -10,9 +10,9 @@ its old shape to the current one); it is never re-derived by a second implementa
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class StoredModel(BaseModel):
@@ -162,17 +162,25 @@ class RepeatFigures(StoredModel):
 
 
 class RepeatStep(StoredModel):
-    """One load step of a point over its repetitions (a goodput search: at its operating point)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)  # one RepeatFigures per figure name
+    """One load step of a point over its repetitions (a goodput search: at its operating point): each
+    figure's mean and 95% t-interval (bench.sweep.repeats)."""
 
     load: int
     run: str
+    output_tokens_per_s: RepeatFigures | None = None
+    requests_per_s: RepeatFigures | None = None
+    goodput_requests_per_s: RepeatFigures | None = None
+    ttft_p50_ms: RepeatFigures | None = None
 
     def figures(self) -> dict[str, RepeatFigures]:
-        """Figure name -> its figures over repetitions."""
-        extra = self.model_extra or {}
-        return {k: RepeatFigures.model_validate(v) for k, v in extra.items() if isinstance(v, dict)}
+        """Figure name -> its figures over repetitions (those measured)."""
+        named = {
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "requests_per_s": self.requests_per_s,
+            "goodput_requests_per_s": self.goodput_requests_per_s,
+            "ttft_p50_ms": self.ttft_p50_ms,
+        }
+        return {k: v for k, v in named.items() if v is not None}
 
 
 class PointDetail(StoredModel):
@@ -187,7 +195,7 @@ class PointDetail(StoredModel):
     imported_runs: int | None = None  # on Ray: the runs its task sent back
 
 
-RECOVERY_SCHEMA = "llmbench.recovery/1"
+RECOVERY_SCHEMA: Literal["llmbench.recovery/1"] = "llmbench.recovery/1"
 
 
 class RecoveryFigure(StoredModel):
@@ -199,6 +207,13 @@ class RecoveryFigure(StoredModel):
     ci95: tuple[float, float | None] | None = None  # an upper bound of None: unbounded
     concurrency: int | None = None
     basis: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_what_was_said(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Stored as {value, ci95} | {value, concurrency} | {value, basis} | {value: null, reason}: the keys
+        # a figure has, never a row of nulls (`value` always, null when not measured).
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k == "value" or v is not None}
 
 
 class RecoverySide(StoredModel):
@@ -286,7 +301,7 @@ class RecoveryDoc(StoredModel):
     variant keeps of its base, per suite and area, its size and its speed. Written by bench.recovery, read
     by the report and the CLI."""
 
-    schema_: str = Field(RECOVERY_SCHEMA, alias="schema")
+    schema_: Literal["llmbench.recovery/1"] = Field(RECOVERY_SCHEMA, alias="schema")
     created_at: str
     base: RecoverySide
     variant: RecoverySide

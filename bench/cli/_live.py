@@ -260,9 +260,11 @@ def operating_point_lines(result: LoadResult) -> list[str]:
             if s.output_tokens_per_s is None
             else f"{fmt_number(s.output_tokens_per_s)} output tok/s"
         )
+        again = sum(len(p.retried) for p in point.search)
+        probes = f"{len(point.probes)} probes" + (f", {again} invalid runs measured again" if again else "")
         lines.append(
             f"operating point: {point.dimension} {point.value:g} (SLO attainment {share}{bounds} in "
-            f"the search, target {point.target_attainment:.1%}; {len(point.probes)} probes) → {tps}, "
+            f"the search, target {point.target_attainment:.1%}; {probes}) → {tps}, "
             f"goodput {_num(s.goodput_requests_per_s)} req/s (run {r.run_id[:8]})"
         )
         lines.extend(f"operating point: warning: {w}" for w in point.warnings)

@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.errors import UsageError
-from bench.metrics import DEFAULT_ATTAINMENT
+from bench.metrics import DEFAULT_ATTAINMENT, RunSummary
+from bench.metrics.summary import INVALID_PROBE
 from bench.records import DEFAULT_TIMEOUT_S
 
 DEFAULT_REQUESTS = 100  # measured requests when neither a count nor a duration is given
@@ -27,6 +28,15 @@ MIN_PROBE_S = 5.0  # an open-loop probe sends for at least this many seconds
 # it ends the search: on a shared machine one stall spoils a run without saying anything about the server.
 # Every attempt is stored; the probe records the invalid runs it replaced.
 INVALID_RETRIES = 2
+# What a retry can cure: a client starved for a moment, a load not held. A probe that did not stream says
+# something about the server (it buffers its answers) and would say it again: it is not retried.
+RETRIED_INVALID = ("client_bound", "load_not_reached")
+
+
+def worth_retrying(summary: RunSummary) -> bool:
+    """Whether an invalid probe may have been spoiled (by the client, for a moment) rather than be wrong."""
+    kinds = {f.kind for f in summary.flags if f.kind in INVALID_PROBE}
+    return bool(kinds) and kinds <= set(RETRIED_INVALID)
 
 
 class _Spec(BaseModel):

@@ -55,6 +55,7 @@ from bench.loadgen.profiles import (
     SweepProfile,
     SynchronousProfile,
     sweep_rates,
+    worth_retrying,
 )
 from bench.loadgen.protocol import StreamingClient
 from bench.loadgen.results import (
@@ -239,8 +240,9 @@ class LoadSession:
     async def _goodput(self, goodput: GoodputProfile) -> None:
         """Probe by doubling then bisection; then one run at the highest passing load: the operating point.
 
-        Each probe is lengthened until it can hold its load (GoodputProfile.probe_limits); an invalid probe
-        (client-bound, not streamed, load not reached) ends the search, which is then capped there.
+        Each probe is lengthened until it can hold its load (GoodputProfile.probe_limits). An invalid probe
+        that a retry may cure (client-bound, load not reached) is measured again up to `goodput.retries`
+        times; one still invalid (or not streamed) ends the search, which is then capped there.
         """
         search = GoodputSearch(
             goodput.dimension, goodput.start, goodput.max_load, goodput.target, goodput.steps
@@ -261,6 +263,8 @@ class LoadSession:
                 if run is None or self.aborted is not None:
                     return
                 if not run.summary.invalid_reasons or len(retried) >= goodput.retries:
+                    break
+                if not worth_retrying(run.summary):
                     break
                 retried.append(run.run_id)  # spoiled (a stall, a starved client): measured again
             share = run.summary.slo_attainment

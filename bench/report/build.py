@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.documents import RepeatFigures
+from bench.documents import RepeatStep
 from bench.errors import UsageError
 from bench.report.analysis import (
     DEFAULT_MAX_DROP,
@@ -103,7 +103,11 @@ class RepeatRow:
     point: str  # the point's label
     run: str  # the load step's run label ('operating point' for a goodput search)
     n: int
-    figures: dict[str, RepeatFigures]
+    step: RepeatStep
+
+    def to_json(self) -> dict[str, Any]:
+        figures = {k: f.to_json() for k, f in self.step.figures().items()}
+        return {"point": self.point, "run": self.run, "n": self.n, "figures": figures}
 
 
 def sweep_repeats(store: Store, sweep: str) -> list[RepeatRow]:
@@ -113,10 +117,9 @@ def sweep_repeats(store: Store, sweep: str) -> list[RepeatRow]:
     rows = []
     for point in store.list_points(info.id):
         for rep in point.detail.repeats:
-            figures = rep.figures()
-            n = max((f.n for f in figures.values()), default=0)
+            n = max((f.n for f in rep.figures().values()), default=0)
             if n >= 2:
-                rows.append(RepeatRow(labels.get(point.point_id, point.point_id), rep.run, n, figures))
+                rows.append(RepeatRow(labels.get(point.point_id, point.point_id), rep.run, n, rep))
     return rows
 
 

@@ -229,7 +229,7 @@ def recovery_chart(report: Report) -> go.Figure | None:
             marker={"line": {"width": [3 if a.flagged else 0 for a in pts], "color": "red"}},
             error_y=_error_bars([a.recovery for a in pts], [a.ci95 for a in pts]),
         ))  # fmt: skip
-    threshold = min((d.get("threshold") or 0.95) for d in rec.documents) if rec.documents else 0.95
+    threshold = min(d.doc.threshold for d in rec.documents) if rec.documents else 0.95
     fig.add_hline(y=100 * threshold, line_dash="dash", annotation_text=f"flag below {threshold:.0%}")
     fig.update_yaxes(title_text="recovery % of base (95% CI)")
     fig.update_layout(

@@ -234,9 +234,9 @@ def render_html(report: Report) -> str:
                 "point": r.point,
                 "run": r.run,
                 "n": r.n,
-                "tok_s": mean_ci_text(r.figures.get("output_tokens_per_s")),
-                "ttft": mean_ci_text(r.figures.get("ttft_p50_ms")),
-                "goodput": mean_ci_text(r.figures.get("goodput_requests_per_s")),
+                "tok_s": mean_ci_text(r.step.output_tokens_per_s),
+                "ttft": mean_ci_text(r.step.ttft_p50_ms),
+                "goodput": mean_ci_text(r.step.goodput_requests_per_s),
             }
             for r in report.repeats
         ],

@@ -128,7 +128,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "histograms": [asdict(h) for h in report.histograms],
         "provenance": report.provenance,
         "notes": report.notes,
-        "repeats": [asdict(r) for r in report.repeats],
+        "repeats": [r.to_json() for r in report.repeats],
         "workload": report.workload,
         "by_workload": [answer_json(a) for a in report.answers],
         "answer_change": answer_change(report.answers),

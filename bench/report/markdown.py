@@ -232,9 +232,9 @@ def render_markdown(report: Report) -> str:
             "|---|---|---|---|---|---|",
         ]
         for rep in report.repeats:
-            f = rep.figures
-            tok_s, ttft = mean_ci_text(f.get("output_tokens_per_s")), mean_ci_text(f.get("ttft_p50_ms"))
-            goodput = mean_ci_text(f.get("goodput_requests_per_s"))
+            f = rep.step
+            tok_s, ttft = mean_ci_text(f.output_tokens_per_s), mean_ci_text(f.ttft_p50_ms)
+            goodput = mean_ci_text(f.goodput_requests_per_s)
             lines.append(f"| {rep.point} | {rep.run} | {rep.n} | {tok_s} | {ttft} | {goodput} |")
     traces = [(r.key, t) for r in report.rows if (t := search_trace(r.option))]
     if traces:

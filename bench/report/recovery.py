@@ -15,7 +15,7 @@ from bench.documents import RECOVERY_SCHEMA as SCHEMA
 from bench.documents import RecoveryDoc
 from bench.store import Document
 
-__all__ = ["SCHEMA", "Recovery", "RecoveryArea", "read_recovery"]
+__all__ = ["SCHEMA", "Recovery", "RecoveryArea", "RecoveryDocument", "read_recovery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +30,27 @@ class RecoveryArea:
     flagged: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryDocument:
+    """One stored recovery document the report read: its store id, its variant and the document."""
+
+    id: str
+    variant: str
+    doc: RecoveryDoc
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.doc
+        return {"id": self.id, "variant": self.variant, "base": d.base.to_json(),
+                "size_ratio": d.size_ratio.to_json(), "speed_ratios": d.speed.to_json(),
+                "threshold": d.threshold}  # fmt: skip
+
+
 @dataclass
 class Recovery:
     """Every readable area of every stored recovery document, and what could not be read."""
 
     areas: list[RecoveryArea] = field(default_factory=list)
-    documents: list[dict[str, Any]] = field(default_factory=list)  # id, variant, size and speed ratios
+    documents: list[RecoveryDocument] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
     @property
@@ -53,7 +68,7 @@ class Recovery:
                  "ci95": None if a.ci95 is None else list(a.ci95), "flagged": a.flagged}
                 for a in self.areas
             ],
-            "documents": self.documents,
+            "documents": [d.to_json() for d in self.documents],
             "na": self.empty_reason,
         }  # fmt: skip
 
@@ -87,11 +102,7 @@ def read_recovery(docs: Iterable[Document]) -> Recovery:
                 out.areas.append(RecoveryArea(variant, suite, area, rec.value, ci, a.flagged))
                 found += 1
         if found:
-            out.documents.append(
-                {"id": doc.id, "variant": variant, "base": body.base.to_json(),
-                 "size_ratio": body.size_ratio.to_json(), "speed_ratios": body.speed.to_json(),
-                 "threshold": body.threshold}
-            )  # fmt: skip
+            out.documents.append(RecoveryDocument(doc.id, variant, body))
         else:
             out.unreadable.append(f"{doc.id[:8]} ({variant}): no area was scored on both sides")
     return out

@@ -233,9 +233,7 @@ def _measure(
             ("not supported by this server (no /reset_prefix_cache)" if resets["unsupported"] else "n/a")
         ),
         repeats=[
-            RepeatStep.model_validate(
-                {"load": step, "run": label, **{k: f.to_json() for k, f in repeat_figures(summaries).items()}}
-            )
+            RepeatStep(load=step, run=label, **repeat_figures(summaries))
             for (step, label), summaries in by_step.items()
         ],
         spend_usd=ctx.spend.spent - spent_before,  # this point's own

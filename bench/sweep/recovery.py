@@ -32,23 +32,31 @@ def store_recoveries(
     registry: Registry,
     settings: Settings,
 ) -> list[str]:
-    """One recovery document per complete variant point whose base point (same target, engine args and
-    workload) is complete too; returns the document ids."""
+    """One recovery document per variant point whose suites ran, against the base point of the same target
+    and engine args whose suites ran (each side's complete accuracy runs; the points themselves may have
+    failed elsewhere, e.g. a goodput search with no operating point); returns the document ids."""
 
-    # The base is the point of the same target, engine arguments and workload (a sweep with workloads
-    # serves the base once per workload; the variant's suites run beside one of them).
-    def key(p: Point, variant: str) -> tuple[object, ...]:
-        return (p.target, tuple(sorted(p.engine_args.items())), p.workload, variant)
+    # A sweep with workloads serves a configuration once per workload and runs its suites at one of them:
+    # the variant pairs with a base point that ran suites, preferably on the same workload.
+    def serve_key(p: Point) -> tuple[object, ...]:
+        return (p.target, tuple(sorted(p.engine_args.items())))
 
-    by_key = {key(p, p.variant): p for p in points}
+    bases: dict[tuple[object, ...], list[Point]] = {}
+    for p in points:
+        if p.variant == "base" and p.suites:
+            bases.setdefault(serve_key(p), []).append(p)
     ids: list[str] = []
     with Store.open(store_path) as store:
         for point in points:
-            base = by_key.get(key(point, "base"))
-            if point.kind != "local" or point.variant == "base" or base is None:
+            if point.kind != "local" or point.variant == "base" or not point.suites:
+                continue
+            candidates = bases.get(serve_key(point), [])
+            base = next((b for b in candidates if b.workload == point.workload), None)
+            base = base or (candidates[0] if candidates else None)
+            if base is None:
                 continue
             got, base_got = outcomes.get(point.point_id), outcomes.get(base.point_id)
-            if got is None or base_got is None or got.status != "complete" or base_got.status != "complete":
+            if got is None or base_got is None:
                 continue
             if store.list_documents(SCHEMA, subject=point.serve_name, sweep_id=sweep_id):
                 continue  # made already (a resumed sweep)

@@ -14,8 +14,6 @@ from bench.documents import RepeatFigures
 from bench.metrics import RunSummary
 from bench.stats import t95
 
-FIGURES = ("output_tokens_per_s", "requests_per_s", "goodput_requests_per_s")
-
 
 def mean_ci(values: Sequence[float]) -> RepeatFigures:
     """Mean, sample standard deviation and 95% t-interval of the mean (n/a below two values)."""
@@ -31,10 +29,15 @@ def mean_ci(values: Sequence[float]) -> RepeatFigures:
 
 
 def repeat_figures(summaries: Sequence[RunSummary]) -> dict[str, RepeatFigures]:
-    """Each figure of `summaries` (one load summary per repetition) as mean ± 95% CI, TTFT p50 included."""
-    out: dict[str, RepeatFigures] = {}
-    for key in FIGURES:
-        values = [getattr(s, key) for s in summaries]
-        out[key] = mean_ci([v for v in values if v is not None])
-    out["ttft_p50_ms"] = mean_ci([s.ttft_ms.p50 for s in summaries if s.ttft_ms.p50 is not None])
-    return out
+    """Each figure of `summaries` (one load summary per repetition) as mean ± 95% CI, TTFT p50 included:
+    the figure fields of bench.documents.RepeatStep."""
+
+    def over(values: Sequence[float | None]) -> RepeatFigures:
+        return mean_ci([v for v in values if v is not None])
+
+    return {
+        "output_tokens_per_s": over([s.output_tokens_per_s for s in summaries]),
+        "requests_per_s": over([s.requests_per_s for s in summaries]),
+        "goodput_requests_per_s": over([s.goodput_requests_per_s for s in summaries]),
+        "ttft_p50_ms": over([s.ttft_ms.p50 for s in summaries]),
+    }

@@ -200,3 +200,29 @@ def test_the_document_names_the_dtype_the_engine_served_not_only_the_stored_one(
     assert (facts.dtype, facts.dtype_from, facts.stored_dtype) == ("bfloat16", "engine", "float32")
     stored = ModelFacts("x", "x", "hf", dtype="float32").side()
     assert (stored.dtype, stored.dtype_from) == ("float32", "config.json")
+
+
+def test_a_document_stored_by_the_previous_writer_reads_as_the_typed_document() -> None:
+    # tests/data/recovery-doc-aeb6c25.json was written by bench/recovery/report.py as of commit aeb6c25
+    # (a dict built by hand, before RecoveryDoc): a suite with a 0-score area, a suite with no shared item,
+    # measured speed with a ratio missing. It reads back field for field, and writes the same JSON again.
+    import json
+
+    from bench.report.recovery import read_recovery
+    from bench.store import Document
+
+    stored = json.loads((Path(__file__).parents[1] / "data" / "recovery-doc-aeb6c25.json").read_text())
+    d = RecoveryDoc.from_json(stored)
+    assert d.suites["s"].areas["a"].recovery.value == 18 / 20 and d.suites["s"].areas["a"].flagged
+    assert d.suites["s"].areas["b"].recovery.value is None and d.suites["t"].n == 0
+    assert d.speed.ratio.concurrency_1 == RecoveryFigure(value=1.1, concurrency=1)
+    assert d.variant.size_reason == "no checkpoint of its own" and d.base.dtype == "bfloat16"
+    again = d.to_json()  # the same figures, in the same shape ({value, ci95} | {value: null, reason} ...)
+    assert RecoveryDoc.from_json(again) == d
+    assert (again["size_ratio"], again["speed"]["ratio"]) == (stored["size_ratio"], stored["speed"]["ratio"])
+    for name, suite in stored["suites"].items():
+        assert again["suites"][name]["recovery"] == suite["recovery"]
+        for area, figure in suite["areas"].items():
+            assert again["suites"][name]["areas"][area]["recovery"] == figure["recovery"]
+    read = read_recovery([Document("d" * 32, "llmbench.recovery/1", "", "m:int8", None, stored)])
+    assert [(a.suite, a.area, a.recovery) for a in read.areas] == [("s", "a", 0.9)] and not read.unreadable

@@ -31,7 +31,7 @@ local:
 """
 
 
-def point(pid: str, serve: str, variant: str, backend: str) -> Point:
+def point(pid: str, serve: str, variant: str, backend: str, suites: bool = True) -> Point:
     return Point(
         point_id=pid,
         label=serve,
@@ -40,6 +40,7 @@ def point(pid: str, serve: str, variant: str, backend: str) -> Point:
         serve_name=serve,
         variant=variant,
         backend=backend,
+        suites=[{"suite": "builtin:s"}] if suites else [],
     )
 
 
@@ -71,16 +72,17 @@ def test_variant_recovery_per_area_is_stored_with_the_sweep(settings: Settings, 
                 run, "complete", {"suite": "s", "target": "m", "score": 1.0, "n": 1, "correct": 1}
             )
             runs.append(run)
-    # The base is served again for a second workload (load only): the variant pairs with the base of its own
-    # workload, whose suites ran, not with the last base point of the plan.
-    sessions = point("p2", "m", "base", "vllm").model_copy(
+    # The base is served again for a second workload (load only): the variant pairs with the base point whose
+    # suites ran, not with the last base point of the plan. The variant's point failed (its goodput search
+    # found no operating point) but its suite ran: its recovery is still stored.
+    sessions = point("p2", "m", "base", "vllm", suites=False).model_copy(
         update={"workload": "chat", "workload_kind": "sessions"}
     )
     points = [point("p0", "m", "base", "vllm"), sessions, point("p1", "m:int8", "int8", "hf")]
     outcomes = {
         "p0": PointOutcome("complete", [runs[0]]),
         "p2": PointOutcome("complete", []),
-        "p1": PointOutcome("complete", [runs[1]]),
+        "p1": PointOutcome("failed", [runs[1]], "no operating point"),
     }
     ids = store_recoveries(points, outcomes, store_path, sweep_id, registry, settings)
     assert len(ids) == 1

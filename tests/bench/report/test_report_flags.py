@@ -90,7 +90,8 @@ def test_recovery_documents_are_read_through_their_model_and_unreadable_ones_say
     ]
     assert (variant, area, value, flagged) == ("m:int8", "a", 0.96, True) and ci is not None
     assert ci[0] < 0.96 <= ci[1]
-    assert rec.documents[0]["threshold"] == 0.97 and rec.documents[0]["size_ratio"]["value"] is None
+    assert rec.documents[0].doc.threshold == 0.97 and rec.documents[0].doc.size_ratio.value is None
+    assert rec.to_json()["documents"][0]["threshold"] == 0.97
     assert rec.unreadable and "not an llmbench.recovery/1 document" in rec.unreadable[0]
     assert rec.empty_reason is None
     none = read_recovery([_doc({"variant": "x"})])

@@ -113,3 +113,28 @@ def test_without_any_slo_it_says_so_instead_of_using_saturation() -> None:
     op = choose_operating_point([run("a", slo={}, tps=100), run("b", slo={}, tps=5000, value=64)])
     assert op.status == "no-slo" and op.run is None and op.note == "n/a: no SLO"
     assert choose_operating_point([]).status == "no-load-run"
+
+
+def test_the_search_trace_names_the_invalid_runs_a_probe_replaced_in_load_order() -> None:
+    from bench.report.cells import search_trace
+    from bench.report.options import Option
+
+    probes = [
+        {"load": 8, "stage": "double", "run_id": "p8" * 8, "attainment": 0.5, "passed": False,
+         "measured_load": 7.9, "verdict": "miss"},
+        {"load": 4, "stage": "double", "run_id": "p4" * 8, "attainment": 1.0, "ci95": [0.9, 1.0],
+         "passed": True, "measured_load": 3.99, "verdict": "pass", "retried": ["aaaaaaaa11", "bbbbbbbb22"]},
+    ]  # fmt: skip
+    point = {"dimension": "concurrency", "value": 4, "target_attainment": 0.9, "attainment": 1.0,
+             "search": probes, "warnings": []}  # fmt: skip
+    op = choose_operating_point([run("g", kind="goodput", value=4, extra_profile={"operating_point": point})])
+    assert op.run is not None
+    option = Option("k", "t", "self-hosted", None, [op.run], [], op)
+    first, second = search_trace(option)
+    assert (first["load"], first["measured"], second["load"]) == (
+        "concurrency 4.00",
+        "3.99 in flight",
+        "concurrency 8.00",
+    )
+    assert first["verdict"] == "pass (after 2 invalid runs: aaaaaaaa, bbbbbbbb)"
+    assert first["attainment"] == "100.0% [90.0, 100.0]" and second["verdict"] == "miss"
