@@ -184,3 +184,17 @@ async def test_a_probe_invalid_every_time_ends_the_search_after_its_retries() ->
     runs = await s.run(handle_sigint=False)
     assert len(runs) == 3 and all(r.summary.invalid_reasons for r in runs)  # the probe and 2 retries
     assert isinstance(s.aborted, NoOperatingPointError) and "was invalid" in str(s.aborted)
+
+
+def test_which_invalid_probes_are_worth_measuring_again() -> None:
+    from bench.loadgen.profiles import worth_retrying
+    from bench.metrics import RunSummary
+
+    def flagged(*kinds: str) -> RunSummary:
+        return RunSummary.from_json({"flags": [{"kind": k, "detail": "d"} for k in kinds]})
+
+    assert worth_retrying(flagged("client_bound")) and worth_retrying(flagged("load_not_reached"))
+    # A stalled client reads what piled up in one read: not streamed beside client-bound is a stall.
+    assert worth_retrying(flagged("not_streamed", "client_bound", "load_not_reached"))
+    assert not worth_retrying(flagged("not_streamed"))  # the server buffers: it would again
+    assert not worth_retrying(flagged()) and not worth_retrying(flagged("coalesced_reads"))
