@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from waits import wait_for
 
 from bench.errors import UsageError
 from bench.serving.checks import check_backend_flags
@@ -27,14 +27,6 @@ from serve.specs import MockSpec
 spec = MockSpec(model=sys.argv[1], port=0, strict=False, workers=int(sys.argv[2]))
 serve_mock(spec, lambda url: print("URL", url, flush=True))
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def get(url: str) -> bytes:
@@ -91,11 +83,15 @@ def test_two_workers_answer_on_one_port_and_count_as_one_server(
         pids.add(info["process"]["pid"])
         return len(pids) == 2
 
-    wait_for(both_answered)  # the kernel spreads new connections over the two listeners
+    wait_for(
+        both_answered, timeout=20, what="both mock workers answered", every=0.02
+    )  # the kernel spreads new connections over the two listeners
     assert proc.pid not in pids  # the parent only manages; the workers answer
     for _ in range(20):
         chat(url)
-    wait_for(lambda: successes(url) == 20.0)  # whichever worker answers /metrics sums them all
+    wait_for(
+        lambda: successes(url) == 20.0, timeout=20, what="/metrics sums 20 successes", every=0.02
+    )  # whichever worker answers /metrics sums them all
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
 
@@ -106,7 +102,7 @@ def test_two_workers_answer_on_one_port_and_count_as_one_server(
             return True
         return False
 
-    wait_for(lambda: all(gone(pid) for pid in pids))
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=20, what="every mock worker exited", every=0.02)
 
 
 def test_counters_add_up_field_by_field() -> None:
